@@ -1,0 +1,49 @@
+"""Output helpers shared by every command: a rich table for people, JSON/YAML for scripts."""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from typing import Any, Callable
+
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Format(str, enum.Enum):
+    """``--format`` choices; every command supports table and json, most yaml too."""
+
+    table = "table"
+    json = "json"
+    yaml = "yaml"
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
+
+
+def dump_yaml(data: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120)
+
+
+def emit(data: Any, fmt: Format, table: Callable[[], Any] | None = None) -> None:
+    """Print ``data`` as JSON/YAML on stdout, or render ``table()`` (a rich renderable) for people."""
+    if fmt == Format.json:
+        sys.stdout.write(dump_json(data) + "\n")
+    elif fmt == Format.yaml:
+        sys.stdout.write(dump_yaml(data))
+    elif table is not None:
+        console.print(table())
+    else:
+        sys.stdout.write(dump_json(data) + "\n")
+
+
+def swatch(rgb) -> str:
+    """A coloured block for rich markup, e.g. ``[on rgb(128,64,128)]   [/]``."""
+    r, g, b = (int(v) for v in rgb)
+    return f"[on rgb({r},{g},{b})]    [/] {r:3d},{g:3d},{b:3d}"
