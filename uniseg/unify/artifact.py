@@ -1,0 +1,154 @@
+"""The union artifact folder: ``union.yaml`` plus ``remap/<dataset>.<encoding>.{csv,npy}``.
+
+``union.yaml`` records the fingerprint; loading re-computes it and refuses an edited file, and
+writing into a folder that holds another union is refused. ``resolve_union`` turns a
+``--union DIR|NAMES`` argument into a union and its label spaces.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Sequence
+
+from uniseg import __version__
+from uniseg.errors import ConfigError, FingerprintMismatch, UnisegError
+from uniseg.io import atomic_save_npy, atomic_write_text
+from uniseg.labelspaces.registry import Registry, default_registry
+from uniseg.labelspaces.schema import IGNORE, LabelSpace
+from uniseg.unify.lut import LookupTable, build_lut
+from uniseg.unify.union import UnionSpace, build_union, fingerprint_of, union_from_records
+
+UNION_FILE = "union.yaml"
+FORMAT = "uniseg.union/v1"
+CSV_COLUMNS = ["raw_id", "raw_name", "unified_index", "unified_name"]
+
+
+def union_to_dict(union: UnionSpace) -> dict:
+    """The ``union.yaml`` document (contract: top-level ``fingerprint`` and ``classes``)."""
+    return {
+        "format": FORMAT,
+        "generator": f"uniseg {__version__}",
+        "fingerprint": union.fingerprint,
+        "num_classes": union.num_classes,
+        "ignore_index": IGNORE,
+        "datasets": list(union.datasets),
+        "classes": [
+            {"index": c.index, "name": c.name, "colour": list(c.colour), "members": {d: list(n) for d, n in c.members.items()}}
+            for c in union.classes
+        ],
+    }
+
+
+def dump_union_yaml(union: UnionSpace) -> str:
+    import yaml
+
+    body = yaml.safe_dump(union_to_dict(union), sort_keys=False, allow_unicode=True, default_flow_style=None, width=200)
+    return f"# Unified label space written by uniseg {__version__}. Do not edit: the fingerprint guards it.\n" + body
+
+
+def remap_csv(lut: LookupTable) -> str:
+    """The remap table as CSV (columns ``raw_id,raw_name,unified_index,unified_name`` [,``colour``])."""
+    import csv
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    colour = lut.kind == "rgb"
+    writer.writerow(CSV_COLUMNS + (["colour"] if colour else []))
+    for r in lut.rows:
+        row = [r.raw_id, r.raw_name, r.unified_index, r.unified_name]
+        if colour:
+            row.append(" ".join(str(v) for v in r.colour))  # type: ignore[union-attr]
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def write_union_artifact(union: UnionSpace, spaces: Sequence[LabelSpace], out: str | Path) -> list[Path]:
+    """Write ``union.yaml`` and every remap table; refuse a folder made for another union."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UnisegError(f"--out {out}: exists and is not a folder")
+    existing = out / UNION_FILE
+    if existing.exists():
+        other = read_fingerprint(existing)
+        if other != union.fingerprint:
+            raise FingerprintMismatch(
+                f"{existing}: folder holds union {other}, not {union.fingerprint}; choose another --out or delete it"
+            )
+    written = []
+    for space in spaces:
+        for enc in space.encodings.values():
+            lut = build_lut(union, space, enc)
+            stem = out / "remap" / f"{space.name}.{enc.name}"
+            atomic_write_text(stem.with_suffix(stem.suffix + ".csv"), remap_csv(lut))
+            atomic_save_npy(stem.with_suffix(stem.suffix + ".npy"), lut.compact())
+            written += [stem.with_suffix(stem.suffix + ".csv"), stem.with_suffix(stem.suffix + ".npy")]
+    atomic_write_text(existing, dump_union_yaml(union))  # last: its presence means the folder is complete
+    return [existing, *written]
+
+
+def read_fingerprint(path: Path) -> str:
+    from uniseg.labelspaces.loader import read_yaml
+
+    doc = read_yaml(path)
+    if not isinstance(doc, dict) or "fingerprint" not in doc:
+        raise ConfigError(path, "no 'fingerprint' key: not a union written by 'uniseg labels union --out'")
+    return str(doc["fingerprint"])
+
+
+def load_union(folder: str | Path) -> UnionSpace:
+    """Read ``union.yaml`` from a folder (or the file itself) and verify its fingerprint."""
+    from uniseg.labelspaces.loader import read_yaml
+
+    path = Path(folder)
+    if path.is_dir():
+        path = path / UNION_FILE
+    if not path.exists():
+        raise UnisegError(f"{path}: no {UNION_FILE} here (write one with 'uniseg labels union NAME... --out DIR')")
+    doc = read_yaml(path)
+    if not isinstance(doc, dict):
+        raise ConfigError(path, "expected a mapping with fingerprint, datasets and classes")
+    for key in ("fingerprint", "datasets", "classes"):
+        if key not in doc:
+            raise ConfigError(path, f"missing required key {key!r}", key=key)
+    try:
+        union = union_from_records(doc["datasets"], doc["classes"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(path, f"malformed class record ({exc})", key="classes") from None
+    expected = str(doc["fingerprint"])
+    actual = fingerprint_of(union.classes)
+    if actual != expected:
+        raise FingerprintMismatch(
+            f"{path}: fingerprint {expected} does not match its classes ({actual}); the file was edited — rebuild it"
+        )
+    return union
+
+
+_SPLIT_NAMES = re.compile(r"[,+\s]+")
+
+
+def resolve_union(spec: str | Sequence[str], registry: Registry | None = None) -> tuple[UnionSpace, dict[str, LabelSpace]]:
+    """``--union`` value -> (union, label spaces of its datasets).
+
+    ``spec`` is an artifact folder (with ``union.yaml``) or dataset names (``a,b`` / ``a+b`` / a
+    list). A folder's datasets must still match the registry, else the union is refused.
+    """
+    registry = registry or default_registry()
+    if isinstance(spec, (list, tuple)):
+        names = [n for part in spec for n in _SPLIT_NAMES.split(part) if n]
+    else:
+        path = Path(spec)
+        if path.is_dir() or path.name == UNION_FILE:
+            union = load_union(path)
+            spaces = {}
+            for name in union.datasets:
+                space = registry.get(name)
+                union.check_member(space)
+                spaces[name] = space
+            return union, spaces
+        if ("/" in spec or spec.startswith(".")) and not path.exists():
+            raise UnisegError(f"--union {spec}: no such folder (give a folder written by 'uniseg labels union --out' or dataset names)")
+        names = [n for n in _SPLIT_NAMES.split(spec) if n]
+    spaces_list = registry.get_many(names)
+    return build_union(spaces_list), {s.name: s for s in spaces_list}
