@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from uniseg import __version__
@@ -64,29 +63,26 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--debug"]
     try:
         rv = app(args=args, prog_name="uniseg", standalone_mode=False)
-    except click.exceptions.UsageError as exc:
-        if debug:
-            raise
-        msg = exc.format_message()
-        cmd = exc.ctx.command_path if exc.ctx is not None else "uniseg"
-        print(f"error: {msg} (see '{cmd} --help')", file=sys.stderr)
-        sys.exit(2)
-    except click.exceptions.ClickException as exc:
-        if debug:
-            raise
-        print(f"error: {exc.format_message()}", file=sys.stderr)
-        sys.exit(2)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
     except UnisegError as exc:
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
-    except Exception as exc:  # a bug, still one line unless --debug
+    except Exception as exc:
+        # click's exceptions (typer vendors click in recent releases): matched by shape, not import
+        if type(exc).__name__ == "Abort":
+            print("error: interrupted", file=sys.stderr)
+            sys.exit(130)
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code") and not debug:
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None and type(exc).__name__ != "ClickException" else ""
+            print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
+            sys.exit(2)
         if debug:
             raise
         print(f"error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", file=sys.stderr)

@@ -1,0 +1,93 @@
+"""``uniseg labels`` as a user runs it: JSON for scripts, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import run_cli
+
+
+def test_list_json(authors):
+    res = run_cli("labels", "list", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    rows = {r["name"]: r for r in json.loads(res.stdout)}
+    assert rows["mapillary"]["classes"] == 65 and rows["idd"]["encodings"] == ["level3Ids", "id"]
+    assert set(rows) >= {"cityscapes", "bdd", "idd", "mapillary", "kitti", "wilddash", "camvid", "camvid-segnet"}
+
+
+def test_list_table_mentions_every_space():
+    res = run_cli("labels", "list")
+    assert res.returncode == 0 and "camvid-segnet" in res.stdout and "Mapillary" in res.stdout
+
+
+def test_show_json_and_yaml():
+    data = json.loads(run_cli("labels", "show", "idd", "--format", "json").stdout)
+    parking = data["classes"][1]
+    assert parking["name"] == "drivable fallback" and parking["unified"] == "parking"
+    assert parking["ids"] == {"level3Ids": [1], "id": [1, 2]}
+    assert data["encodings"]["id"]["void"] == [35, 36, 37, 38, 39]
+    ydata = yaml.safe_load(run_cli("labels", "show", "camvid", "--encoding", "rgb", "--format", "yaml").stdout)
+    assert len(ydata["values"]) == 32 and ydata["values"][0] == {"raw": [64, 128, 64], "name": "Animal", "class": None}
+
+
+def test_union_json(authors):
+    res = run_cli("labels", "union", "mapillary", "idd", "bdd", "cityscapes", "--format", "json")
+    data = json.loads(res.stdout)
+    assert [c["name"] for c in data["classes"]] == authors["unions"]["city_idd_bdd_mapillary"]
+    assert data["num_classes"] == 70 and data["datasets"] == ["mapillary", "idd", "bdd", "cityscapes"]
+
+
+def test_diff_json():
+    data = json.loads(run_cli("labels", "diff", "cityscapes", "mapillary", "--format", "json").stdout)
+    assert {r["unified"] for r in data["only_a"]} == {"rider", "train"}
+    assert len(data["shared"]) == 17
+    kinds = {(c["kind"], c.get("unified")) for c in data["collisions"]}
+    assert ("merged under another name", "traffic sign") in kinds
+
+
+def test_export_cli(tmp_path):
+    res = run_cli("labels", "export", "--union", "cityscapes,idd", "--to", "hf", "--out", str(tmp_path / "l.json"), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "l.json").read_text())["num_labels"] == 28  # BDD has the Cityscapes classes, so C+I = C+I+B = 28
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["labels", "show", "citscapes"], "unknown label space 'citscapes' (did you mean 'cityscapes'?"),
+        (["labels", "union", "cityscapes", "bdx"], "unknown label space 'bdx' (did you mean 'bdd'?"),
+        (["labels", "show", "cityscapes", "--encoding", "trainIdz"], "has no encoding 'trainIdz'; choose one of: labelIds, labelTrainIds"),
+        (["labels", "export", "--union", "cityscapes", "--to", "xml", "--out", "x"], "unknown export format 'xml'"),
+        (["labels", "remap", "--dataset", "cityscapes", "--union", "cityscapes", "/nonexistent/x.png", "--out", "o"], "/nonexistent/x.png: no such file or folder"),
+        (["labels", "union", "cityscapes", "--registry", "/nonexistent"], "--registry /nonexistent: not a folder"),
+        (["labels", "frobnicate"], "No such command"),
+    ],
+)
+def test_errors_are_one_line_exit_2(args, needle, tmp_path):
+    res = run_cli(*args, cwd=tmp_path)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert needle in res.stderr
+
+
+def test_debug_shows_traceback():
+    res = run_cli("--debug", "labels", "show", "citscapes")
+    assert res.returncode != 0 and "Traceback" in res.stderr
+
+
+def test_every_command_has_help():
+    for cmd in ("list", "show", "union", "diff", "remap", "export"):
+        res = run_cli("labels", cmd, "--help")
+        assert res.returncode == 0 and "Usage" in res.stdout, cmd
+
+
+def test_labels_commands_do_not_import_torch():
+    code = "import sys; from uniseg.cli.main import main\ntry:\n main(['labels','union','cityscapes','bdd','idd','mapillary','--format','json'])\nexcept SystemExit: pass\nassert 'torch' not in sys.modules, 'torch imported'"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr

@@ -1,0 +1,320 @@
+"""``uniseg labels``: inspect label spaces, build unions, remap label images, export tables.
+
+Thin layer: parse, call ``uniseg.labelspaces`` / ``uniseg.unify``, render. No torch import here,
+so these commands start fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from uniseg.cli.render import Format, console, emit, err_console, swatch
+from uniseg.errors import UnisegError
+from uniseg.labelspaces.registry import Registry
+
+app = typer.Typer(help="Label spaces, unions, remap tables and exports.", no_args_is_help=True)
+
+RegistryOpt = typer.Option(
+    None, "--registry", metavar="DIR", help="Extra folder of <name>.yaml label spaces (repeatable; also UNISEG_REGISTRY)."
+)
+FormatOpt = typer.Option(Format.table, "--format", "-f", help="Output: a table for people, json/yaml for scripts.")
+UnionOpt = typer.Option(..., "--union", "-u", metavar="DIR|NAMES", help="A folder from 'labels union --out', or dataset names (a,b,c).")
+
+
+def _registry(dirs: Optional[List[Path]]) -> Registry:
+    return Registry.from_dirs(dirs or [])
+
+
+@app.command("list")
+def list_(registry: Optional[List[Path]] = RegistryOpt, fmt: Format = FormatOpt) -> None:
+    """Registered label spaces with class counts, encodings and version."""
+    reg = _registry(registry)
+    rows = []
+    for space in reg.all():
+        rows.append(
+            {
+                "name": space.name,
+                "title": space.title,
+                "classes": space.num_classes,
+                "encodings": list(space.encodings),
+                "layouts": list(space.layouts),
+                "version": space.version,
+                "source": reg.origins[space.name],
+            }
+        )
+
+    def table() -> Table:
+        t = Table(title="Label spaces", title_justify="left")
+        for col in ("name", "title", "classes", "encodings", "layouts", "version", "source"):
+            t.add_column(col, justify="right" if col == "classes" else "left")
+        for r in rows:
+            t.add_row(r["name"], r["title"], str(r["classes"]), ", ".join(r["encodings"]), ", ".join(r["layouts"]), r["version"], r["source"])
+        return t
+
+    emit(rows, fmt, table)
+
+
+@app.command()
+def show(
+    name: str = typer.Argument(..., help="Label space name, e.g. cityscapes."),
+    encoding: Optional[str] = typer.Option(None, "--encoding", "-e", help="Also list every raw value of this encoding."),
+    registry: Optional[List[Path]] = RegistryOpt,
+    fmt: Format = FormatOpt,
+) -> None:
+    """Classes in training order with their raw ids per encoding, unified names and colours."""
+    space = _registry(registry).get(name)
+    raw_ids: dict[str, dict[int, list]] = {}
+    for enc in space.encodings.values():
+        per: dict[int, list] = {}
+        for v in enc.values:
+            if v.cls is not None:
+                per.setdefault(v.cls, []).append(list(v.value) if enc.kind == "rgb" else v.value)
+        raw_ids[enc.name] = per
+    data = {
+        "name": space.name,
+        "title": space.title,
+        "version": space.version,
+        "homepage": space.homepage,
+        "license": space.license,
+        "source": str(space.source),
+        "classes": [
+            {
+                "index": c.index,
+                "name": c.name,
+                "unified": c.unified,
+                "colour": list(c.colour),
+                "ids": {e: raw_ids[e].get(c.index, []) for e in space.encodings},
+            }
+            for c in space.classes
+        ],
+        "encodings": {
+            e.name: {
+                "kind": e.kind,
+                "description": e.description,
+                "void": [list(v) if e.kind == "rgb" else v for v in e.void_values],
+            }
+            for e in space.encodings.values()
+        },
+        "layouts": {
+            lay.name: {
+                "image": lay.image,
+                "labels": {s.name: s.pattern for s in lay.labels},
+                "splits": {s.name: {"dir": s.dir, "size": s.size, "labelled": s.labelled} for s in lay.splits.values()},
+            }
+            for lay in space.layouts.values()
+        },
+    }
+    enc = space.encoding(encoding) if encoding else None
+    if enc is not None:
+        data["values"] = [
+            {"raw": list(v.value) if enc.kind == "rgb" else v.value, "name": v.name, "class": None if v.cls is None else space.classes[v.cls].name}
+            for v in enc.values
+        ]
+
+    def table():
+        from rich.console import Group
+
+        t = Table(title=f"{space.title} ({space.name}) — {space.num_classes} classes, {space.version}", title_justify="left")
+        t.add_column("#", justify="right")
+        t.add_column("name")
+        t.add_column("unified")
+        for e in space.encodings:
+            t.add_column(f"{e} ids")
+        t.add_column("colour")
+        for c in data["classes"]:
+            ids = [", ".join(str(tuple(x)) if isinstance(x, list) else str(x) for x in c["ids"][e]) for e in space.encodings]
+            uni = c["unified"] if c["unified"] != c["name"] else f"[dim]{c['unified']}[/]"
+            t.add_row(str(c["index"]), c["name"], uni, *ids, swatch(c["colour"]))
+        parts = [t]
+        voids = Table(title="Encodings", title_justify="left")
+        for col in ("encoding", "kind", "void values", "description"):
+            voids.add_column(col)
+        for e, info in data["encodings"].items():
+            shown = ", ".join(str(tuple(v)) if isinstance(v, list) else str(v) for v in info["void"])
+            voids.add_row(e, info["kind"], shown or "-", info["description"])
+        parts.append(voids)
+        if enc is not None:
+            vt = Table(title=f"Raw values of {enc.name}", title_justify="left")
+            for col in ("raw", "raw name", "class"):
+                vt.add_column(col)
+            for v in data["values"]:
+                vt.add_row(str(tuple(v["raw"])) if isinstance(v["raw"], list) else str(v["raw"]), v["name"], v["class"] or "[dim]void[/]")
+            parts.append(vt)
+        return Group(*parts)
+
+    emit(data, fmt, table)
+
+
+@app.command()
+def union(
+    names: List[str] = typer.Argument(..., help="Label space names, e.g. cityscapes bdd idd mapillary."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write union.yaml and remap/<dataset>.<encoding>.{csv,npy} here."),
+    registry: Optional[List[Path]] = RegistryOpt,
+    fmt: Format = FormatOpt,
+) -> None:
+    """The union of label spaces: classes merged on unified names, sorted alphabetically."""
+    from uniseg.unify.artifact import resolve_union, union_to_dict, write_union_artifact
+
+    uni, spaces = resolve_union(list(names), _registry(registry))
+    written = write_union_artifact(uni, list(spaces.values()), out) if out is not None else []
+    data = union_to_dict(uni)
+    if out is not None:
+        data["written"] = [str(p) for p in written]
+
+    def table() -> Table:
+        t = Table(title=f"Union of {', '.join(uni.datasets)}: {uni.num_classes} classes, fingerprint {uni.fingerprint}", title_justify="left")
+        t.add_column("#", justify="right")
+        t.add_column("name")
+        t.add_column("colour")
+        for d in uni.datasets:
+            t.add_column(d)
+        for c in uni.classes:
+            t.add_row(str(c.index), c.name, swatch(c.colour), *[", ".join(c.members.get(d, ())) for d in uni.datasets])
+        if out is not None:
+            t.caption = f"wrote {out}/union.yaml and {len(written) - 1} remap files"
+        return t
+
+    emit(data, fmt, table)
+
+
+@app.command()
+def diff(
+    a: str = typer.Argument(..., help="First label space."),
+    b: str = typer.Argument(..., help="Second label space."),
+    registry: Optional[List[Path]] = RegistryOpt,
+    fmt: Format = FormatOpt,
+) -> None:
+    """Classes shared by A and B, only in A, only in B, and name collisions."""
+    from uniseg.unify.diff import diff_labelspaces
+
+    reg = _registry(registry)
+    d = diff_labelspaces(reg.get(a), reg.get(b))
+
+    def table():
+        from rich.console import Group
+
+        t = Table(title=f"{d.a} vs {d.b}: {len(d.shared)} shared, {len(d.only_a)} only in {d.a}, {len(d.only_b)} only in {d.b}", title_justify="left")
+        t.add_column("unified")
+        t.add_column(d.a)
+        t.add_column(d.b)
+        for r in d.shared:
+            t.add_row(r["unified"], r["a"], r["b"])
+        for r in d.only_a:
+            t.add_row(r["unified"], r["name"], "[dim]-[/]")
+        for r in d.only_b:
+            t.add_row(r["unified"], "[dim]-[/]", r["name"])
+        c = Table(title=f"Name collisions ({len(d.collisions)})", title_justify="left")
+        c.add_column("kind")
+        c.add_column("detail")
+        for r in d.collisions:
+            c.add_row(r["kind"], ", ".join(f"{k}={v}" for k, v in r.items() if k != "kind"))
+        return Group(t, c)
+
+    emit(d.to_dict(), fmt, table)
+
+
+@app.command()
+def remap(
+    sources: List[Path] = typer.Argument(..., help="Label images or folders (searched recursively)."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Label space the sources are labelled in."),
+    union_spec: str = UnionOpt,
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the unified-id PNGs (the source tree is kept)."),
+    encoding: Optional[str] = typer.Option(None, "--encoding", "-e", help="How the sources store ids (default: the dataset's first encoding)."),
+    workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-w", min=1, help="Parallel processes."),
+    strict: bool = typer.Option(False, "--strict", help="Treat any unknown raw value as an error (file not written)."),
+    registry: Optional[List[Path]] = RegistryOpt,
+    fmt: Format = FormatOpt,
+) -> None:
+    """Remap label images into unified ids with the lookup table (resumable, atomic, parallel)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from uniseg.unify.artifact import resolve_union
+    from uniseg.unify.lut import build_lut
+    from uniseg.unify.remap import format_value, remap_paths
+
+    reg = _registry(registry)
+    uni, spaces = resolve_union(union_spec, reg)
+    space = spaces.get(dataset) or reg.get(dataset)
+    if space.name in uni.datasets:
+        uni.check_member(space)
+    lut = build_lut(uni, space, encoding)
+    show_bar = fmt == Format.table and console.is_terminal
+    with Progress(
+        TextColumn("remap {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err_console, disable=not show_bar, transient=True,
+    ) as progress:
+        task = progress.add_task(f"{lut.dataset}.{lut.encoding}", total=None)
+        report = remap_paths(
+            lut, [str(s) for s in sources], out, workers=workers, strict=strict,
+            on_start=lambda total, skipped: progress.update(task, total=total, completed=skipped),
+            on_result=lambda r: progress.advance(task) if r.status != "skipped" else None,
+        )
+    data = {
+        "dataset": report.dataset,
+        "encoding": report.encoding,
+        "fingerprint": report.fingerprint,
+        "out": report.out,
+        "done": report.count("done"),
+        "skipped": report.count("skipped"),
+        "failed": report.count("error"),
+        "unknown_pixels": report.unknown_pixels,
+        "files": [
+            {"src": f.src, "dst": f.dst, "status": f.status, "unknown": {format_value(k, lut): v for k, v in f.unknown.items()}, "error": f.error}
+            for f in report.files
+            if f.status == "error" or f.unknown
+        ],
+    }
+
+    def table() -> Table:
+        t = Table(
+            title=f"Remapped {data['dataset']}.{data['encoding']} -> union {data['fingerprint']}: "
+            f"{data['done']} written, {data['skipped']} already done, {data['failed']} failed",
+            title_justify="left",
+        )
+        t.add_column("file")
+        t.add_column("status")
+        t.add_column("unknown raw values (pixels)")
+        t.add_column("error")
+        for f in data["files"]:
+            unk = ", ".join(f"{k}: {v}" for k, v in sorted(f["unknown"].items()))
+            t.add_row(f["src"], f["status"], unk or "-", f["error"] or "-")
+        if not data["files"]:
+            t.caption = "no unknown values, no errors"
+        return t
+
+    emit(data, fmt, table)
+    if not report.ok:
+        first = next(f for f in report.files if f.status == "error")
+        raise UnisegError(f"{data['failed']} of {len(report.files)} files failed; first: {first.src}: {first.error}")
+
+
+@app.command()
+def export(
+    union_spec: str = UnionOpt,
+    to: str = typer.Option(..., "--to", "-t", help="csv, json, npy, mseg-tsv, mmseg, detectron2 or hf."),
+    out: Path = typer.Option(..., "--out", "-o", help="File to write (a folder for npy)."),
+    registry: Optional[List[Path]] = RegistryOpt,
+    fmt: Format = FormatOpt,
+) -> None:
+    """Export the union and its remap tables for other codebases."""
+    from uniseg.unify.artifact import resolve_union
+    from uniseg.unify.exports import EXPORTERS, export as do_export
+
+    uni, spaces = resolve_union(union_spec, _registry(registry))
+    written = do_export(uni, list(spaces.values()), to, out)
+    data = {"format": to, "fingerprint": uni.fingerprint, "written": [str(p) for p in written]}
+
+    def table() -> Table:
+        t = Table(title=f"Exported union {uni.fingerprint} as {to}: {EXPORTERS[to][1]}", title_justify="left")
+        t.add_column("file")
+        t.add_column("bytes", justify="right")
+        for p in written:
+            t.add_row(str(p), str(p.stat().st_size))
+        return t
+
+    emit(data, fmt, table)
