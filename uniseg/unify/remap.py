@@ -85,30 +85,22 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def decode_label(path: Path, lut: LookupTable) -> np.ndarray:
-    """Raw label values as the encoding needs them: ids (L / P indices / 16-bit) or RGB colours."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            if lut.kind == "rgb":
-                if mode in ("RGB", "RGBA"):
-                    return np.asarray(img)[..., :3]
-                if mode == "P":
-                    return np.asarray(img.convert("RGB"))
-                raise ValueError(f"{mode} image, expected RGB colours for encoding {lut.encoding!r}")
-            if mode in ("L", "P"):  # P: the palette index is the id (Mapillary); never convert to RGB
-                return np.asarray(img)
-            if mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(img)
-                return arr.astype(np.uint16) if arr.min(initial=0) >= 0 and arr.max(initial=0) < 65536 else arr
-            raise ValueError(f"{mode} image, expected single-channel ids for encoding {lut.encoding!r} (is this a photo, not a label?)")
-    except UnidentifiedImageError:
-        raise ValueError("not an image file Pillow can read") from None
-    except OSError as exc:
-        raise ValueError(f"unreadable image: {exc}") from None
+def decode_label(img, lut: LookupTable) -> np.ndarray:
+    """Raw label values of an opened Pillow image as the encoding needs them: ids (L / P
+    indices / 16-bit) or RGB colours. A photo where ids are expected is refused."""
+    mode = img.mode
+    if lut.kind == "rgb":
+        if mode in ("RGB", "RGBA"):
+            return np.asarray(img)[..., :3]
+        if mode == "P":
+            return np.asarray(img.convert("RGB"))
+        raise ValueError(f"{mode} image, expected RGB colours for encoding {lut.encoding!r}")
+    if mode in ("L", "P"):  # P: the palette index is the id (Mapillary); never convert to RGB
+        return np.asarray(img)
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img)
+        return arr.astype(np.uint16) if arr.min(initial=0) >= 0 and arr.max(initial=0) < 65536 else arr
+    raise ValueError(f"{mode} image, expected single-channel ids for encoding {lut.encoding!r} (is this a photo, not a label?)")
 
 
 _WORKER_LUT: LookupTable | None = None
@@ -121,16 +113,27 @@ def _init_worker(lut: LookupTable) -> None:
 
 def remap_file(src: Path, dst: Path, lut: LookupTable, strict: bool = False) -> FileResult:
     """Remap one file; never raises for bad data (the result says what went wrong)."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     try:
-        raw = decode_label(src, lut)
-        unknown = lut.unknown_counts(raw)
-        pixels = int(raw.shape[0] * raw.shape[1])
+        try:
+            with Image.open(src) as img:
+                img.load()
+                pixels = img.width * img.height
+                if lut.accepts_image(img.mode):  # 8-bit ids: Pillow's C lookup, no numpy round trip
+                    out, unknown = lut.apply_image(img)
+                else:
+                    raw = decode_label(img, lut)
+                    unknown = lut.unknown_counts(raw)
+                    out = None if strict and unknown else Image.fromarray(lut.apply(raw), mode="L")
+        except UnidentifiedImageError:
+            raise ValueError("not an image file Pillow can read") from None
+        except OSError as exc:
+            raise ValueError(f"unreadable image: {exc}") from None
         if strict and unknown:
             values = ", ".join(f"{_fmt_value(v, lut)} ({n} px)" for v, n in sorted(unknown.items()))
             return FileResult(str(src), str(dst), "error", unknown, f"unknown raw values: {values}", pixels)
-        atomic_save_image(dst, Image.fromarray(lut.apply(raw), mode="L"), format="PNG")
+        atomic_save_image(dst, out, format="PNG")
         return FileResult(str(src), str(dst), "done", unknown, "", pixels)
     except (ValueError, OSError) as exc:
         return FileResult(str(src), str(dst), "error", {}, str(exc))
