@@ -96,8 +96,16 @@ def test_missing_union_folder(tmp_path, registry):
     with pytest.raises(UnisegError, match="no such folder"):
         resolve_union(str(tmp_path / "nope") + "/", registry)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UnisegError, match="no union.yaml here"):
+    with pytest.raises(UnisegError, match="no union.yaml in this folder"):
         resolve_union(str(tmp_path / "empty"), registry)
+
+
+def test_dataset_folder_named_like_a_dataset_is_not_a_union(tmp_path, registry, monkeypatch):
+    """Users keep dataset roots such as ./cityscapes next to their commands: names still win."""
+    (tmp_path / "cityscapes").mkdir()
+    monkeypatch.chdir(tmp_path)
+    union, spaces = resolve_union("cityscapes", registry)
+    assert union.num_classes == 19 and list(spaces) == ["cityscapes"]
 
 
 def _expected_maps(union, spaces):

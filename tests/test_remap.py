@@ -137,3 +137,17 @@ def test_remap_cli(tmp_path, registry):
     res = run_cli(*args)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().count("\n") == 0 and "1 of 4 files failed" in res.stderr and "junk_gtFine_labelIds.png" in res.stderr
+
+
+def test_remap_dataset_outside_union_reports_lost_classes(tmp_path):
+    rgb = np.zeros((2, 2, 3), dtype=np.uint8)
+    rgb[0, 0] = (0, 128, 192)  # Bicyclist: Cityscapes+BDD have no 'bicyclist'
+    rgb[0, 1] = (128, 64, 128)  # Road
+    Image.fromarray(rgb, mode="RGB").save(tmp_path / "0001TP_006690_L.png")
+    res = run_cli("labels", "remap", "--dataset", "camvid", "--union", "cityscapes,bdd", str(tmp_path / "0001TP_006690_L.png"),
+                  "--out", str(tmp_path / "out"), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["classes_not_in_union"] == ["Bicyclist"]
+    out = np.asarray(Image.open(tmp_path / "out" / "0001TP_006690_L.png"))
+    # alphabetical: bicycle building bus car fence motorcycle person pole rider road -> 'road' is 9
+    assert out[0, 0] == 255 and out[0, 1] == 9

@@ -254,6 +254,7 @@ def remap(
             on_start=lambda total, skipped: progress.update(task, total=total, completed=skipped),
             on_result=lambda r: progress.advance(task) if r.status != "skipped" else None,
         )
+    outside = [c.name for c in space.classes if uni.index_of(c.unified) is None]
     data = {
         "dataset": report.dataset,
         "encoding": report.encoding,
@@ -263,6 +264,7 @@ def remap(
         "skipped": report.count("skipped"),
         "failed": report.count("error"),
         "unknown_pixels": report.unknown_pixels,
+        "classes_not_in_union": outside,
         "files": [
             {"src": f.src, "dst": f.dst, "status": f.status, "unknown": {format_value(k, lut): v for k, v in f.unknown.items()}, "error": f.error}
             for f in report.files
@@ -283,8 +285,10 @@ def remap(
         for f in data["files"]:
             unk = ", ".join(f"{k}: {v}" for k, v in sorted(f["unknown"].items()))
             t.add_row(f["src"], f["status"], unk or "-", f["error"] or "-")
-        if not data["files"]:
-            t.caption = "no unknown values, no errors"
+        notes = [] if data["files"] else ["no unknown values, no errors"]
+        if outside:
+            notes.append(f"{space.name} classes the union lacks, written as 255: {', '.join(outside)}")
+        t.caption = "; ".join(notes) or None
         return t
 
     emit(data, fmt, table)

@@ -139,7 +139,13 @@ def resolve_union(spec: str | Sequence[str], registry: Registry | None = None) -
         names = [n for part in spec for n in _SPLIT_NAMES.split(part) if n]
     else:
         path = Path(spec)
-        if path.is_dir() or path.name == UNION_FILE:
+        names = [n for n in _SPLIT_NAMES.split(spec) if n]
+        is_artifact = (path.is_dir() and (path / UNION_FILE).exists()) or (path.is_file() and path.name == UNION_FILE)
+        if not is_artifact and path.is_dir() and not all(n in registry for n in names):
+            raise UnisegError(f"--union {spec}: no {UNION_FILE} in this folder (write one with 'uniseg labels union NAME... --out DIR')")
+        if not is_artifact and ("/" in spec or spec.startswith(".")) and not path.exists():
+            raise UnisegError(f"--union {spec}: no such folder (give a folder written by 'uniseg labels union --out' or dataset names)")
+        if is_artifact:
             union = load_union(path)
             spaces = {}
             for name in union.datasets:
@@ -147,8 +153,5 @@ def resolve_union(spec: str | Sequence[str], registry: Registry | None = None) -
                 union.check_member(space)
                 spaces[name] = space
             return union, spaces
-        if ("/" in spec or spec.startswith(".")) and not path.exists():
-            raise UnisegError(f"--union {spec}: no such folder (give a folder written by 'uniseg labels union --out' or dataset names)")
-        names = [n for n in _SPLIT_NAMES.split(spec) if n]
     spaces_list = registry.get_many(names)
     return build_union(spaces_list), {s.name: s for s in spaces_list}
