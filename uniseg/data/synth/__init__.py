@@ -1,0 +1,273 @@
+"""The synthetic road world (issue #4): street scenes written as every registry dataset.
+
+``synthesize(out)`` draws procedural street scenes from a fine ground truth (``fine.yaml``) and
+writes one dataset per registry entry under ``out/<registry name>/`` in that dataset's real
+layout, file names and label encoding, labelled with its taxonomy through ``mapping.yaml``
+(a bicyclist is 'rider' in Cityscapes and 'Bicyclist' in Mapillary). Each dataset has its own
+visual domain and object statistics (``domains.yaml``). The planted relations (which fine
+classes each dataset folds into which of its classes) go to ``out/planted_relations.yaml``.
+
+Deterministic: image ``i`` of dataset ``d`` comes from ``numpy.random.default_rng([seed,
+crc32(d), i])``, so output is identical byte for byte for a seed, whatever other datasets are
+requested and however the work is spread over processes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from uniseg.data.synth.planted import planted_relations, write_planted
+from uniseg.data.synth.spec import (
+    DatasetMapping,
+    Sample,
+    dataset_id,
+    domain,
+    fine_classes,
+    fine_index,
+    load_mapping,
+    mapping_names,
+    plan_samples,
+)
+from uniseg.errors import UnisegError
+from uniseg.io import atomic_save_image, atomic_write_text
+from uniseg.labelspaces.registry import Registry, default_registry
+
+__all__ = [
+    "SynthReport",
+    "SceneSample",
+    "synthesize",
+    "sample_scene",
+    "encode_label",
+    "plan_samples",
+    "load_mapping",
+    "fine_classes",
+    "fine_index",
+    "PLANTED_FILE",
+    "MARKER",
+]
+
+PLANTED_FILE = "planted_relations.yaml"
+MARKER = ".uniseg-synth"  # written in each synthetic dataset root; a later run may replace such a folder
+_LOOK_SALT = 0x4C4F4F4B  # 'LOOK': the per-dataset palette stream (independent of the seed)
+_ENV_WORKERS = "UNISEG_SYNTH_WORKERS"
+
+
+@dataclass
+class SynthReport:
+    out: Path
+    datasets: dict[str, int]  # registry name -> images written
+    planted_relations: Path
+    seconds: float
+    skipped: dict[str, str] = field(default_factory=dict)  # registry name -> why it was not written
+
+
+@dataclass
+class SceneSample:
+    """One synthetic image and its fine ground truth (fine ids of ``fine.yaml``)."""
+
+    fine: np.ndarray  # (H, W) uint8
+    image: np.ndarray  # (H, W, 3) uint8
+    kind: str  # urban / residential / rural
+    night: bool
+
+
+def _palette(name: str, dom: dict):
+    from uniseg.data.synth.scene import domain_palette
+
+    return domain_palette(np.random.default_rng([_LOOK_SALT, dataset_id(name)]), float(dom["look"]["palette_jitter"]))
+
+
+def sample_scene(dataset: str, index: int, *, seed: int = 0, size: tuple[int, int] = (256, 512),
+                 _dom: dict | None = None, _pal=None) -> SceneSample:
+    """Image ``index`` of synthetic dataset ``dataset`` for ``seed``: what ``synthesize`` writes, before encoding."""
+    from uniseg.data.synth.render import render
+    from uniseg.data.synth.scene import make_scene
+
+    dom = _dom if _dom is not None else domain(dataset)
+    pal = _pal if _pal is not None else _palette(dataset, dom)
+    rng = np.random.default_rng([int(seed), dataset_id(dataset), int(index)])
+    scene = make_scene(rng, int(size[0]), int(size[1]), dom, pal)
+    image = render(scene, dom["look"], rng)
+    return SceneSample(scene.fine, image, scene.kind, scene.night)
+
+
+def encode_label(fine: np.ndarray, mapping: DatasetMapping, lut: np.ndarray | None = None) -> Image.Image:
+    """The dataset's label image for a fine label: raw values from the registry encoding."""
+    lut = mapping.lut() if lut is None else lut
+    img = Image.fromarray(np.ascontiguousarray(lut[fine]))  # 'RGB' for (H, W, 3), 'L' for (H, W)
+    if mapping.mode == "P":
+        img.putpalette(list(mapping.palette))  # an 'L' image with a palette becomes 'P', values unchanged
+    return img
+
+
+def _save_image(path: Path, rgb: np.ndarray, quality: int) -> None:
+    img = Image.fromarray(rgb)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        atomic_save_image(path, img, quality=int(quality))
+    else:
+        atomic_save_image(path, img, compress_level=1)
+
+
+def _write_chunk(name: str, root: str, mapping: DatasetMapping, samples: list[Sample], seed: int,
+                 size: tuple[int, int], dom: dict, report: Callable[[int], None] | None = None) -> tuple[str, int, np.ndarray]:
+    """Render and write ``samples`` of one dataset; returns (name, images written, fine pixel counts)."""
+    pal = _palette(name, dom)
+    lut = mapping.lut()
+    counts = np.zeros(len(fine_classes()), np.int64)
+    quality = int(dom["look"]["jpeg_quality"])
+    base = Path(root)
+    for i, s in enumerate(samples):
+        sc = sample_scene(name, s.index, seed=seed, size=size, _dom=dom, _pal=pal)
+        counts += np.bincount(sc.fine.ravel(), minlength=counts.size)[: counts.size]
+        _save_image(base / s.image, sc.image, quality)
+        atomic_save_image(base / s.label, encode_label(sc.fine, mapping, lut), format="PNG", compress_level=6)
+        if report is not None:
+            report(i + 1)
+    return name, len(samples), counts
+
+
+def _chunk_job(args: tuple) -> tuple[str, int, np.ndarray]:
+    return _write_chunk(*args)
+
+
+def _workers(total_pixels: int, tasks: int) -> int:
+    env = os.environ.get(_ENV_WORKERS)
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise UnisegError(f"{_ENV_WORKERS}={env!r}: expected a whole number of processes") from None
+    if total_pixels < 3_000_000 or tasks < 2:  # a few small images: processes cost more than they save
+        return 1
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, tasks, 8))
+
+
+def _check_root(root: Path) -> bool:
+    """May the dataset folder be written? True if it holds an earlier synth run (to be replaced)."""
+    if not root.exists():
+        return False
+    if not root.is_dir():
+        raise UnisegError(f"{root} exists and is not a folder (choose another --out)")
+    if not any(root.iterdir()):
+        return False
+    if not (root / MARKER).is_file():
+        raise UnisegError(f"{root} exists and was not written by 'uniseg data synth' (remove it or choose another --out)")
+    return True
+
+
+def synthesize(
+    out: Path,
+    *,
+    images: int = 24,
+    size: tuple[int, int] = (256, 512),
+    seed: int = 0,
+    datasets: Sequence[str] | None = None,
+    registry: Registry | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> SynthReport:
+    """Write the synthetic road world: ``out/<dataset>/`` in each dataset's layout, and ``out/planted_relations.yaml``.
+
+    ``images`` per dataset (split over its labelled splits, most in train), ``size`` = (height, width),
+    ``datasets`` = registry names (default: every registry entry with a layout and a fine mapping).
+    ``progress(dataset, done, total)`` is called as images are written.
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UnisegError(f"--out {out}: exists and is not a folder")
+    if isinstance(images, bool) or not isinstance(images, (int, np.integer)) or images < 1:
+        raise UnisegError(f"--images must be a whole number >= 1, got {images!r}")
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise UnisegError(f"--size must be HEIGHTxWIDTH, got {size!r}") from None
+    if not (16 <= h <= 4096 and 16 <= w <= 4096):
+        raise UnisegError(f"--size {h}x{w}: height and width must be 16..4096 pixels")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UnisegError(f"--seed must be a whole number >= 0, got {seed!r}")
+    reg = registry or default_registry()
+
+    skipped: dict[str, str] = {}
+    if datasets is None:
+        mapped = set(mapping_names())
+        names = []
+        for n in reg.names:
+            if not reg.get(n).layouts:
+                skipped[n] = "no layout in the registry"
+            elif n not in mapped:
+                skipped[n] = "no fine-class mapping in uniseg/data/synth/mapping.yaml"
+            else:
+                names.append(n)
+    else:
+        names = [s.name for s in reg.get_many(list(datasets))]
+    if not names:
+        raise UnisegError("no dataset to synthesise (the registry has no entry with a layout and a fine mapping)")
+
+    # validate everything before writing anything
+    spaces = {n: reg.get(n) for n in names}
+    mappings = {n: load_mapping(spaces[n]) for n in names}
+    plans = {n: plan_samples(spaces[n], images, seed, mappings[n]) for n in names}
+    doms = {n: domain(n) for n in names}
+
+    replace = {n: _check_root(out / n) for n in names}  # refuse before touching anything
+    out.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        root = out / n
+        if replace[n]:
+            shutil.rmtree(root)
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(root / MARKER, f"written by uniseg data synth: seed {seed}, {images} images, size {h}x{w}\n")
+
+    chunk = 6
+    tasks = []
+    for n in names:
+        ps = plans[n]
+        for i in range(0, len(ps), chunk):
+            tasks.append((n, str(out / n), mappings[n], ps[i : i + chunk], int(seed), (h, w), doms[n]))
+    done = {n: 0 for n in names}
+    pixels = {n: np.zeros(len(fine_classes()), np.int64) for n in names}
+    workers = _workers(images * len(names) * h * w, len(tasks))
+    if workers == 1:
+        for task in tasks:
+            n = task[0]
+            start = done[n]
+
+            def report(k: int, n: str = n, start: int = start) -> None:
+                if progress is not None:
+                    progress(n, start + k, len(plans[n]))
+
+            _, count, px = _write_chunk(*task, report=report)
+            done[n] += count
+            pixels[n] += px
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_chunk_job, t) for t in tasks]
+            for fut in as_completed(futures):
+                n, count, px = fut.result()
+                done[n] += count
+                pixels[n] += px
+                if progress is not None:
+                    progress(n, done[n], len(plans[n]))
+
+    fines = [f.name for f in fine_classes()]
+    doc = planted_relations(
+        spaces, mappings, done,
+        {n: {fines[i]: int(v) for i, v in enumerate(pixels[n])} for n in names},
+        seed=seed, size=(h, w), images_per_dataset=images,
+    )
+    planted = out / PLANTED_FILE
+    write_planted(planted, doc)
+    return SynthReport(out=out, datasets=done, planted_relations=planted, seconds=time.perf_counter() - t0, skipped=skipped)

@@ -1,0 +1,127 @@
+"""The planted relations: which fine classes each synthetic dataset folds into which of its classes.
+
+Written as ``planted_relations.yaml`` beside the synthetic datasets so that relation mining
+(Eq. 7 of the paper) can be scored against the truth. The file is documented in its header.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from uniseg.data.synth.spec import DatasetMapping, fine_classes
+from uniseg.io import atomic_write_text
+from uniseg.labelspaces.schema import LabelSpace
+
+FORMAT = "uniseg-planted-relations/1"
+
+HEADER = """\
+# Relations planted in the synthetic road world by `uniseg data synth` (format {format}).
+#
+# Every scene is drawn with fine classes (fine_classes below); each dataset's labels were written
+# by mapping every fine class to one of the dataset's classes or to void, as its annotators would.
+#
+# datasets.<name>:
+#   encoding     the label encoding the files were written in
+#   images       images written
+#   classes      official class name -> {{unified: its name in a union, fine: fine classes written
+#                as that class}}; classes that no fine class maps to are left out
+#   void         fine classes written as void (not part of the dataset's label space)
+#   raw          fine class -> name of the raw value written for it (void values included)
+#   fine_pixels  pixels of each fine class drawn in this dataset (support of each relation)
+#
+# relations: the ground truth for relation mining. One row per (dataset, class, other unified
+#   class): every fine class of `class` in `dataset` is also inside a class whose unified name is
+#   `secondary` in each dataset of `holds_in` — so a pixel of `primary` is also a `secondary`
+#   (bicyclist -> rider, lane marking - general -> road). kind: 'equivalent' when the fine sets are
+#   equal in every holder, else 'subset'. pixels: support of the primary class in `dataset`.
+#   For a training set S, the expected relations are the rows with dataset in S and at least one
+#   holder in S. `pairs` lists each (primary, secondary) once with the datasets it comes from.
+"""
+
+
+def _fold_table(space: LabelSpace, mapping: DatasetMapping) -> dict[str, dict]:
+    folds = mapping.folds()
+    out: dict[str, dict] = {}
+    for c in space.classes:
+        if c.name in folds:
+            out[c.name] = {"unified": c.unified, "fine": list(folds[c.name])}
+    return out
+
+
+def planted_relations(
+    spaces: dict[str, LabelSpace],
+    mappings: dict[str, DatasetMapping],
+    images: dict[str, int],
+    pixels: dict[str, dict[str, int]],
+    *,
+    seed: int,
+    size: tuple[int, int],
+    images_per_dataset: int,
+) -> dict:
+    """The document written to planted_relations.yaml (plain data)."""
+    fines = [f.name for f in fine_classes()]
+    datasets: dict[str, dict] = {}
+    sets: dict[str, list[tuple[str, str, frozenset]]] = {}  # dataset -> [(class, unified, fine set)]
+    for name, mapping in mappings.items():
+        space = spaces[name]
+        table = _fold_table(space, mapping)
+        datasets[name] = {
+            "encoding": mapping.encoding.name,
+            "images": images.get(name, 0),
+            "classes": table,
+            "void": list(mapping.folds().get(None, [])),
+            "raw": {t.fine: t.raw_name for t in mapping.targets},
+            "fine_pixels": {f: int(n) for f, n in pixels.get(name, {}).items() if n},
+        }
+        sets[name] = [(cname, row["unified"], frozenset(row["fine"])) for cname, row in table.items()]
+
+    relations = []
+    for d, rows in sets.items():
+        for cname, unified, fset in rows:
+            support = sum(pixels.get(d, {}).get(f, 0) for f in fset)
+            found: dict[str, list[tuple[str, bool]]] = {}
+            for d2, rows2 in sets.items():
+                if d2 == d:
+                    continue
+                for _c2, u2, fset2 in rows2:
+                    if u2 != unified and fset <= fset2:
+                        found.setdefault(u2, []).append((d2, fset == fset2))
+            for u2 in sorted(found):
+                holders = found[u2]
+                relations.append({
+                    "dataset": d,
+                    "class": cname,
+                    "primary": unified,
+                    "secondary": u2,
+                    "kind": "equivalent" if all(eq for _, eq in holders) else "subset",
+                    "holds_in": sorted(h for h, _ in holders),
+                    "pixels": int(support),
+                })
+    pairs: dict[tuple[str, str], set[str]] = {}
+    for r in relations:
+        pairs.setdefault((r["primary"], r["secondary"]), set()).add(r["dataset"])
+    return {
+        "format": FORMAT,
+        "seed": int(seed),
+        "images": int(images_per_dataset),
+        "size": [int(size[0]), int(size[1])],
+        "fine_classes": fines,
+        "datasets": datasets,
+        "relations": relations,
+        "pairs": [{"primary": p, "secondary": s, "datasets": sorted(ds)} for (p, s), ds in sorted(pairs.items())],
+    }
+
+
+def write_planted(path: Path, doc: dict) -> None:
+    head = {k: doc[k] for k in ("format", "seed", "images", "size")}
+    rest = {k: v for k, v in doc.items() if k not in head and k != "fine_classes"}
+    opts = dict(sort_keys=False, allow_unicode=True, width=200)
+    text = (
+        HEADER.format(format=FORMAT)
+        + yaml.safe_dump(head, default_flow_style=None, **opts)
+        + yaml.safe_dump({"fine_classes": doc["fine_classes"]}, default_flow_style=False, **opts)
+        + yaml.safe_dump(rest, default_flow_style=None, **opts)
+    )
+    atomic_write_text(path, text)
