@@ -58,6 +58,8 @@ def test_members_record_official_names(registry):
     assert dict(by_name["traffic sign"].members) == {"cityscapes": ("traffic sign",), "bdd": ("traffic sign",), "idd": ("traffic sign",), "mapillary": ("Traffic Sign (Front)",)}
     assert set(by_name["rider"].members) == {"cityscapes", "bdd", "idd"}
     assert len({c.colour for c in union.classes}) == union.num_classes  # palette decodable
+    assert by_name["rider"].colour == (255, 0, 0) and by_name["road"].colour == (128, 64, 128)  # shared classes keep Cityscapes colours
+    assert by_name["bicyclist"].colour != (255, 0, 0)
 
 
 @pytest.mark.parametrize("name", [C, I, B, M])

@@ -174,7 +174,7 @@ def union(
         for d in uni.datasets:
             t.add_column(d)
         for c in uni.classes:
-            t.add_row(str(c.index), c.name, swatch(c.colour), *[", ".join(c.members.get(d, ())) for d in uni.datasets])
+            t.add_row(str(c.index), c.name, swatch(c.colour, numbers=False), *[", ".join(c.members.get(d, ())) for d in uni.datasets])
         if out is not None:
             t.caption = f"wrote {out}/union.yaml and {len(written) - 1} remap files"
         return t
@@ -272,12 +272,20 @@ def remap(
         ],
     }
 
-    def table() -> Table:
-        t = Table(
-            title=f"Remapped {data['dataset']}.{data['encoding']} -> union {data['fingerprint']}: "
-            f"{data['done']} written, {data['skipped']} already done, {data['failed']} failed",
-            title_justify="left",
+    def table():
+        from rich.text import Text
+
+        head = (
+            f"Remapped {data['dataset']}.{data['encoding']} -> union {data['fingerprint']}: "
+            f"{data['done']} written, {data['skipped']} already done, {data['failed']} failed, "
+            f"{data['unknown_pixels']} unknown pixels -> {data['out']}"
         )
+        notes = []
+        if outside:
+            notes.append(f"{space.name} classes the union lacks, written as 255: {', '.join(outside)}")
+        if not data["files"]:
+            return Text("\n".join([head, *notes]))
+        t = Table(title=head, title_justify="left", caption="; ".join(notes) or None)
         t.add_column("file")
         t.add_column("status")
         t.add_column("unknown raw values (pixels)")
@@ -285,10 +293,6 @@ def remap(
         for f in data["files"]:
             unk = ", ".join(f"{k}: {v}" for k, v in sorted(f["unknown"].items()))
             t.add_row(f["src"], f["status"], unk or "-", f["error"] or "-")
-        notes = [] if data["files"] else ["no unknown values, no errors"]
-        if outside:
-            notes.append(f"{space.name} classes the union lacks, written as 255: {', '.join(outside)}")
-        t.caption = "; ".join(notes) or None
         return t
 
     emit(data, fmt, table)

@@ -43,7 +43,8 @@ def emit(data: Any, fmt: Format, table: Callable[[], Any] | None = None) -> None
         sys.stdout.write(dump_json(data) + "\n")
 
 
-def swatch(rgb) -> str:
-    """A coloured block for rich markup, e.g. ``[on rgb(128,64,128)]   [/]``."""
+def swatch(rgb, numbers: bool = True) -> str:
+    """A coloured block for rich markup (``[on rgb(128,64,128)]    [/]``), optionally with the values."""
     r, g, b = (int(v) for v in rgb)
-    return f"[on rgb({r},{g},{b})]    [/] {r:3d},{g:3d},{b:3d}"
+    block = f"[on rgb({r},{g},{b})]    [/]"
+    return f"{block} {r:3d},{g:3d},{b:3d}" if numbers else block

@@ -162,13 +162,17 @@ def build_union(spaces: Sequence[LabelSpace]) -> UnionSpace:
     ordered = sorted(members)
     if len(ordered) > MAX_CLASSES:
         raise UnisegError(f"the union has {len(ordered)} classes; at most {MAX_CLASSES} fit uint8 labels with 255 = ignore")
+    # colours: classes shared by more datasets keep their canonical colour first (rider keeps
+    # Cityscapes' red; Mapillary's bicyclist, which uses the same red, gets a derived one)
     used: set[RGB] = set()
+    colour_of: dict[str, RGB] = {}
+    for name in sorted(ordered, key=lambda n: (-len(members[n]), n)):
+        colour_of[name] = _unique_colour(name, _preferred_colour(name, colours[name]), used)
+        used.add(colour_of[name])
     classes = []
     for i, name in enumerate(ordered):
-        colour = _unique_colour(name, _preferred_colour(name, colours[name]), used)
-        used.add(colour)
         mem = {d: tuple(members[name][d]) for d in names if d in members[name]}
-        classes.append(UnifiedClass(index=i, name=name, colour=colour, members=mem))
+        classes.append(UnifiedClass(index=i, name=name, colour=colour_of[name], members=mem))
     return UnionSpace(datasets=tuple(names), classes=tuple(classes))
 
 

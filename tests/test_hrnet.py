@@ -1,0 +1,226 @@
+"""HRNetV2 against the official models: every state-dict key and shape, parameter counts, the
+official MAC figures, checkpoint loading, forward shapes and the pluggable head."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from uniseg.errors import UnisegError
+from uniseg.models import CosineClassifier, LinearClassifier, build_model, list_models, load_pretrained
+from uniseg.models.complexity import count_macs, measure
+
+OFFICIAL = ("hrnet_w18_small_v1", "hrnet_w18_small_v2", "hrnet_w48")
+# Official README (HRNet-Semantic-Segmentation), Cityscapes 19 classes tested at 1024x2048:
+# "GFLOPs" = multiply-adds of conv/linear layers / 2**30 (lib/utils/modelsummary.py).
+OFFICIAL_GFLOPS_1024x2048 = {"hrnet_w18_small_v1": 31.1, "hrnet_w18_small_v2": 71.6, "hrnet_w48": 696.2}
+
+
+@pytest.fixture(scope="module")
+def official(reference_dir) -> dict:
+    return json.loads((reference_dir / "hrnet_official_state_dicts.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def meta_models() -> dict:
+    """Every variant with a 19-class linear head, built once on the meta device (shapes only)."""
+    with torch.device("meta"):
+        return {name: build_model(name, 19) for name in list_models()}
+
+
+def _shapes(model) -> dict:
+    return {k: list(v.shape) for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_state_dict_keys_and_shapes_equal_the_official_ones(name, official, meta_models):
+    ref = official[name]["keys"]
+    ours = _shapes(meta_models[name])
+    assert list(ours) == list(ref), f"keys differ: missing {sorted(set(ref) - set(ours))[:5]}, extra {sorted(set(ours) - set(ref))[:5]}"
+    mismatched = [(k, ours[k], ref[k]) for k in ref if ours[k] != ref[k]]
+    assert not mismatched, mismatched[:5]
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_parameter_counts_equal_the_official_ones(name, official, meta_models):
+    assert sum(p.numel() for p in meta_models[name].parameters()) == official[name]["params"]
+
+
+def test_full_w18_is_w48_with_narrower_branches(meta_models):
+    """No official dict for W18: it shares W48's layout (modules 1/1/4/3, 4 blocks), widths 18-144 for 48-384."""
+    w18, w48 = _shapes(meta_models["hrnet_w18"]), _shapes(meta_models["hrnet_w48"])
+    assert list(w18) == list(w48)
+    width = {48: 18, 96: 36, 192: 72, 384: 144, 720: 270}
+    for key, shape in w48.items():
+        assert w18[key] == [width.get(s, s) if i < 2 else s for i, s in enumerate(shape)], key
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_macs_at_1024x2048_equal_the_official_readme(name, meta_models):
+    macs = count_macs(meta_models[name], (1024, 2048))
+    assert round(macs / 2**30, 1) == OFFICIAL_GFLOPS_1024x2048[name]
+
+
+def test_macs_of_a_real_forward_match_the_meta_count():
+    """Count conv MACs from the actual output shapes of a real forward (an independent path)."""
+    model = build_model("hrnet_tiny", 5).eval()
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        total += mod.weight.numel() * out.shape[-2] * out.shape[-1]
+
+    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        model(torch.randn(1, 3, 70, 90))
+    for h in hs:
+        h.remove()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert count_macs(model, (70, 90)) == total
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) and after[k].device.type == "cpu" for k in before)  # model untouched
+    c = measure(model, (70, 90))
+    assert c.params == sum(p.numel() for p in model.parameters()) and c.size == (70, 90)
+
+
+def test_tiny_is_small():
+    params = sum(p.numel() for p in build_model("hrnet_tiny", 19).parameters())
+    assert 100_000 < params < 500_000
+
+
+# ---------------------------------------------------------------------------------------------
+# forward
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(64, 96), (70, 90)])
+def test_forward_returns_input_size_logits_and_quarter_scale_aux(size):
+    model = build_model("hrnet_tiny", 7, head="cosine").eval()
+    x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        logits = model(x)
+        aux = model(x, return_aux=True)
+    assert logits.shape == (2, 7, *size)
+    assert torch.equal(aux["logits"], logits)
+    q = ((size[0] + 3) // 4, (size[1] + 3) // 4)
+    assert aux["logits_lowres"].shape == (2, 7, *q)
+    assert aux["features"].shape == (2, model.feature_channels, *q)
+    assert aux["cosine"].shape == (2, 7, *q)
+    assert torch.allclose(aux["logits_lowres"], 20.0 * aux["cosine"])
+    assert torch.allclose(aux["cosine"], model.classifier.cosine(aux["features"]))
+
+
+@pytest.mark.parametrize("name", ["hrnet_w18_small_v1", "hrnet_w18_small_v2"])
+def test_official_variants_train_on_a_small_input(name):
+    model = build_model(name, 4)
+    x = torch.randn(2, 3, 64, 64)
+    out = model(x)
+    assert out.shape == (2, 4, 64, 64)
+    out.square().mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    assert "cosine" not in model(x, return_aux=True)
+
+
+def test_channels_last_gives_the_same_logits():
+    torch.manual_seed(0)
+    model = build_model("hrnet_tiny", 5).eval()
+    x = torch.randn(1, 3, 64, 128)
+    with torch.no_grad():
+        ref = model(x)
+        cl = model.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
+    assert torch.allclose(ref, cl, atol=1e-5)
+
+
+def test_heads_sit_at_last_layer_3_and_can_be_swapped():
+    model = build_model("hrnet_tiny", 6, head="cosine")
+    assert isinstance(model.last_layer[3], CosineClassifier) and "last_layer.3.bias" not in model.state_dict()
+    assert model.state_dict()["last_layer.3.weight"].shape == (6, model.feature_channels, 1, 1)
+    model.reset_classifier(9, head="linear")
+    assert isinstance(model.classifier, LinearClassifier) and model.num_classes == 9
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 9, 64, 64)
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (("hrnet_w18_smal", 19), "did you mean hrnet_w18_small"),
+        (("hrnet_tiny", 19, "mlp"), "unknown head 'mlp'"),
+        (("hrnet_tiny", 0), "num_classes must be a positive integer"),
+    ],
+)
+def test_build_model_errors(args, match):
+    with pytest.raises(UnisegError, match=match):
+        build_model(*args)
+
+
+# ---------------------------------------------------------------------------------------------
+# load_pretrained
+# ---------------------------------------------------------------------------------------------
+
+
+def test_an_official_style_checkpoint_loads_every_key(tmp_path, official):
+    """A checkpoint with exactly the official keys and shapes (random values), wrapped as the
+    official trainer saves it, plus the ImageNet head of the classification HRNet."""
+    g = torch.Generator().manual_seed(0)
+    ckpt = {}
+    for key, shape in official["hrnet_w18_small_v1"]["keys"].items():
+        ckpt["module." + key] = torch.randint(0, 5, ()) if not shape else torch.randn(shape, generator=g)
+    ckpt["module.incre_modules.0.0.conv1.weight"] = torch.randn(32, 16, 1, 1)
+    ckpt["module.classifier.weight"] = torch.randn(1000, 2048)
+    path = tmp_path / "ckpt.pth"
+    torch.save({"state_dict": ckpt, "epoch": 3}, path)
+
+    model = build_model("hrnet_w18_small_v1", 19)
+    report = load_pretrained(model, path)
+    assert not report.missing and not report.unexpected and not report.skipped
+    assert sorted(report.ignored) == ["classifier.weight", "incre_modules.0.0.conv1.weight"]
+    assert len(report.loaded) == len(official["hrnet_w18_small_v1"]["keys"])
+    sd = model.state_dict()
+    assert all(torch.equal(sd[k[len("module."):]], v.to(sd[k[len("module."):]].dtype)) for k, v in ckpt.items() if k[len("module."):] in sd)
+    assert report.ok
+
+
+def test_loading_into_another_number_of_classes_keeps_the_new_classifier(tmp_path):
+    src = build_model("hrnet_tiny", 19)
+    torch.save({"model": src.state_dict()}, tmp_path / "seg.pth")
+    dst = build_model("hrnet_tiny", 70, head="cosine")
+    fresh = dst.classifier.weight.detach().clone()
+    report = dst.load_pretrained(tmp_path / "seg.pth")
+    assert sorted(report.skipped) == ["last_layer.3.bias", "last_layer.3.weight"]
+    assert report.notes and any("classes" in n for n in report.notes)
+    assert torch.equal(dst.classifier.weight, fresh)
+    assert torch.equal(dst.state_dict()["last_layer.0.weight"], src.state_dict()["last_layer.0.weight"])
+    assert not report.missing and report.ok
+
+
+def test_imagenet_checkpoint_without_head_reports_the_head_missing(tmp_path):
+    src = build_model("hrnet_tiny", 3)
+    backbone = {k: v for k, v in src.state_dict().items() if not k.startswith("last_layer.")}
+    torch.save(backbone, tmp_path / "imagenet.pth")
+    report = load_pretrained(build_model("hrnet_tiny", 3), tmp_path / "imagenet.pth")
+    assert report.missing and all(k.startswith("last_layer.") for k in report.missing)
+    assert report.ok and "missing" in report.summary()
+
+
+def test_shape_mismatch_names_the_key_and_both_shapes(tmp_path):
+    torch.save(build_model("hrnet_w18_small_v1", 19).state_dict(), tmp_path / "v1.pth")
+    model = build_model("hrnet_w18_small_v2", 19)
+    before = model.state_dict()["conv1.weight"].clone()
+    with pytest.raises(UnisegError, match=re.escape("layer1.0.conv1.weight: checkpoint (32, 64, 1, 1) vs model (64, 64, 1, 1)")):
+        load_pretrained(model, tmp_path / "v1.pth")
+    assert torch.equal(model.state_dict()["conv1.weight"], before)  # nothing copied on error
+
+
+def test_missing_and_unreadable_files_raise(tmp_path):
+    model = build_model("hrnet_tiny", 3)
+    with pytest.raises(UnisegError, match="nope.pth' not found"):
+        load_pretrained(model, tmp_path / "nope.pth")
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(UnisegError, match="cannot read checkpoint"):
+        load_pretrained(model, tmp_path / "bad.pth")
+    torch.save({"foo.weight": torch.zeros(3)}, tmp_path / "other.pth")
+    with pytest.raises(UnisegError, match="no key matches"):
+        load_pretrained(model, tmp_path / "other.pth")

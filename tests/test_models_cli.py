@@ -1,0 +1,98 @@
+"""``uniseg models list`` / ``info``: figures, formats and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import run_cli
+from uniseg.cli.main import main
+
+
+def _run(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process (torch is already imported, so this is fast); exit code, stdout, stderr."""
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+@pytest.fixture(scope="module")
+def official(reference_dir) -> dict:
+    return json.loads((reference_dir / "hrnet_official_state_dicts.json").read_text())
+
+
+def test_info_json_has_the_official_parameter_count(capsys, official):
+    code, out, _ = _run(capsys, "models", "info", "hrnet_w48", "--classes", "19", "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["params"] == official["hrnet_w48"]["params"]
+    assert data["size"] == [512, 1024] and data["classes"] == 19 and data["head"] == "linear"
+    assert data["name"] == "hrnet_w48" and data["macs"] > 0
+
+
+def test_info_size_changes_macs_and_matches_the_official_figure(capsys):
+    code, out, _ = _run(capsys, "models", "info", "hrnet_w18_small_v2", "--size", "1024x2048", "-f", "json")
+    big = json.loads(out)
+    _, out, _ = _run(capsys, "models", "info", "hrnet_w18_small_v2", "-f", "json")
+    small = json.loads(out)
+    assert code == 0 and big["size"] == [1024, 2048]
+    assert round(big["official_gflops"], 1) == 71.6  # the official README's figure
+    assert big["macs"] == pytest.approx(4 * small["macs"], rel=0.01)  # MACs scale with pixels
+
+
+def test_cosine_head_drops_the_bias_and_union_sets_the_classes(capsys):
+    _, out, _ = _run(capsys, "models", "info", "hrnet_tiny", "--classes", "70", "-f", "json")
+    linear = json.loads(out)
+    _, out, _ = _run(capsys, "models", "info", "hrnet_tiny", "--union", "cityscapes,bdd,idd,mapillary", "--head", "cosine", "-f", "yaml")
+    cosine = yaml.safe_load(out)
+    assert cosine["classes"] == 70 and cosine["head"] == "cosine"
+    assert linear["params"] - cosine["params"] == 70
+
+
+def test_list_json_names_every_model_with_its_figures(capsys, official):
+    code, out, _ = _run(capsys, "models", "list", "--format", "json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0
+    assert set(rows) == {"hrnet_w18_small_v1", "hrnet_w18_small_v2", "hrnet_w18", "hrnet_w48", "hrnet_tiny"}
+    for name in ("hrnet_w18_small_v1", "hrnet_w18_small_v2", "hrnet_w48"):
+        assert rows[name]["params"] == official[name]["params"]
+    assert rows["hrnet_tiny"]["macs"] < rows["hrnet_w18_small_v1"]["macs"] < rows["hrnet_w48"]["macs"]
+
+
+def test_table_output_for_people(capsys):
+    code, out, _ = _run(capsys, "models", "info", "hrnet_w18_small_v1")
+    assert code == 0 and "1,540,819" in out and "512x1024" in out
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["info", "hrnet_w18_smal"], "unknown model 'hrnet_w18_smal' (did you mean hrnet_w18_small_v2"),
+        (["info", "hrnet_tiny", "--size", "512by1024"], "--size '512by1024' is not HxW"),
+        (["info", "hrnet_tiny", "--size", "0x10"], "must be positive"),
+        (["info", "hrnet_tiny", "--classes", "0"], "--classes 0"),
+        (["info", "hrnet_tiny", "--classes", "3", "--union", "cityscapes,bdd"], "not both"),
+        (["list", "--size", "x"], "--size 'x' is not HxW"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(capsys, args, message):
+    code, out, err = _run(capsys, "models", *args)
+    assert code == 2
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert "Traceback" not in err and out == ""
+
+
+def test_real_process_exit_code_and_no_traceback():
+    res = run_cli("models", "info", "hrnet_w4")
+    assert res.returncode == 2 and "did you mean" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_cli_modules_do_not_import_torch():
+    code = "import sys, uniseg.cli.main; assert 'torch' not in sys.modules, 'torch imported at CLI start-up'"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr

@@ -1,0 +1,256 @@
+"""``uniseg data``: check dataset roots, prepare training caches, write the synthetic road world.
+
+Thin layer over ``uniseg.data``: parse, call, render. torch is never imported here.
+
+Exit codes: 0 = sound / done; 2 = a one-line ``error: ...`` on stderr, either because the input
+is wrong (no such root, no layout there, unknown dataset) or, for ``check``, because the layout
+was found but has problems (images without labels, labels without images, unknown raw values,
+size mismatches, unreadable files) — reported in full first, then summarised on one line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from uniseg.cli.render import Format, console, emit, err_console
+from uniseg.errors import UnisegError
+from uniseg.labelspaces.registry import Registry
+
+app = typer.Typer(help="Dataset roots: check them, prepare training caches, synthesise a road world.", no_args_is_help=True)
+
+RegistryOpt = typer.Option(
+    None, "--registry", metavar="DIR", help="Extra folder of <name>.yaml label spaces (repeatable; also UNISEG_REGISTRY)."
+)
+FormatOpt = typer.Option(Format.table, "--format", "-f", help="Output: a table for people, json/yaml for scripts.")
+SHOW = 10  # file names listed per problem in the table (json lists all)
+
+
+def _registry(dirs: Optional[List[Path]]) -> Registry:
+    return Registry.from_dirs(dirs or [])
+
+
+def _progress(label: str, enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(label + " {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err_console, disable=not enabled, transient=True,
+    )
+
+
+def _listing(paths: list[str]) -> str:
+    shown = "\n".join(paths[:SHOW])
+    return shown + (f"\n… and {len(paths) - SHOW} more" if len(paths) > SHOW else "")
+
+
+@app.command()
+def check(
+    name: str = typer.Argument(..., help="Label space of the dataset, e.g. cityscapes."),
+    root: Path = typer.Argument(..., help="The dataset root, as unpacked from its official archives."),
+    split: Optional[List[str]] = typer.Option(None, "--split", "-s", help="Only this split (repeatable; default: every split found)."),
+    layout: Optional[str] = typer.Option(None, "--layout", help="Force a layout of the YAML (default: the one found)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Force a label source, e.g. labelTrainIds or polygons."),
+    sample: int = typer.Option(32, "--sample", "-n", min=0, help="Label files opened for value checks (0 = all)."),
+    registry: Optional[List[Path]] = RegistryOpt,
+    fmt: Format = FormatOpt,
+) -> None:
+    """Verify a dataset root: layout, image/label counts and pairing, unknown label values.
+
+    Exits 0 when sound, 2 with a one-line summary when the root is wrong or problems were found.
+    """
+    from uniseg.data.check import check_dataset
+
+    space = _registry(registry).get(name)
+    show_bar = fmt == Format.table and console.is_terminal
+    with _progress("check", show_bar) as progress:
+        task = progress.add_task(space.name, total=None)
+        rep = check_dataset(
+            space, root, split=(split or None), layout=layout, labels=labels, sample=sample,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    data = rep.to_dict()
+
+    def table():
+        from rich.console import Group
+
+        head = (
+            f"{rep.title} ([bold]{rep.dataset}[/]) at {rep.root}: layout {rep.layout}, labels {rep.labels or '-'} "
+            f"({rep.format}, encoding {rep.encoding or '-'})"
+        )
+        t = Table()
+        for col in ("split", "folder", "images", "expected", "labels", "paired", "no label", "no image"):
+            t.add_column(col, justify="left" if col in ("split", "folder") else "right")
+        for s in rep.splits:
+            exp = "-" if s.expected is None else str(s.expected)
+            if not s.labelled:
+                t.add_row(s.split, s.dir or ".", str(s.images), exp, "[dim]unlabelled[/]", "-", "-", "-")
+                continue
+            miss = f"[red]{len(s.missing_labels)}[/]" if s.missing_labels else "0"
+            orph = f"[red]{len(s.orphan_labels)}[/]" if s.orphan_labels else "0"
+            t.add_row(s.split, s.dir or ".", str(s.images), exp, str(s.labels), str(s.paired), miss, orph)
+        unk = f", [red]{len(rep.unknown)} unknown[/]" if rep.unknown else ", none unknown"
+        values = (
+            f"values: sampled {rep.sampled} of {rep.sampled_of} label files, {len(rep.values)} distinct raw values{unk}"
+            if rep.labels else "no label source"
+        )
+        parts = [head, t, values]
+        missing = [p for s in rep.splits for p in s.missing_labels]
+        orphans = [p for s in rep.splits for p in s.orphan_labels]
+        if missing or orphans:
+            f = Table(title="Unpaired files", title_justify="left")
+            f.add_column(f"images without labels ({len(missing)})", overflow="fold")
+            f.add_column(f"labels without images ({len(orphans)})", overflow="fold")
+            f.add_row(_listing(missing) or "-", _listing(orphans) or "-")
+            parts.append(f)
+        if rep.unknown:
+            u = Table(title="Unknown raw values (mapped to ignore)", title_justify="left")
+            for col in ("value", "pixels" if rep.format != "polygons" else "polygons", "files"):
+                u.add_column(col, justify="left" if col == "value" else "right")
+            for v in rep.unknown:
+                value = ",".join(map(str, v.value)) if isinstance(v.value, tuple) else str(v.value)
+                u.add_row(value, str(v.pixels), str(v.files))
+            parts.append(u)
+        if rep.size_mismatches or rep.unreadable:
+            b = Table(title="Broken files", title_justify="left")
+            b.add_column("file")
+            b.add_column("problem")
+            for m in rep.size_mismatches[:SHOW]:
+                b.add_row(m["label"], f"label {m['label_size'][0]}x{m['label_size'][1]}, image {m['image_size'][0]}x{m['image_size'][1]}")
+            for m in rep.unreadable[:SHOW]:
+                b.add_row(m["file"], m["error"])
+            parts.append(b)
+        if rep.ok:
+            parts.append(f"[green]ok[/]: {rep.images} images, every labelled image has a label, no unknown values in the sample")
+        return Group(*parts)
+
+    emit(data, fmt, table)
+    if not rep.ok:
+        raise UnisegError(f"{rep.dataset} at {rep.root}: " + "; ".join(rep.problems()))
+
+
+@app.command()
+def prepare(
+    union_spec: str = typer.Option(..., "--union", "-u", metavar="DIR|NAMES", help="A folder from 'labels union --out', or dataset names (a,b,c)."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="The dataset to cache, e.g. mapillary."),
+    root: Path = typer.Option(..., "--root", "-r", help="Its raw root, as unpacked from the official archives."),
+    out: Path = typer.Option(..., "--out", "-o", help="Cache folder (one per dataset and union), e.g. cache/mapillary."),
+    split: Optional[List[str]] = typer.Option(None, "--split", "-s", help="Only this split (repeatable; default: every labelled split)."),
+    layout: Optional[str] = typer.Option(None, "--layout", help="Force a layout (default: the one found)."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Force a label source (default: the one found)."),
+    short_side: int = typer.Option(1080, "--short-side", min=0, help="Shorter side of the cached images (0 = native; never upscales)."),
+    image_format: str = typer.Option("jpeg", "--image-format", help="jpeg (small, fast) or png (lossless)."),
+    quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG quality."),
+    workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-w", min=1, help="Parallel processes."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="On resume, check finished files by SHA-256 (else by size only)."),
+    registry: Optional[List[Path]] = RegistryOpt,
+    fmt: Format = FormatOpt,
+) -> None:
+    """Write resized images and unified-id labels once, so training reads small files (resumable)."""
+    from uniseg.data.cache import prepare_cache
+    from uniseg.unify.artifact import resolve_union
+
+    reg = _registry(registry)
+    uni, spaces = resolve_union(union_spec, reg)
+    space = spaces.get(dataset) or reg.get(dataset)
+    show_bar = fmt == Format.table and console.is_terminal
+    with _progress("prepare", show_bar) as progress:
+        task = progress.add_task(space.name, total=None)
+        rep = prepare_cache(
+            uni, space, root, out, split=(split or None), layout=layout, labels=labels, short_side=short_side,
+            image_format=image_format, quality=quality, workers=workers, verify=verify,
+            on_start=lambda total, skipped: progress.update(task, total=total, completed=skipped),
+            on_result=lambda r: progress.advance(task) if r.status != "skipped" else None,
+        )
+    data = rep.to_dict()
+
+    def table():
+        from rich.console import Group
+
+        rate = f", {data['images_per_s']} images/s" if data["images_per_s"] else ""
+        head = (
+            f"Cache of [bold]{rep.dataset}[/] ({rep.layout}, {rep.labels}) for union {rep.fingerprint} at {rep.out}: "
+            f"{rep.done} written, {rep.skipped} already done, {len(rep.failed)} failed ({rep.seconds:.1f} s{rate})"
+        )
+        t = Table()
+        t.add_column("split")
+        t.add_column("files", justify="right")
+        for s, n in rep.splits.items():
+            t.add_row(s, str(n))
+        parts = [head, t]
+        if rep.unknown:
+            parts.append("unknown raw values written as 255: " + ", ".join(f"{k} ({v} px)" for k, v in sorted(rep.unknown.items())))
+        for f in rep.failed[:SHOW]:
+            parts.append(f"[red]failed[/]: {f.key}: {f.error}")
+        return Group(*parts)
+
+    emit(data, fmt, table)
+    if not rep.ok:
+        first = rep.failed[0]
+        raise UnisegError(f"{len(rep.failed)} of {rep.total} files failed; first: {first.key}: {first.error}")
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        h, w = (int(p) for p in parts)
+    except ValueError:
+        raise UnisegError(f"--size {text!r}: expected HEIGHTxWIDTH, e.g. 256x512") from None
+    return h, w
+
+
+@app.command()
+def synth(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder: one <dataset>/ per registry entry plus planted_relations.yaml."),
+    images: int = typer.Option(24, "--images", "-n", min=1, help="Images per dataset."),
+    size: str = typer.Option("256x512", "--size", help="Image size HEIGHTxWIDTH."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed (output is identical for a seed)."),
+    dataset: Optional[List[str]] = typer.Option(None, "--dataset", "-d", help="Only this dataset (repeatable; default: all)."),
+    registry: Optional[List[Path]] = RegistryOpt,
+    fmt: Format = FormatOpt,
+) -> None:
+    """Write the synthetic road world: every dataset in its real layout and encoding."""
+    from uniseg.data.synth import synthesize
+
+    h, w = _parse_size(size)
+    reg = _registry(registry)
+    show_bar = fmt == Format.table and console.is_terminal
+    with _progress("synth", show_bar) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=total)
+            progress.update(tasks[name], completed=done, total=total)
+
+        rep = synthesize(out, images=images, size=(h, w), seed=seed, datasets=dataset or None, registry=reg, progress=on_progress)
+    skipped = dict(getattr(rep, "skipped", {}) or {})
+    data = {
+        "out": str(rep.out),
+        "datasets": {n: {"images": k, "root": str(Path(rep.out) / n)} for n, k in rep.datasets.items()},
+        "planted_relations": str(rep.planted_relations),
+        "size": [h, w],
+        "seed": seed,
+        "seconds": round(rep.seconds, 3),
+        "skipped": skipped,
+    }
+
+    def table():
+        from rich.console import Group
+
+        head = f"Synthetic road world at {rep.out}: {sum(rep.datasets.values())} images, {h}x{w}, seed {seed} ({rep.seconds:.1f} s)"
+        t = Table()
+        t.add_column("dataset")
+        t.add_column("images", justify="right")
+        t.add_column("root")
+        for n, k in rep.datasets.items():
+            t.add_row(n, str(k), str(Path(rep.out) / n))
+        for n, why in skipped.items():
+            t.add_row(f"[dim]{n}[/]", "-", f"[dim]skipped: {why}[/]")
+        return Group(head, t, f"planted relations: {rep.planted_relations}")
+
+    emit(data, fmt, table)

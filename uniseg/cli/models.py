@@ -1,0 +1,170 @@
+"""``uniseg models``: the registered segmentation networks, their parameters and MACs.
+
+Thin layer: parse, call ``uniseg.models``, render. torch is imported inside the commands only, so
+``uniseg labels`` keeps starting fast. Networks are built on the ``meta`` device (shapes, no
+weights), so even HRNet-W48 at 1024x2048 is counted in about a second.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from uniseg.cli.render import Format, emit
+from uniseg.errors import UnisegError
+
+app = typer.Typer(help="Segmentation networks: list them, count parameters and multiply-accumulates.", no_args_is_help=True)
+
+DEFAULT_SIZE = "512x1024"
+DEFAULT_CLASSES = 19
+
+
+class Head(str, enum.Enum):
+    """``--head`` choices."""
+
+    linear = "linear"
+    cosine = "cosine"
+
+
+FormatOpt = typer.Option(Format.table, "--format", "-f", help="Output: a table for people, json/yaml for scripts.")
+SizeOpt = typer.Option(DEFAULT_SIZE, "--size", "-s", metavar="HxW", help="Input size for the MAC count, e.g. 512x1024 (or one number for a square).")
+ClassesOpt = typer.Option(None, "--classes", "-k", metavar="K", help=f"Number of classes of the head (default {DEFAULT_CLASSES}, or the union's size with --union).")
+UnionOpt = typer.Option(None, "--union", "-u", metavar="DIR|NAMES", help="Take K from a union: a folder from 'labels union --out', or dataset names (a,b,c).")
+HeadOpt = typer.Option(Head.linear, "--head", help="Classifier: linear (1x1 conv + bias) or cosine (Appendix G).")
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*(?:[xX*,]\s*(\d+))?\s*$")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"512x1024"`` -> (512, 1024); ``"512"`` -> (512, 512); anything else raises UnisegError."""
+    m = _SIZE_RE.match(text or "")
+    if not m:
+        raise UnisegError(f"--size {text!r} is not HxW; give height x width in pixels, e.g. --size 512x1024")
+    h = int(m.group(1))
+    w = int(m.group(2)) if m.group(2) is not None else h
+    if h < 1 or w < 1:
+        raise UnisegError(f"--size {text!r}: height and width must be positive, e.g. --size 512x1024")
+    if h > 16384 or w > 16384:
+        raise UnisegError(f"--size {text!r}: larger than 16384 pixels on a side; give a realistic input size, e.g. 1024x2048")
+    return h, w
+
+
+def _classes(classes: Optional[int], union: Optional[str]) -> int:
+    if classes is not None and union is not None:
+        raise UnisegError("give --classes or --union, not both (--union sets K to the union's size)")
+    if union is not None:
+        from uniseg.unify.artifact import resolve_union
+
+        return resolve_union(union)[0].num_classes
+    if classes is None:
+        return DEFAULT_CLASSES
+    if classes < 1:
+        raise UnisegError(f"--classes {classes}: the number of classes must be at least 1")
+    return classes
+
+
+def _measure(name: str, classes: int, head: str, size: tuple[int, int]) -> dict:
+    import torch
+
+    from uniseg.models import build_model, model_info
+    from uniseg.models.complexity import measure
+
+    info = model_info(name)
+    with torch.device("meta"):
+        model = build_model(name, classes, head=head)
+    c = measure(model, size)
+    data = {
+        "name": name,
+        "family": info["family"],
+        "title": info["title"],
+        "description": info["description"],
+        "params": c.params,
+        "trainable_params": c.trainable_params,
+        "macs": c.macs,
+        "gmacs": round(c.gmacs, 3),
+        "size": list(size),
+        "classes": classes,
+        "head": head,
+    }
+    for key in ("feature_channels", "stages", "official"):
+        if key in info:
+            data[key] = info[key]
+    return data
+
+
+def _millions(n: int) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}K"
+
+
+@app.command("list")
+def list_(
+    size: str = SizeOpt,
+    classes: Optional[int] = ClassesOpt,
+    union: Optional[str] = UnionOpt,
+    head: Head = HeadOpt,
+    fmt: Format = FormatOpt,
+) -> None:
+    """Registered networks with parameters and multiply-accumulates at --size."""
+    from uniseg.models import list_models
+
+    hw = parse_size(size)
+    k = _classes(classes, union)
+    rows = [_measure(name, k, head.value, hw) for name in list_models()]
+    for r in rows:
+        r.pop("stages", None)
+
+    def table() -> Table:
+        t = Table(title=f"Networks: {k}-class {head.value} head, MACs per image at {hw[0]}x{hw[1]}", title_justify="left")
+        for col, just in (("name", "left"), ("architecture", "left"), ("params", "right"), ("GMACs", "right"), ("official*", "right")):
+            t.add_column(col, justify=just)
+        for r in rows:
+            off = r.get("official", {})
+            official = f"{off['params_m']}M / {off['gmacs_1024x2048']}" if off else "-"
+            t.add_row(r["name"], r["title"], _millions(r["params"]), f"{r['gmacs']:.2f}", official)
+        t.caption = (
+            "* official README, 19 classes: params / 'GFLOPs' at 1024x2048 (= conv multiply-adds / 2**30; "
+            "compare with 'uniseg models info NAME --size 1024x2048')"
+        )
+        return t
+
+    emit(rows, fmt, table)
+
+
+@app.command()
+def info(
+    name: str = typer.Argument(..., help="Network name, e.g. hrnet_w18_small_v2 (see 'uniseg models list')."),
+    size: str = SizeOpt,
+    classes: Optional[int] = ClassesOpt,
+    union: Optional[str] = UnionOpt,
+    head: Head = HeadOpt,
+    fmt: Format = FormatOpt,
+) -> None:
+    """Parameters and multiply-accumulates of one network at --size, with its stage layout."""
+    from uniseg.models import get_spec
+
+    get_spec(name)  # unknown names fail here, with suggestions, before anything is built
+    hw = parse_size(size)
+    k = _classes(classes, union)
+    data = _measure(name, k, head.value, hw)
+    data["official_gflops"] = round(data["macs"] / 2**30, 2)
+
+    def table() -> Table:
+        t = Table(title=f"{name}: {data['description']}", title_justify="left", show_header=False)
+        t.add_column("key")
+        t.add_column("value")
+        t.add_row("params", f"{data['params']:,} ({_millions(data['params'])})")
+        t.add_row("MACs", f"{data['macs']:,} ({data['gmacs']:.2f} G) per image at {hw[0]}x{hw[1]}")
+        t.add_row("MACs / 2**30", f"{data['official_gflops']:.2f} (the unit of the official README's 'GFLOPs')")
+        t.add_row("head", f"{data['head']}, {k} classes, on {data.get('feature_channels', '?')} feature channels")
+        for i, s in enumerate(data.get("stages", []), start=1):
+            t.add_row(f"stage {i}", f"{s['modules']} module(s) of {s['block'].lower()} blocks {s['blocks']}, widths {s['channels']}")
+        off = data.get("official")
+        if off:
+            t.add_row("official", f"{off['params_m']}M params, {off['gmacs_1024x2048']} GFLOPs at 1024x2048 (19 classes, linear head)")
+        return t
+
+    emit(data, fmt, table)

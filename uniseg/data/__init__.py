@@ -1,0 +1,63 @@
+"""Reading road-scene datasets as distributed, and feeding them to multi-dataset training.
+
+* ``discover(space, root)`` — find a label space's layout under a dataset root (layout.py)
+* ``read_label`` / ``rasterize_polygons`` / ``load_unified`` — decode label files (labels.py)
+* ``check_dataset(space, root)`` — the report behind ``uniseg data check`` (check.py)
+* ``SegDataset(name, root, union, split=...)`` — torch dataset, raw root or prepare cache (dataset.py)
+* ``MultiDataset`` / ``MultiDatasetSampler`` — concatenation + weighted, sharded sampler (sampler.py)
+* ``TrainTransform`` / ``EvalTransform`` — joint image + label transforms (transforms.py)
+* ``prepare_cache`` — the cache behind ``uniseg data prepare`` (cache.py)
+* ``uniseg.data.synth.synthesize`` — the synthetic road world
+
+Names are imported lazily, so ``import uniseg.data`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SampleRef": "layout",
+    "SplitFiles": "layout",
+    "Discovery": "layout",
+    "discover": "layout",
+    "read_label": "labels",
+    "decode_label_image": "labels",
+    "rasterize_polygons": "labels",
+    "PolygonRaster": "labels",
+    "load_unified": "labels",
+    "unify_label": "labels",
+    "class_lut": "labels",
+    "CheckReport": "check",
+    "check_dataset": "check",
+    "SegDataset": "dataset",
+    "MultiDataset": "sampler",
+    "MultiDatasetSampler": "sampler",
+    "SampleKey": "sampler",
+    "TrainTransform": "transforms",
+    "EvalTransform": "transforms",
+    "IMAGENET_MEAN": "transforms",
+    "IMAGENET_STD": "transforms",
+    "normalize": "transforms",
+    "denormalize": "transforms",
+    "prepare_cache": "cache",
+    "PrepareReport": "cache",
+    "is_cache": "cache",
+    "read_manifest": "cache",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'uniseg.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"uniseg.data.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,406 @@
+"""``uniseg data prepare``: a training cache of resized images and unified-id labels.
+
+One pass over a raw dataset root writes, under ``OUT``::
+
+    manifest.json                      what is in the cache and for which union (below)
+    images/<source image path>.jpg     RGB, shorter side = --short-side (never upscaled)
+    labels/<source image path>.png     L, unified ids of the union, 255 = ignore, same size
+
+so training never decodes a 4000 x 3000 JPEG nor remaps ids at run time. ``SegDataset`` reads a
+cache and a raw root the same way.
+
+``manifest.json`` (format ``uniseg.cache/v1``) records the union fingerprint and datasets, the
+dataset, layout, label source, encoding, the settings (short side, image format, quality),
+per split the number of planned files and whether they are all done, and per file the split,
+output paths, size, byte counts and SHA-256 of both outputs, and unknown raw values found.
+A cache made for another union, dataset or settings is refused (``FingerprintMismatch``).
+
+Resumable: every output is written atomically and the manifest is rewritten (atomically) every
+couple of seconds and on exit, so an interrupted run loses at most those seconds. A re-run skips
+files whose outputs exist and match the manifest's byte counts and SHA-256 (``verify=False``:
+byte counts only) and redoes the rest. Parallel over files with a process pool.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from uniseg import __version__
+from uniseg.errors import FingerprintMismatch, UnisegError
+from uniseg.io import atomic_write_bytes, atomic_write_text
+from uniseg.labelspaces.schema import Encoding, LabelSpace
+from uniseg.unify.lut import LookupTable
+from uniseg.unify.union import UnionSpace
+
+MANIFEST = "manifest.json"
+FORMAT = "uniseg.cache/v1"
+IMAGE_FORMATS = {"jpeg": ".jpg", "png": ".png"}
+FLUSH_SECONDS = 2.0
+
+
+def is_cache(root: str | os.PathLike) -> bool:
+    return (Path(root) / MANIFEST).is_file()
+
+
+def read_manifest(root: str | os.PathLike) -> dict:
+    path = Path(root) / MANIFEST
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UnisegError(f"{path}: no such file (not a cache written by 'uniseg data prepare')") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UnisegError(f"{path}: unreadable manifest ({exc}); delete the cache folder and prepare it again") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise UnisegError(f"{path}: not a uniseg cache manifest (format {FORMAT!r} expected)")
+    for key in ("fingerprint", "dataset", "files", "splits"):
+        if key not in doc:
+            raise UnisegError(f"{path}: manifest lacks {key!r}; delete the cache folder and prepare it again")
+    return doc
+
+
+def check_union(doc: dict, union: UnionSpace, space: LabelSpace, path: Path) -> None:
+    """Refuse a cache made for another union or another dataset."""
+    if doc["fingerprint"] != union.fingerprint:
+        raise FingerprintMismatch(
+            f"{path}: cache made for union {doc['fingerprint']} ({'+'.join(doc.get('union_datasets', []))}), "
+            f"not {union.fingerprint} ({'+'.join(union.datasets)}); prepare a cache for this union in another folder"
+        )
+    if doc["dataset"] != space.name:
+        raise FingerprintMismatch(f"{path}: cache holds {doc['dataset']!r}, not {space.name!r}")
+
+
+def cache_items(root: str | os.PathLike, union: UnionSpace, space: LabelSpace,
+                split: str | Sequence[str] | None) -> list[tuple[str, str]]:
+    """``(image, label)`` absolute paths of a cache's files for ``split`` (None: every split)."""
+    root = Path(root)
+    doc = read_manifest(root)
+    check_union(doc, union, space, root / MANIFEST)
+    splits = doc["splits"]
+    names = list(splits) if split is None else ([split] if isinstance(split, str) else list(split))
+    for n in names:
+        if n not in splits:
+            raise UnisegError(f"{root}: the cache has no split {n!r} (it has: {', '.join(splits) or 'none'}); prepare it with --split {n}")
+        if not splits[n].get("complete"):
+            raise UnisegError(
+                f"{root}: split {n!r} of the cache is incomplete (an interrupted or failed prepare); run the same 'uniseg data prepare' again to finish it"
+            )
+    wanted = set(names)
+    out = []
+    for key in sorted(doc["files"]):
+        rec = doc["files"][key]
+        if rec["split"] in wanted:
+            out.append((str(root / rec["image"]), str(root / rec["label"])))
+    return out
+
+
+# -- preparing --------------------------------------------------------------------------------
+
+
+@dataclass
+class FileResult:
+    key: str  # source image, root-relative
+    status: str  # done | skipped | error
+    record: dict | None = None
+    error: str = ""
+    unknown: dict = field(default_factory=dict)
+
+
+@dataclass
+class PrepareReport:
+    out: str
+    dataset: str
+    fingerprint: str
+    layout: str
+    labels: str | None
+    splits: dict[str, int]
+    total: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: list[FileResult] = field(default_factory=list)
+    unknown: dict = field(default_factory=dict)  # raw value (str) -> pixels over the files written now
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict:
+        return {
+            "out": self.out,
+            "dataset": self.dataset,
+            "fingerprint": self.fingerprint,
+            "layout": self.layout,
+            "labels": self.labels,
+            "splits": self.splits,
+            "total": self.total,
+            "done": self.done,
+            "skipped": self.skipped,
+            "failed": [{"file": f.key, "error": f.error} for f in self.failed],
+            "unknown": self.unknown,
+            "seconds": round(self.seconds, 3),
+            "images_per_s": round(self.done / self.seconds, 2) if self.seconds > 0 and self.done else None,
+        }
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_ok(path: Path, size: int, sha: str, verify: bool) -> bool:
+    try:
+        if path.stat().st_size != size:
+            return False
+        if verify:
+            h = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            return h.hexdigest() == sha
+        return True
+    except OSError:
+        return False
+
+
+def _record_ok(out: Path, rec: dict, verify: bool) -> bool:
+    try:
+        return _file_ok(out / rec["image"], int(rec["image_bytes"]), rec["image_sha256"], verify) and _file_ok(
+            out / rec["label"], int(rec["label_bytes"]), rec["label_sha256"], verify
+        )
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def target_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:
+    """``(w, h)`` with the shorter side at ``short_side`` if it is longer (never upscales)."""
+    if not short_side or min(width, height) <= short_side:
+        return width, height
+    s = short_side / min(width, height)
+    return max(1, int(round(width * s))), max(1, int(round(height * s)))
+
+
+_W: dict = {}
+
+
+def _init_worker(lut: LookupTable, encoding: Encoding | None, fmt: str, settings: dict) -> None:
+    _W.update(lut=lut, encoding=encoding, fmt=fmt, settings=settings)
+
+
+def _prepare_job(job: tuple[str, str, str, str, str]) -> FileResult:
+    return prepare_one(*job, lut=_W["lut"], encoding=_W["encoding"], fmt=_W["fmt"], **_W["settings"])
+
+
+def prepare_one(key: str, image_src: str, label_src: str, out: str, split: str, *, lut: LookupTable,
+                encoding: Encoding | None, fmt: str, short_side: int | None, image_format: str, quality: int) -> FileResult:
+    """Write one image + unified label into the cache; never raises for bad data."""
+    from PIL import Image
+
+    from uniseg.data.labels import unify_label
+
+    try:
+        label, unknown = unify_label(label_src, lut, fmt, encoding)
+        try:
+            img = Image.open(image_src)
+        except OSError as exc:
+            raise UnisegError(f"{image_src}: unreadable image ({exc})") from None
+        w, h = target_size(img.width, img.height, short_side)
+        if label.size != img.size:
+            raise UnisegError(f"label {label.width}x{label.height} but image {img.width}x{img.height}")
+        if (w, h) != img.size and img.format == "JPEG":
+            img.draft("RGB", (w, h))  # DCT-domain downscale while decoding (>= the target size)
+        try:
+            img.load()
+        except OSError as exc:
+            raise UnisegError(f"{image_src}: unreadable image ({exc}); re-extract the dataset archive") from None
+        if img.mode != "RGB":
+            img = img.convert("RGB")
+        if img.size != (w, h):
+            img = img.resize((w, h), Image.Resampling.BILINEAR)
+        if label.size != (w, h):
+            label = label.resize((w, h), Image.Resampling.NEAREST)
+        ibuf, lbuf = io.BytesIO(), io.BytesIO()
+        if image_format == "jpeg":
+            img.save(ibuf, format="JPEG", quality=int(quality))
+        else:
+            img.save(ibuf, format="PNG", compress_level=1)
+        label.save(lbuf, format="PNG")
+        rel = Path(key)
+        image_rel = (Path("images") / rel).with_suffix(IMAGE_FORMATS[image_format]).as_posix()
+        label_rel = (Path("labels") / rel).with_suffix(".png").as_posix()
+        idata, ldata = ibuf.getvalue(), lbuf.getvalue()
+        atomic_write_bytes(Path(out) / image_rel, idata)
+        atomic_write_bytes(Path(out) / label_rel, ldata)
+        record = {
+            "split": split,
+            "image": image_rel,
+            "label": label_rel,
+            "width": w,
+            "height": h,
+            "image_bytes": len(idata),
+            "image_sha256": _sha256(idata),
+            "label_bytes": len(ldata),
+            "label_sha256": _sha256(ldata),
+            "unknown": {str(k): int(v) for k, v in sorted(unknown.items(), key=lambda kv: str(kv[0]))},
+        }
+        return FileResult(key, "done", record, unknown={str(k): int(v) for k, v in unknown.items()})
+    except UnisegError as exc:
+        return FileResult(key, "error", error=str(exc))
+    except (OSError, ValueError) as exc:
+        return FileResult(key, "error", error=f"{type(exc).__name__}: {exc}")
+
+
+def prepare_cache(
+    union: UnionSpace,
+    space: LabelSpace,
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    split: str | Sequence[str] | None = None,
+    layout: str | None = None,
+    labels: str | None = None,
+    short_side: int | None = 1080,
+    image_format: str = "jpeg",
+    quality: int = 95,
+    workers: int = 1,
+    verify: bool = True,
+    on_start: Callable[[int, int], None] | None = None,
+    on_result: Callable[[FileResult], None] | None = None,
+) -> PrepareReport:
+    """Write (or finish) the cache of ``space``'s labelled images under ``root`` into ``out``."""
+    from uniseg.data.layout import discover
+    from uniseg.unify.lut import build_lut
+
+    t0 = time.perf_counter()
+    root, out = Path(root), Path(out)
+    if image_format not in IMAGE_FORMATS:
+        raise UnisegError(f"--image-format must be one of {', '.join(IMAGE_FORMATS)}, got {image_format!r}")
+    if not 1 <= int(quality) <= 100:
+        raise UnisegError(f"--quality must be 1..100, got {quality}")
+    if short_side is not None and short_side < 0:
+        raise UnisegError(f"--short-side must be >= 0 (0 = native size), got {short_side}")
+    short_side = short_side or None
+    if out.exists() and not out.is_dir():
+        raise UnisegError(f"--out {out}: exists and is not a folder")
+    if out.resolve() == root.resolve():
+        raise UnisegError(f"--out {out}: is the dataset root; choose another folder for the cache")
+    if space.name in union.datasets:
+        union.check_member(space)
+
+    found = discover(space, root, split=split, layout=layout, labels=labels)
+    if found.source is None:
+        raise UnisegError(f"{root}: {space.name} layout {found.layout.name!r} has no label source to cache")
+    enc = space.encoding(found.encoding)
+    settings = {"short_side": short_side, "image_format": image_format, "quality": int(quality)}
+    names = [n for n, sf in found.splits.items() if sf.labelled]
+    if not names:
+        raise UnisegError(f"{root}: no labelled split found (found: {', '.join(found.splits)}); a cache holds labelled images")
+    refs = [r for n in names for r in found.splits[n].samples]
+    if not refs:
+        raise UnisegError(f"{root}: no image has a label in split {', '.join(names)}; run 'uniseg data check {space.name} {root}'")
+
+    doc = _open_or_new(out, union, space, found, settings)
+    files: dict = doc["files"]
+    todo: list[tuple[str, str, str, str, str]] = []
+    report = PrepareReport(
+        out=str(out), dataset=space.name, fingerprint=union.fingerprint, layout=found.layout.name,
+        labels=found.source.name, splits={n: len(found.splits[n].samples) for n in names}, total=len(refs),
+    )
+    for ref in refs:
+        rec = files.get(ref.image)
+        if rec is not None and rec.get("split") == ref.split and _record_ok(out, rec, verify):
+            report.skipped += 1
+            if on_result:
+                on_result(FileResult(ref.image, "skipped", rec))
+            continue
+        files.pop(ref.image, None)
+        todo.append((ref.image, str(root / ref.image), str(root / ref.label), str(out), ref.split))
+    for n in names:
+        doc["splits"][n] = {"files": len(found.splits[n].samples), "complete": False}
+    if on_start:
+        on_start(len(refs), report.skipped)
+
+    lut = build_lut(union, space, enc)
+    polygons = enc if found.format == "polygons" else None
+    last = time.monotonic()
+    failed_keys: set[str] = set()
+    try:
+        for res in _run(todo, lut, polygons, found.format, settings, workers):
+            if res.status == "done":
+                files[res.key] = res.record
+                report.done += 1
+                for k, v in res.unknown.items():
+                    report.unknown[k] = report.unknown.get(k, 0) + v
+            else:
+                report.failed.append(res)
+                failed_keys.add(res.key)
+            if on_result:
+                on_result(res)
+            if time.monotonic() - last > FLUSH_SECONDS:
+                _write_manifest(out, doc)
+                last = time.monotonic()
+        for n in names:
+            keys = [r.image for r in found.splits[n].samples]
+            doc["splits"][n]["complete"] = all(k in files for k in keys) and not any(k in failed_keys for k in keys)
+    finally:
+        _write_manifest(out, doc)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _open_or_new(out: Path, union: UnionSpace, space: LabelSpace, found, settings: dict) -> dict:
+    path = out / MANIFEST
+    if path.exists():
+        doc = read_manifest(out)
+        check_union(doc, union, space, path)
+        recorded = {k: doc.get(k) for k in settings}
+        if recorded != settings:
+            diff = next(k for k in settings if recorded[k] != settings[k])
+            raise UnisegError(
+                f"{path}: cache made with {diff.replace('_', '-')} {recorded[diff]!r}, not {settings[diff]!r}; "
+                "use the same settings to resume, or another --out"
+            )
+        for key, now in (("layout", found.layout.name), ("labels", found.source.name)):
+            if doc.get(key) != now:
+                raise UnisegError(f"{path}: cache made from {key} {doc.get(key)!r}, not {now!r}; use another --out")
+        return doc
+    if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
+        raise UnisegError(f"--out {out}: folder is not empty and holds no {MANIFEST}; choose an empty or new folder")
+    return {
+        "format": FORMAT,
+        "generator": f"uniseg {__version__}",
+        "fingerprint": union.fingerprint,
+        "union_datasets": list(union.datasets),
+        "dataset": space.name,
+        "layout": found.layout.name,
+        "labels": found.source.name,
+        "encoding": found.source.encoding,
+        "source_root": str(found.root.resolve()),
+        **settings,
+        "ignore_index": 255,
+        "splits": {},
+        "files": {},
+    }
+
+
+def _write_manifest(out: Path, doc: dict) -> None:
+    doc = dict(doc, files=dict(sorted(doc["files"].items())))
+    atomic_write_text(out / MANIFEST, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+
+
+def _run(todo, lut: LookupTable, encoding: Encoding | None, fmt: str, settings: dict, workers: int):
+    if workers <= 1 or len(todo) <= 1:
+        for job in todo:
+            yield prepare_one(*job, lut=lut, encoding=encoding, fmt=fmt, **settings)
+        return
+    fresh = dataclasses.replace(lut)  # no cached dense tables in the pickle: workers build their own
+    chunk = max(1, min(8, len(todo) // (workers * 4)))
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(fresh, encoding, fmt, settings)) as pool:
+        yield from pool.map(_prepare_job, todo, chunksize=chunk)

@@ -1,0 +1,205 @@
+"""A torch ``Dataset`` of one label space in a union, read from a raw root or a prepare cache.
+
+Each item is a dict (the record the trainer and evaluator rely on)::
+
+    image          float32 tensor 3 x H x W, ImageNet-normalised (after the transform)
+    label          int64 tensor H x W: unified ids (0..K-1) with 255 = ignore (void, unknown
+                   raw values, classes the union lacks); all 255 for unlabelled splits.
+                   With ``target="dataset"``: the dataset's own class indices (for EvalMap).
+    dataset_index  int: the dataset's position in ``union.datasets`` (the row of
+                   ``union.null_mask()``), -1 for a dataset outside the union (unseen evaluation)
+    path           str: the image file read (the cached copy when reading a cache)
+    index          int: the item's index in this dataset
+
+Default transform: ``EvalTransform()`` (native size, normalised). Images of labelled splits
+that have no label file are left out (``missing_labels`` counts them; ``uniseg data check``
+lists them).
+
+The same constructor reads a raw dataset root (layout found by ``uniseg.data.layout``, labels
+decoded and mapped through the union's lookup table on the fly) or a folder written by
+``uniseg data prepare`` (resized images and unified-id labels, refused if made for another
+union). The dataset holds only paths and small tables: it pickles cheaply into DataLoader
+workers and keeps no file open between items.
+
+Keys: ``dataset[i]`` or ``dataset[(i, seed)]``. The multi-dataset sampler yields ``(index,
+seed)`` pairs so random augmentation depends only on the run's seed, never on worker count or
+order; a plain ``int`` draws the sample seed from torch's RNG (seeded per DataLoader worker).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+
+from uniseg.errors import UnisegError
+from uniseg.labelspaces.registry import Registry, default_registry
+from uniseg.labelspaces.schema import LabelSpace
+from uniseg.unify.union import UnionSpace
+
+Target = Literal["unified", "dataset"]
+Transform = Callable[..., tuple]
+
+
+try:  # subclass torch's Dataset when torch is there (it always is for training)
+    from torch.utils.data import Dataset as _Base
+except ImportError:  # pragma: no cover
+    _Base = object  # type: ignore[misc, assignment]
+
+
+def sample_key(key) -> tuple[int, int | None]:
+    """``i`` or ``(i, seed)`` -> ``(i, seed or None)``."""
+    if isinstance(key, (tuple, list)):
+        if len(key) != 2:
+            raise TypeError(f"dataset key must be an index or (index, seed), got {key!r}")
+        return int(key[0]), int(key[1])
+    return int(key), None
+
+
+def rng_for(seed: int | None) -> np.random.Generator:
+    if seed is None:
+        import torch
+
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    return np.random.default_rng(seed)
+
+
+class SegDataset(_Base):  # type: ignore[misc, valid-type]
+    """One dataset of a union: ``(image, label in unified ids, dataset index, path)`` items."""
+
+    def __init__(
+        self,
+        dataset: str | LabelSpace,
+        root: str | os.PathLike,
+        union: UnionSpace | str | Sequence[str],
+        *,
+        split: str | Sequence[str] | None = "train",
+        transform: Transform | None = None,
+        layout: str | None = None,
+        labels: str | None = None,
+        target: Target = "unified",
+        registry: Registry | None = None,
+        dataset_index: int | None = None,
+    ) -> None:
+        from uniseg.data import cache as cache_mod
+        from uniseg.data.labels import class_lut
+        from uniseg.data.layout import discover
+        from uniseg.unify.lut import build_lut
+
+        registry = registry or default_registry()
+        spaces: dict[str, LabelSpace] = {}
+        if not isinstance(union, UnionSpace):
+            from uniseg.unify.artifact import resolve_union
+
+            union, spaces = resolve_union(union, registry)
+        space = dataset if isinstance(dataset, LabelSpace) else (spaces.get(dataset) or registry.get(dataset))
+        if space.name in union.datasets:
+            union.check_member(space)
+        if target not in ("unified", "dataset"):
+            raise UnisegError(f"target must be 'unified' or 'dataset', got {target!r}")
+        self.name = space.name
+        self.root = Path(root)
+        self.union_fingerprint = union.fingerprint
+        self.num_classes = union.num_classes if target == "unified" else space.num_classes
+        self.target = target
+        self.transform = transform
+        self.dataset_index = (
+            dataset_index if dataset_index is not None else (union.datasets.index(space.name) if space.name in union.datasets else -1)
+        )
+        self._encoding = None
+        self.missing_labels = 0
+        self.layout: str | None = None
+        self.labels_source: str | None = None
+        if cache_mod.is_cache(self.root):
+            if target != "unified":
+                raise UnisegError(f"{self.root}: a prepare cache holds unified ids only; read the raw root for target='dataset'")
+            items = cache_mod.cache_items(self.root, union, space, split)
+            self.source = "cache"
+            self.format = "unified"
+            self.lut = None
+        else:
+            found = discover(space, self.root, split=split, layout=layout, labels=labels)
+            refs = found.samples(None if split is None else split)
+            items = [(str(self.root / r.image), None if r.label is None else str(self.root / r.label)) for r in refs]
+            labelled = [lab for _, lab in items if lab is not None]
+            wanted = found._names(split)
+            if found.source is not None and not labelled and any(found.splits[n].labelled for n in wanted):
+                from uniseg.data.layout import example
+
+                pattern = example(found.source.pattern.replace("{split}", found.splits[wanted[0]].dir))
+                raise UnisegError(
+                    f"{self.root}: no {space.title} labels for split {', '.join(wanted)} "
+                    f"(expected {pattern}); run 'uniseg data check {space.name} {self.root}'"
+                )
+            # images of labelled splits without a label are left out ('uniseg data check' lists them)
+            self.missing_labels = sum(len(found.splits[n].missing_labels) for n in wanted)
+            self.source = "raw"
+            self.format = found.format
+            enc = space.encoding(found.encoding) if found.encoding else space.default_encoding
+            self._encoding = enc if self.format == "polygons" else None
+            lut = build_lut(union, space, enc) if target == "unified" else class_lut(space, enc)
+            self.lut = lut
+            self.layout = found.layout.name
+            self.labels_source = None if found.source is None else found.source.name
+        if not items:
+            raise UnisegError(f"{self.root}: no {space.title} images for split {split!r}")
+        self.images = [a for a, _ in items]
+        self.labels = [b for _, b in items]
+
+    # -- pickling: drop the lookup tables' cached dense arrays (rebuilt lazily in each worker) --
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if state.get("lut") is not None:
+            state["lut"] = dataclasses.replace(state["lut"])
+        return state
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __repr__(self) -> str:
+        return f"SegDataset({self.name!r}, {str(self.root)!r}, {len(self)} items from {self.source}, union {self.union_fingerprint})"
+
+    def load(self, index: int):
+        """The raw pair as Pillow images: ``(RGB image, L label of target ids or None)``."""
+        from uniseg.data.labels import load_unified, open_image
+
+        img = open_image(self.images[index])
+        if img.mode != "RGB":
+            img = img.convert("RGB")
+        path = self.labels[index]
+        if path is None:
+            return img, None
+        if self.lut is None:  # cache: already unified ids
+            label = open_image(path)
+            if label.mode != "L":
+                raise UnisegError(f"{path}: {label.mode} image in a prepare cache, expected L unified ids (re-run prepare)")
+        else:
+            label = load_unified(path, self.lut, self.format, self._encoding)
+        if label.size != img.size:
+            raise UnisegError(
+                f"{path}: label is {label.width}x{label.height} but its image {self.images[index]} is "
+                f"{img.width}x{img.height}; fix or remove the pair"
+            )
+        return img, label
+
+    def __getitem__(self, key) -> dict:
+        from uniseg.data.transforms import EvalTransform
+
+        index, seed = sample_key(key)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        img, label = self.load(index)
+        transform = self.transform or EvalTransform()
+        image_t, label_t = transform(img, label, rng_for(seed))
+        return {
+            "image": image_t,
+            "label": label_t,
+            "dataset_index": self.dataset_index,
+            "path": self.images[index],
+            "index": index,
+        }
