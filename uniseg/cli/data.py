@@ -17,30 +17,13 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from uniseg.cli.render import Format, console, emit, err_console
+from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, progress_bar, registry_from
+from uniseg.cli.render import Format, console, emit
 from uniseg.errors import UnisegError
-from uniseg.labelspaces.registry import Registry
 
 app = typer.Typer(help="Dataset roots: check them, prepare training caches, synthesise a road world.", no_args_is_help=True)
 
-RegistryOpt = typer.Option(
-    None, "--registry", metavar="DIR", help="Extra folder of <name>.yaml label spaces (repeatable; also UNISEG_REGISTRY)."
-)
-FormatOpt = typer.Option(Format.table, "--format", "-f", help="Output: a table for people, json/yaml for scripts.")
 SHOW = 10  # file names listed per problem in the table (json lists all)
-
-
-def _registry(dirs: Optional[List[Path]]) -> Registry:
-    return Registry.from_dirs(dirs or [])
-
-
-def _progress(label: str, enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn(label + " {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err_console, disable=not enabled, transient=True,
-    )
 
 
 def _listing(paths: list[str]) -> str:
@@ -65,9 +48,9 @@ def check(
     """
     from uniseg.data.check import check_dataset
 
-    space = _registry(registry).get(name)
+    space = registry_from(registry).get(name)
     show_bar = fmt == Format.table and console.is_terminal
-    with _progress("check", show_bar) as progress:
+    with progress_bar("check", show_bar) as progress:
         task = progress.add_task(space.name, total=None)
         rep = check_dataset(
             space, root, split=(split or None), layout=layout, labels=labels, sample=sample,
@@ -135,7 +118,7 @@ def check(
 
 @app.command()
 def prepare(
-    union_spec: str = typer.Option(..., "--union", "-u", metavar="DIR|NAMES", help="A folder from 'labels union --out', or dataset names (a,b,c)."),
+    union_spec: str = UnionOpt,
     dataset: str = typer.Option(..., "--dataset", "-d", help="The dataset to cache, e.g. mapillary."),
     root: Path = typer.Option(..., "--root", "-r", help="Its raw root, as unpacked from the official archives."),
     out: Path = typer.Option(..., "--out", "-o", help="Cache folder (one per dataset and union), e.g. cache/mapillary."),
@@ -154,11 +137,11 @@ def prepare(
     from uniseg.data.cache import prepare_cache
     from uniseg.unify.artifact import resolve_union
 
-    reg = _registry(registry)
+    reg = registry_from(registry)
     uni, spaces = resolve_union(union_spec, reg)
     space = spaces.get(dataset) or reg.get(dataset)
     show_bar = fmt == Format.table and console.is_terminal
-    with _progress("prepare", show_bar) as progress:
+    with progress_bar("prepare", show_bar) as progress:
         task = progress.add_task(space.name, total=None)
         rep = prepare_cache(
             uni, space, root, out, split=(split or None), layout=layout, labels=labels, short_side=short_side,
@@ -217,9 +200,9 @@ def synth(
     from uniseg.data.synth import synthesize
 
     h, w = _parse_size(size)
-    reg = _registry(registry)
+    reg = registry_from(registry)
     show_bar = fmt == Format.table and console.is_terminal
-    with _progress("synth", show_bar) as progress:
+    with progress_bar("synth", show_bar) as progress:
         tasks: dict[str, int] = {}
 
         def on_progress(name: str, done: int, total: int) -> None:

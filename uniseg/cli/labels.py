@@ -13,27 +13,16 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from uniseg.cli.render import Format, console, emit, err_console, swatch
+from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, progress_bar, registry_from
+from uniseg.cli.render import Format, console, emit, swatch
 from uniseg.errors import UnisegError
-from uniseg.labelspaces.registry import Registry
 
 app = typer.Typer(help="Label spaces, unions, remap tables and exports.", no_args_is_help=True)
-
-RegistryOpt = typer.Option(
-    None, "--registry", metavar="DIR", help="Extra folder of <name>.yaml label spaces (repeatable; also UNISEG_REGISTRY)."
-)
-FormatOpt = typer.Option(Format.table, "--format", "-f", help="Output: a table for people, json/yaml for scripts.")
-UnionOpt = typer.Option(..., "--union", "-u", metavar="DIR|NAMES", help="A folder from 'labels union --out', or dataset names (a,b,c).")
-
-
-def _registry(dirs: Optional[List[Path]]) -> Registry:
-    return Registry.from_dirs(dirs or [])
-
 
 @app.command("list")
 def list_(registry: Optional[List[Path]] = RegistryOpt, fmt: Format = FormatOpt) -> None:
     """Registered label spaces with class counts, encodings and version."""
-    reg = _registry(registry)
+    reg = registry_from(registry)
     rows = []
     for space in reg.all():
         rows.append(
@@ -67,7 +56,7 @@ def show(
     fmt: Format = FormatOpt,
 ) -> None:
     """Classes in training order with their raw ids per encoding, unified names and colours."""
-    space = _registry(registry).get(name)
+    space = registry_from(registry).get(name)
     raw_ids: dict[str, dict[int, list]] = {}
     for enc in space.encodings.values():
         per: dict[int, list] = {}
@@ -160,7 +149,7 @@ def union(
     """The union of label spaces: classes merged on unified names, sorted alphabetically."""
     from uniseg.unify.artifact import resolve_union, union_to_dict, write_union_artifact
 
-    uni, spaces = resolve_union(list(names), _registry(registry))
+    uni, spaces = resolve_union(list(names), registry_from(registry))
     written = write_union_artifact(uni, list(spaces.values()), out) if out is not None else []
     data = union_to_dict(uni)
     if out is not None:
@@ -192,7 +181,7 @@ def diff(
     """Classes shared by A and B, only in A, only in B, and name collisions."""
     from uniseg.unify.diff import diff_labelspaces
 
-    reg = _registry(registry)
+    reg = registry_from(registry)
     d = diff_labelspaces(reg.get(a), reg.get(b))
 
     def table():
@@ -231,23 +220,17 @@ def remap(
     fmt: Format = FormatOpt,
 ) -> None:
     """Remap label images into unified ids with the lookup table (resumable, atomic, parallel)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from uniseg.unify.artifact import resolve_union
     from uniseg.unify.lut import build_lut
     from uniseg.unify.remap import format_value, remap_paths
 
-    reg = _registry(registry)
+    reg = registry_from(registry)
     uni, spaces = resolve_union(union_spec, reg)
     space = spaces.get(dataset) or reg.get(dataset)
     if space.name in uni.datasets:
         uni.check_member(space)
     lut = build_lut(uni, space, encoding)
-    show_bar = fmt == Format.table and console.is_terminal
-    with Progress(
-        TextColumn("remap {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=err_console, disable=not show_bar, transient=True,
-    ) as progress:
+    with progress_bar("remap", fmt == Format.table and console.is_terminal) as progress:
         task = progress.add_task(f"{lut.dataset}.{lut.encoding}", total=None)
         report = remap_paths(
             lut, [str(s) for s in sources], out, workers=workers, strict=strict,
@@ -313,7 +296,7 @@ def export(
     from uniseg.unify.artifact import resolve_union
     from uniseg.unify.exports import EXPORTERS, export as do_export
 
-    uni, spaces = resolve_union(union_spec, _registry(registry))
+    uni, spaces = resolve_union(union_spec, registry_from(registry))
     written = do_export(uni, list(spaces.values()), to, out)
     data = {"format": to, "fingerprint": uni.fingerprint, "written": [str(p) for p in written]}
 

@@ -1,0 +1,32 @@
+"""Options and helpers every ``uniseg`` command group shares (registry folders, --format, progress)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from uniseg.cli.render import Format, err_console
+from uniseg.labelspaces.registry import Registry
+
+RegistryOpt = typer.Option(
+    None, "--registry", metavar="DIR", help="Extra folder of <name>.yaml label spaces (repeatable; also UNISEG_REGISTRY)."
+)
+FormatOpt = typer.Option(Format.table, "--format", "-f", help="Output: a table for people, json/yaml for scripts.")
+UnionOpt = typer.Option(..., "--union", "-u", metavar="DIR|NAMES", help="A folder from 'labels union --out', or dataset names (a,b,c).")
+
+
+def registry_from(dirs: Optional[List[Path]]) -> Registry:
+    """The built-in registry plus UNISEG_REGISTRY plus the ``--registry`` folders."""
+    return Registry.from_dirs(dirs or [])
+
+
+def progress_bar(label: str, enabled: bool):
+    """A rich progress bar on stderr (hidden for scripts: ``enabled`` is False off a terminal)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(label + " {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=err_console, disable=not enabled, transient=True,
+    )
