@@ -17,7 +17,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, progress_bar, registry_from
+from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, progress_bar, registry_from, union_and_space
 from uniseg.cli.render import Format, console, emit
 from uniseg.errors import UnisegError
 
@@ -135,11 +135,8 @@ def prepare(
 ) -> None:
     """Write resized images and unified-id labels once, so training reads small files (resumable)."""
     from uniseg.data.cache import prepare_cache
-    from uniseg.unify.artifact import resolve_union
 
-    reg = registry_from(registry)
-    uni, spaces = resolve_union(union_spec, reg)
-    space = spaces.get(dataset) or reg.get(dataset)
+    uni, space = union_and_space(union_spec, dataset, registry)
     show_bar = fmt == Format.table and console.is_terminal
     with progress_bar("prepare", show_bar) as progress:
         task = progress.add_task(space.name, total=None)

@@ -13,7 +13,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, progress_bar, registry_from
+from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, progress_bar, registry_from, union_and_space
 from uniseg.cli.render import Format, console, emit, swatch
 from uniseg.errors import UnisegError
 
@@ -220,15 +220,10 @@ def remap(
     fmt: Format = FormatOpt,
 ) -> None:
     """Remap label images into unified ids with the lookup table (resumable, atomic, parallel)."""
-    from uniseg.unify.artifact import resolve_union
     from uniseg.unify.lut import build_lut
     from uniseg.unify.remap import format_value, remap_paths
 
-    reg = registry_from(registry)
-    uni, spaces = resolve_union(union_spec, reg)
-    space = spaces.get(dataset) or reg.get(dataset)
-    if space.name in uni.datasets:
-        uni.check_member(space)
+    uni, space = union_and_space(union_spec, dataset, registry)
     lut = build_lut(uni, space, encoding)
     with progress_bar("remap", fmt == Format.table and console.is_terminal) as progress:
         task = progress.add_task(f"{lut.dataset}.{lut.encoding}", total=None)
@@ -300,12 +295,15 @@ def export(
     written = do_export(uni, list(spaces.values()), to, out)
     data = {"format": to, "fingerprint": uni.fingerprint, "written": [str(p) for p in written]}
 
-    def table() -> Table:
-        t = Table(title=f"Exported union {uni.fingerprint} as {to}: {EXPORTERS[to][1]}", title_justify="left")
+    def table():
+        from rich.console import Group
+        from rich.text import Text
+
+        t = Table()
         t.add_column("file")
         t.add_column("bytes", justify="right")
         for p in written:
             t.add_row(str(p), str(p.stat().st_size))
-        return t
+        return Group(Text(f"Exported union {uni.fingerprint} as {to}: {EXPORTERS[to][1]}"), t)
 
     emit(data, fmt, table)

@@ -22,6 +22,19 @@ def registry_from(dirs: Optional[List[Path]]) -> Registry:
     return Registry.from_dirs(dirs or [])
 
 
+def union_and_space(union_spec: str, dataset: str, dirs: Optional[List[Path]]):
+    """``(union, label space of dataset)`` for a ``--union`` spec; a member's space must match the one
+    the union was built from (its fingerprint), a non-member (unseen dataset) is read as is."""
+    from uniseg.unify.artifact import resolve_union
+
+    reg = registry_from(dirs)
+    uni, spaces = resolve_union(union_spec, reg)
+    space = spaces.get(dataset) or reg.get(dataset)
+    if space.name in uni.datasets:
+        uni.check_member(space)
+    return uni, space
+
+
 def progress_bar(label: str, enabled: bool):
     """A rich progress bar on stderr (hidden for scripts: ``enabled`` is False off a terminal)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
