@@ -23,16 +23,13 @@ def registry_from(dirs: Optional[List[Path]]) -> Registry:
 
 
 def union_and_space(union_spec: str, dataset: str, dirs: Optional[List[Path]]):
-    """``(union, label space of dataset)`` for a ``--union`` spec; a member's space must match the one
-    the union was built from (its fingerprint), a non-member (unseen dataset) is read as is."""
+    """``(union, label space of dataset)`` for a ``--union`` spec (members come checked against the
+    union by ``resolve_union``; a non-member, an unseen dataset, is read from the registry)."""
     from uniseg.unify.artifact import resolve_union
 
     reg = registry_from(dirs)
     uni, spaces = resolve_union(union_spec, reg)
-    space = spaces.get(dataset) or reg.get(dataset)
-    if space.name in uni.datasets:
-        uni.check_member(space)
-    return uni, space
+    return uni, spaces.get(dataset) or reg.get(dataset)
 
 
 def progress_bar(label: str, enabled: bool):

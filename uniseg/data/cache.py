@@ -291,8 +291,7 @@ def prepare_cache(
         raise UnisegError(f"--out {out}: exists and is not a folder")
     if out.resolve() == root.resolve():
         raise UnisegError(f"--out {out}: is the dataset root; choose another folder for the cache")
-    if space.name in union.datasets:
-        union.check_member(space)
+    union.check_member(space)
 
     found = discover(space, root, split=split, layout=layout, labels=labels)
     if found.source is None:

@@ -96,8 +96,7 @@ class SegDataset(_Base):  # type: ignore[misc, valid-type]
 
             union, spaces = resolve_union(union, registry)
         space = dataset if isinstance(dataset, LabelSpace) else (spaces.get(dataset) or registry.get(dataset))
-        if space.name in union.datasets:
-            union.check_member(space)
+        union.check_member(space)
         if target not in ("unified", "dataset"):
             raise UnisegError(f"target must be 'unified' or 'dataset', got {target!r}")
         self.name = space.name

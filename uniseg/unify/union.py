@@ -124,7 +124,10 @@ class UnionSpace:
         )
 
     def check_member(self, space: LabelSpace) -> None:
-        """Refuse a label space whose classes differ from what this union recorded for it."""
+        """Refuse a member label space whose classes differ from what this union recorded for it;
+        a dataset outside the union (unseen evaluation) has nothing recorded and passes."""
+        if space.name not in self.datasets:
+            return
         recorded = {n for c in self.classes for n in c.members.get(space.name, ())}
         current = {c.name for c in space.classes}
         by_unified = {c.name: set(c.members.get(space.name, ())) for c in self.classes}
