@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from uniseg.cli.render import Format, err_console
+from uniseg.errors import UnisegError
 from uniseg.labelspaces.registry import Registry
 
 RegistryOpt = typer.Option(
@@ -40,3 +42,38 @@ def progress_bar(label: str, enabled: bool):
         TextColumn(label + " {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=err_console, disable=not enabled, transient=True,
     )
+
+
+DatasetsOpt = typer.Option(
+    None, "--datasets", "-d", metavar="NAME=ROOT...",
+    help="Datasets as NAME=ROOT (a raw root in its real layout, or a 'data prepare' cache); several after one flag, or the flag repeated.",
+)
+DeviceOpt = typer.Option(None, "--device", help="auto (a GPU when there is one), cpu, cuda or cuda:N.")
+DATASET_EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": False}
+
+
+def parse_datasets(values: Optional[List[str]], extra: Optional[List[str]] = None) -> list[tuple[str, str]]:
+    """``NAME=ROOT`` strings (also comma-separated, and the extra words after ``--datasets``) -> pairs."""
+    items: list[tuple[str, str]] = []
+    for raw in [*(values or []), *(extra or [])]:
+        for part in (p for p in raw.split(",") if p.strip()):
+            name, sep, root = part.partition("=")
+            if not sep or not name.strip() or not root.strip():
+                raise UnisegError(f"--datasets {part!r}: expected NAME=ROOT, e.g. cityscapes=/data/cityscapes")
+            items.append((name.strip(), root.strip()))
+    return items
+
+
+_HW = re.compile(r"^\s*(\d+)\s*(?:[xX*,]\s*(\d+))?\s*$")
+
+
+def parse_hw(text: str, flag: str) -> tuple[int, int]:
+    """``"713x713"`` -> (713, 713); ``"713"`` -> (713, 713); else a one-line error naming ``flag``."""
+    m = _HW.match(text or "")
+    if not m:
+        raise UnisegError(f"{flag} {text!r} is not HxW; give height x width in pixels, e.g. {flag} 512x1024")
+    h = int(m.group(1))
+    w = int(m.group(2)) if m.group(2) is not None else h
+    if not (1 <= h <= 16384 and 1 <= w <= 16384):
+        raise UnisegError(f"{flag} {text!r}: height and width must be 1..16384 pixels")
+    return h, w

@@ -1,0 +1,40 @@
+"""A small synthetic world and tiny-run settings shared by the engine tests (train / eval / predict)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TRAIN = ("cityscapes", "idd", "mapillary")
+UNSEEN = ("kitti", "camvid")
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory) -> Path:
+    """Cityscapes, IDD, Mapillary (train 7 / val 2 each), KITTI and CamVid, 64 x 128, in their real layouts."""
+    from uniseg.data.synth import synthesize
+
+    out = tmp_path_factory.mktemp("engine_world")
+    synthesize(out, images=9, size=(64, 128), seed=3, datasets=[*TRAIN, *UNSEEN])
+    return out
+
+
+def tiny_args(world: Path, out: Path, *, iterations: int = 6, workers: int = 0, extra: tuple[str, ...] = ()) -> list[str]:
+    """``uniseg train`` arguments for a run of a few seconds on the small world."""
+    return [
+        "train", "--datasets", *(f"{n}={world / n}" for n in TRAIN), "--model", "hrnet_tiny", "--iterations", str(iterations),
+        "--batch-size", "4", "--crop", "48x48", "--short-side", "64", "--workers", str(workers), "--log-every", "1",
+        "--checkpoint-every", "100", "--out", str(out), *extra,
+    ]
+
+
+def tiny_config(world: Path, **changes):
+    """The same run as a ``TrainConfig`` (for in-process tests)."""
+    from uniseg.engine.config import DatasetSpec, TrainConfig
+
+    base = TrainConfig(
+        datasets=[DatasetSpec(n, str(world / n)) for n in TRAIN], model="hrnet_tiny", iterations=6, batch_size=4,
+        crop=(48, 48), short_side=64, workers=0, log_every=1, checkpoint_every=100,
+    )
+    return base.replace(**changes)

@@ -1,0 +1,154 @@
+"""The engine's pure parts: schedule, key stream, confusion/IoU maths, config records, relation tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from uniseg.engine.config import DatasetSpec, TrainConfig, dump_config, read_config
+from uniseg.engine.inputs import KeyStream
+from uniseg.engine.metrics import confusion, scores
+from uniseg.engine.schedule import poly_lr
+from uniseg.errors import FingerprintMismatch, UnisegError
+
+
+def test_poly_lr_follows_the_papers_schedule():
+    assert poly_lr(0.01, 0, 100) == pytest.approx(0.01)
+    assert poly_lr(0.01, 50, 100) == pytest.approx(0.01 * 0.5**0.9)
+    assert poly_lr(0.01, 99, 100) == pytest.approx(0.01 * 0.01**0.9)
+    assert poly_lr(0.01, 100, 100) == 0.0
+    assert poly_lr(0.02, 25, 100, power=1.0) == pytest.approx(0.015)
+
+
+def _keys(stream) -> list[tuple[int, int]]:
+    return [tuple(k) for k in stream]
+
+
+def test_key_stream_resumes_exactly_and_crosses_epochs():
+    from uniseg.data.sampler import MultiDatasetSampler
+
+    sampler = MultiDatasetSampler([5, 3], seed=7)
+    full = _keys(KeyStream(sampler, 0, 20))  # 2.5 epochs of 8 samples
+    assert len(full) == 20
+    assert sorted(i for i, _ in full[:8]) == list(range(8))  # each epoch is a permutation
+    assert sorted(i for i, _ in full[8:16]) == list(range(8))
+    assert full[:8] != full[8:16]  # a new order per epoch
+    for start in (1, 7, 8, 13):
+        again = MultiDatasetSampler([5, 3], seed=7)
+        assert _keys(KeyStream(again, start, 20)) == full[start:]
+
+
+def test_key_stream_shards_are_disjoint_per_epoch():
+    from uniseg.data.sampler import MultiDatasetSampler
+
+    ranks = [_keys(KeyStream(MultiDatasetSampler([6, 4], seed=1, num_replicas=2, rank=r), 0, 5)) for r in (0, 1)]
+    assert not {i for i, _ in ranks[0]} & {i for i, _ in ranks[1]}
+    assert {i for i, _ in ranks[0]} | {i for i, _ in ranks[1]} == set(range(10))
+
+
+def test_confusion_counts_pairs_and_skips_ignore():
+    pred = torch.tensor([[0, 1, 2], [2, 2, 0]])
+    target = torch.tensor([[0, 0, 2], [255, 2, 1]])
+    conf = confusion(pred, target, 3)
+    expected = [[1, 1, 0], [1, 0, 0], [0, 0, 2]]
+    assert conf.tolist() == expected
+    with pytest.raises(ValueError):
+        confusion(torch.tensor([3]), torch.tensor([0]), 3)
+
+
+def test_scores_leave_absent_classes_out_unless_asked():
+    conf = np.array([[2, 1, 0, 0], [0, 0, 0, 0], [1, 0, 3, 0], [0, 0, 0, 0]])
+    s = scores(conf)
+    # class 0: 2 / (3 + 3 - 2); class 1: predicted once, never true -> 0; class 2: 3 / (4 + 3 - 3); class 3 absent
+    assert s.iou == [pytest.approx(0.5), 0.0, pytest.approx(0.75), None]
+    assert s.miou == pytest.approx((0.5 + 0.0 + 0.75) / 3)
+    assert s.pixel_accuracy == pytest.approx(5 / 7)
+    z = scores(conf, absent_as_zero=True)
+    assert z.iou[3] == 0.0 and z.miou == pytest.approx(1.25 / 4)
+    only = scores(conf, scored=[0, 2])
+    assert only.iou[1] is None and only.miou == pytest.approx(0.625)
+
+
+def test_config_round_trips_through_yaml(tmp_path):
+    cfg = TrainConfig(datasets=[DatasetSpec("cityscapes", "/d/cs"), DatasetSpec("idd", "/d/idd")], crop=(512, 256),
+                      scale=(0.75, 1.5), dataset_weights={"idd": 2.0, "cityscapes": 1.0}, lr=0.02)
+    (tmp_path / "config.yaml").write_text(dump_config(cfg))
+    back = read_config(tmp_path / "config.yaml")
+    assert back == cfg
+    assert back.base_lr == 0.02
+    assert TrainConfig(batch_size=8).base_lr == pytest.approx(0.005)  # 0.01 per 16 images
+
+
+def test_config_refuses_unknown_keys_and_bad_values(tmp_path):
+    (tmp_path / "c.yaml").write_text("format: uniseg.train/v1\nbatch_sise: 4\n")
+    with pytest.raises(UnisegError, match="batch_sise.*did you mean 'batch_size'"):
+        read_config(tmp_path / "c.yaml")
+    base = TrainConfig(datasets=[DatasetSpec("cityscapes", "/d")])
+    with pytest.raises(UnisegError, match="--loss"):
+        base.replace(loss="focal").validate()
+    with pytest.raises(UnisegError, match="needs --relations"):
+        base.replace(loss="cr-bce").validate()
+    with pytest.raises(UnisegError, match="--batch-size must be >= 1"):
+        base.replace(batch_size=0).validate()
+    with pytest.raises(UnisegError, match="twice"):
+        base.replace(datasets=[DatasetSpec("idd", "/a"), DatasetSpec("idd", "/b")]).validate()
+
+
+def _write_relations(folder, union, table, datasets, fingerprint=None):
+    from uniseg.unify.relations import table_fingerprint
+
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "table.npy", table)
+    (folder / "relations.yaml").write_text(
+        "format: uniseg.relations/v1\n"
+        f"fingerprint: {fingerprint or union.fingerprint}\n"
+        f"datasets: [{', '.join(datasets)}]\n"
+        f"table_fingerprint: {table_fingerprint(table)}\n"
+    )
+
+
+def test_relation_table_is_reordered_to_the_union_and_refused_for_another(tmp_path, registry):
+    from uniseg.models.losses import identity_relation_table
+    from uniseg.unify import build_union
+    from uniseg.unify.relations import check_table, read_relation_table
+
+    union = build_union(registry.get_many(["cityscapes", "mapillary"]))
+    valid = torch.from_numpy(union.null_mask())
+    table = identity_relation_table(valid).numpy()
+    r, b = union.index_of("rider"), union.index_of("bicyclist")
+    table[1, b, r] = 1  # Mapillary's bicyclist -> rider
+    reversed_rows = table[::-1].copy()
+    _write_relations(tmp_path / "rel", union, reversed_rows, ["mapillary", "cityscapes"])
+    rt = read_relation_table(tmp_path / "rel")
+    got = rt.for_union(union)
+    assert got[1, b, r] == 1 and np.array_equal(got, table)
+    check_table(got, union.null_mask(), union.datasets)
+
+    other = build_union(registry.get_many(["cityscapes", "idd"]))
+    with pytest.raises(FingerprintMismatch, match="another|not"):
+        rt.for_union(other)
+    # a table that does not match its YAML is refused
+    np.save(tmp_path / "rel" / "table.npy", table)
+    with pytest.raises(FingerprintMismatch, match="do not belong together"):
+        read_relation_table(tmp_path / "rel" / "relations.yaml")
+
+
+def test_check_table_rejects_tables_that_break_eq6(registry):
+    from uniseg.models.losses import identity_relation_table
+    from uniseg.unify import build_union
+    from uniseg.unify.relations import check_table
+
+    union = build_union(registry.get_many(["cityscapes", "mapillary"]))
+    mask = union.null_mask()
+    table = identity_relation_table(torch.from_numpy(mask)).numpy()
+    road = union.index_of("road")
+    bad = table.copy()
+    bad[0, road, road] = 0
+    with pytest.raises(UnisegError, match="own target"):
+        check_table(bad, mask)
+    bad = table.copy()
+    outside = int(np.flatnonzero(~mask[0])[0])
+    bad[0, road, outside] = 0
+    with pytest.raises(UnisegError, match="outside its label space"):
+        check_table(bad, mask)

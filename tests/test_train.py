@@ -1,0 +1,228 @@
+"""``uniseg train`` end to end on a small synthetic world: run folder, checkpoints, exact resume after
+SIGINT (with DataLoader workers), --config reproduction, non-finite loss, cr-bce tables, torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+from engine_fixtures import TRAIN, small_world, tiny_args, tiny_config  # noqa: F401  (fixture)
+
+
+def _model(path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _records(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def finished_run(small_world, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "a"
+    res = run_cli(*tiny_args(small_world, out, iterations=6))
+    assert res.returncode == 0, res.stderr
+    return out, res
+
+
+def test_run_folder_holds_config_union_metrics_and_checkpoints(finished_run):
+    out, res = finished_run
+    for name in ("config.yaml", "union.yaml", "metrics.jsonl", "last.pt", "best.pt"):
+        assert (out / name).is_file(), name
+    ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert ckpt["iteration"] == 6
+    assert ckpt["model_spec"]["name"] == "hrnet_tiny" and ckpt["model_spec"]["head"] == "cosine"
+    assert ckpt["union_fingerprint"] == ckpt["union"]["fingerprint"]
+    assert set(ckpt["union"]["datasets"]) == set(TRAIN)
+    assert ckpt["model"]["last_layer.3.weight"].shape[0] == len(ckpt["union"]["classes"]) == 70
+    assert {"optimizer", "rng", "sampler", "config", "scaler", "best"} <= set(ckpt)
+    records = _records(out)
+    train = [r for r in records if r["type"] == "train"]
+    assert [r["iteration"] for r in train] == [1, 2, 3, 4, 5, 6]
+    for r in train:
+        assert {"loss", "lr", "images_per_s", "data_wait"} <= set(r) and np.isfinite(r["loss"])
+        assert 0 <= r["data_wait"] <= 1
+    assert train[0]["lr"] == pytest.approx(0.01 * 4 / 16)  # the paper's 0.01 per 16 images, poly from there
+    assert train[-1]["lr"] < train[0]["lr"]
+    val = [r for r in records if r["type"] == "val"]
+    assert val and set(val[-1]["val"]) == set(TRAIN) and 0 <= val[-1]["mean_miou"] <= 1
+    best = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
+    assert best["best"]["miou"] == pytest.approx(max(r["mean_miou"] for r in val))
+
+
+def test_config_yaml_reproduces_the_run_and_flags_override_it(finished_run, tmp_path):
+    out, _ = finished_run
+    res = run_cli("train", "--config", str(out / "config.yaml"), "--out", str(tmp_path / "again"), "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert _same_weights(_model(out / "last.pt"), _model(tmp_path / "again" / "last.pt"))
+    res = run_cli("train", "--config", str(out / "config.yaml"), "--iterations", "2", "--out", str(tmp_path / "short"), "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert "iterations: 2" in (tmp_path / "short" / "config.yaml").read_text()
+    assert torch.load(tmp_path / "short" / "last.pt", weights_only=True)["iteration"] == 2
+
+
+def test_an_existing_run_folder_is_refused_with_the_resume_hint(finished_run, small_world):
+    out, _ = finished_run
+    res = run_cli(*tiny_args(small_world, out))
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "--resume" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--datasets", "cityscapes", "--out", "x"], "NAME=ROOT"),
+        (["train", "--datasets", "cityscapes=/nowhere", "--out", "x", "--loss", "focal"], "--loss"),
+        (["train", "--datasets", "cityscapes=/nowhere", "--out", "x", "--crop", "big"], "--crop"),
+        (["train", "--resume", "/nowhere"], "no last.pt"),
+    ],
+)
+def test_bad_flags_give_one_line_and_exit_2(args, message, tmp_path):
+    res = run_cli(*args, cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_sigint_finishes_the_iteration_and_resume_is_bit_exact(small_world, tmp_path):
+    whole = tmp_path / "whole"
+    res = run_cli(*tiny_args(small_world, whole, iterations=12, workers=2))
+    assert res.returncode == 0, res.stderr
+
+    cut = tmp_path / "cut"
+    env = dict(os.environ, COLUMNS="200")
+    env.pop("UNISEG_DEBUG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uniseg.cli.main", *tiny_args(small_world, cut, iterations=12, workers=2), "--quiet"],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+    )
+    lines = []
+    for line in proc.stderr:  # event-driven: interrupt once iteration 3 is logged
+        lines.append(line)
+        if line.startswith("iter 3 "):
+            proc.send_signal(signal.SIGINT)
+            break
+    _, rest = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(lines) + rest
+    assert "resume with: uniseg train --resume" in rest
+    stopped = torch.load(cut / "last.pt", weights_only=True)["iteration"]
+    assert 3 <= stopped < 12
+
+    res = run_cli("train", "--resume", str(cut), "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert torch.load(cut / "last.pt", weights_only=True)["iteration"] == 12
+    assert _same_weights(_model(whole / "last.pt"), _model(cut / "last.pt"))
+    # one consistent history: every iteration logged once
+    its = [r["iteration"] for r in _records(cut) if r["type"] == "train"]
+    assert its == list(range(1, 13))
+
+
+def test_resume_may_change_workers_but_not_the_recipe(finished_run):
+    out, _ = finished_run
+    res = run_cli("train", "--resume", str(out), "--lr", "0.1")
+    assert res.returncode == 2 and "--lr cannot change" in res.stderr
+    res = run_cli("train", "--resume", str(out), "--workers", "1", "--quiet")  # already complete: a no-op
+    assert res.returncode == 0, res.stderr
+
+
+def test_non_finite_loss_stops_before_the_update_and_keeps_the_last_checkpoint(small_world, tmp_path, monkeypatch):
+    from uniseg.engine import criterion as crit_mod
+    from uniseg.engine.trainer import NonFiniteLoss, train
+
+    real = crit_mod.build_criterion
+
+    def poisoned(loss, union, relations=None):
+        module, fp = real(loss, union, relations)
+        calls = {"n": 0}
+
+        class Poisoned(torch.nn.Module):
+            def forward(self, logits, target, index):
+                calls["n"] += 1
+                value = module(logits, target, index)
+                return value * float("nan") if calls["n"] == 4 else value
+
+        return Poisoned(), fp
+
+    monkeypatch.setattr(crit_mod, "build_criterion", poisoned)
+    cfg = tiny_config(small_world, checkpoint_every=2)
+    with pytest.raises(NonFiniteLoss) as err:
+        train(cfg, tmp_path / "nan")
+    msg = str(err.value)
+    assert "iteration 4" in msg and "last.pt (iteration 2)" in msg and "--lr" in msg
+    assert any(name in msg for name in TRAIN)
+    assert torch.load(tmp_path / "nan" / "last.pt", weights_only=True)["iteration"] == 2
+
+
+def _relations(folder, union, table):
+    from uniseg.unify.relations import table_fingerprint
+
+    folder.mkdir(parents=True)
+    np.save(folder / "table.npy", table)
+    (folder / "relations.yaml").write_text(
+        f"format: uniseg.relations/v1\nfingerprint: {union.fingerprint}\ndatasets: [{', '.join(union.datasets)}]\n"
+        f"table_fingerprint: {table_fingerprint(table)}\n"
+    )
+
+
+def test_cr_bce_trains_with_a_relation_table_and_refuses_another_unions(small_world, tmp_path, registry):
+    from uniseg.engine.trainer import train
+    from uniseg.errors import FingerprintMismatch
+    from uniseg.models.losses import identity_relation_table
+    from uniseg.unify import build_union
+
+    union = build_union(registry.get_many(list(TRAIN)))
+    table = identity_relation_table(torch.from_numpy(union.null_mask())).numpy()
+    table[union.dataset_index("mapillary"), union.index_of("bicyclist"), union.index_of("rider")] = 1
+    _relations(tmp_path / "rel", union, table)
+    result = train(tiny_config(small_world, loss="cr-bce", relations=str(tmp_path / "rel"), iterations=2), tmp_path / "cr")
+    ckpt = torch.load(result.last, weights_only=True)
+    assert ckpt["relations_fingerprint"] is not None and ckpt["config"]["loss"] == "cr-bce"
+
+    other = build_union(registry.get_many(["cityscapes", "bdd"]))
+    _relations(tmp_path / "rel2", other, identity_relation_table(torch.from_numpy(other.null_mask())).numpy())
+    with pytest.raises(FingerprintMismatch):
+        train(tiny_config(small_world, loss="cr-bce", relations=str(tmp_path / "rel2"), iterations=1), tmp_path / "cr2")
+
+
+def test_init_loads_a_trained_checkpoint_and_refuses_another_union(finished_run, small_world):
+    from uniseg.engine.trainer import build_network, resolve_run_union
+    from uniseg.errors import FingerprintMismatch
+    from uniseg.labelspaces import default_registry
+
+    out, _ = finished_run
+    cfg = tiny_config(small_world, init=str(out / "last.pt"))
+    union = resolve_run_union(cfg, default_registry())
+    model, notes = build_network(cfg, union)
+    assert _same_weights(model.state_dict(), _model(out / "last.pt"))
+    assert any("initialised from" in n for n in notes)
+    linear = build_network(cfg.replace(head="linear"), union)[0].state_dict()
+    assert torch.equal(linear["conv1.weight"], _model(out / "last.pt")["conv1.weight"])  # backbone kept, head new
+    other = tiny_config(small_world, init=str(out / "last.pt"), union="cityscapes,idd,mapillary,bdd")
+    with pytest.raises(FingerprintMismatch):
+        build_network(other, resolve_run_union(other, default_registry()))
+
+
+def test_torchrun_trains_with_two_cpu_processes(small_world, tmp_path):
+    out = tmp_path / "ddp"
+    env = dict(os.environ, COLUMNS="200", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "uniseg",
+           *tiny_args(small_world, out, iterations=4), "--quiet"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    ckpt = torch.load(out / "last.pt", weights_only=True)
+    assert ckpt["iteration"] == 4 and ckpt["sampler"]["world_size"] == 2 and ckpt["sampler"]["per_rank_batch"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    its = [r["iteration"] for r in _records(out) if r["type"] == "train"]
+    assert its == [1, 2, 3, 4]  # rank 0 alone writes
+    assert res.stderr.count("run ") == 1  # and alone speaks

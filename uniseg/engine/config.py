@@ -1,0 +1,200 @@
+"""The training configuration: one record, the paper's defaults, written as ``RUN/config.yaml``.
+
+``TrainConfig`` holds every setting of a run as plain data (no paths resolved, no objects), so
+``config.yaml`` is readable, diffable and reproduces the run: ``uniseg train --config FILE``
+reads it back, and flags given on the command line override its values.
+
+Defaults are the paper's recipe (section 3.4 and the released code): SGD with momentum 0.9 and
+weight decay 1e-4, lr 0.01 per 16 images (linear scaling with the global batch), poly decay
+with power 0.9 per iteration, shorter side 1080, random scale 0.5-2, 713 x 713 crops, flips.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from uniseg.errors import ConfigError, UnisegError
+
+LOSSES = ("ce", "null-bce", "cr-bce")
+HEADS = ("linear", "cosine")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+CONFIG_FORMAT = "uniseg.train/v1"
+BASE_LR = 0.01  # per BASE_BATCH images (the paper: lr 0.01 for batch 16)
+BASE_BATCH = 16
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One training dataset: its registry name and where it lives (raw root or prepare cache)."""
+
+    name: str
+    root: str
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run (see the module docstring for where the defaults come from)."""
+
+    datasets: list[DatasetSpec] = field(default_factory=list)
+    union: Optional[str] = None  # a union folder or dataset names; None: the union of ``datasets``
+    loss: str = "null-bce"
+    relations: Optional[str] = None  # cr-bce: relations.yaml (or its folder) from 'uniseg relations labels'
+    model: str = "hrnet_w18_small_v2"
+    head: str = "cosine"
+    cosine_scale: float = 20.0
+    align_corners: Optional[bool] = None  # None: the model's default (the official True for HRNet)
+    pretrained: Optional[str] = None  # ImageNet weights (a local file)
+    init: Optional[str] = None  # a trained uniseg checkpoint to start from (the paper's second stage)
+    batch_size: int = 16  # global: split over the processes of a torchrun job
+    iterations: int = 80000
+    crop: tuple[int, int] = (713, 713)
+    short_side: int = 1080  # 0 = native size before the random scale
+    scale: tuple[float, float] = (0.5, 2.0)
+    flip: float = 0.5
+    lr: Optional[float] = None  # None: 0.01 x batch_size / 16
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    poly_power: float = 0.9
+    seed: int = 0
+    workers: int = 4
+    dataset_weights: Any = "natural"  # "natural" | "balanced" | {name: weight}
+    val_every: int = 0  # 0: validate only at the end (when the datasets have a validation split)
+    val_split: str = "val"
+    checkpoint_every: int = 1000
+    log_every: int = 20
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "auto"  # auto (bf16 where supported, else fp16, on CUDA only) | off | bf16 | fp16
+    channels_last: Optional[bool] = None  # None: on CUDA only
+
+    @property
+    def base_lr(self) -> float:
+        """The learning rate at iteration 0: ``lr`` or the paper's linear scaling rule."""
+        return float(self.lr) if self.lr is not None else BASE_LR * self.batch_size / BASE_BATCH
+
+    def validate(self) -> "TrainConfig":
+        """Check ranges and choices; raise a one-line ``UnisegError`` naming the setting."""
+        if not self.datasets:
+            raise UnisegError("no training dataset: give --datasets NAME=ROOT (one or more)")
+        names = [d.name for d in self.datasets]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup:
+            raise UnisegError(f"--datasets names {dup!r} twice; give each dataset once")
+        _choice("loss", self.loss, LOSSES)
+        _choice("head", self.head, HEADS)
+        _choice("amp", self.amp, AMP_MODES)
+        if self.loss == "cr-bce" and not self.relations:
+            raise UnisegError("--loss cr-bce needs --relations FILE (relations.yaml from 'uniseg relations labels')")
+        if self.loss != "cr-bce" and self.relations:
+            raise UnisegError(f"--relations is only used by --loss cr-bce, not {self.loss!r}")
+        if self.pretrained and self.init:
+            raise UnisegError("give --pretrained (ImageNet weights) or --init (a uniseg checkpoint), not both")
+        for key in ("batch_size", "iterations", "checkpoint_every", "log_every"):
+            _positive(key, getattr(self, key))
+        for key in ("workers", "val_every", "seed", "short_side"):
+            if int(getattr(self, key)) < 0:
+                raise UnisegError(f"--{_flag(key)} must be >= 0, got {getattr(self, key)}")
+        ch, cw = self.crop
+        if ch < 1 or cw < 1:
+            raise UnisegError(f"--crop {ch}x{cw}: height and width must be positive")
+        lo, hi = self.scale
+        if not 0 < lo <= hi:
+            raise UnisegError(f"--scale {lo}-{hi}: need 0 < low <= high")
+        if not 0 <= self.flip <= 1:
+            raise UnisegError(f"--flip {self.flip}: a probability in [0, 1]")
+        if self.base_lr <= 0:
+            raise UnisegError(f"--lr {self.lr}: must be positive")
+        if not 0 <= self.momentum < 1 or self.weight_decay < 0 or self.poly_power < 0:
+            raise UnisegError("momentum must be in [0, 1), weight decay and poly power >= 0")
+        if self.cosine_scale <= 0:
+            raise UnisegError(f"cosine_scale {self.cosine_scale}: must be positive")
+        return self
+
+    # -- plain data ------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        """The ``config.yaml`` document (plain YAML types, stable key order)."""
+        out: dict[str, Any] = {"format": CONFIG_FORMAT}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "datasets":
+                value = [{"name": d.name, "root": d.root} for d in value]
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, doc: Mapping, source: str = "config") -> "TrainConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are refused with the closest known one."""
+        import difflib
+
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in doc.items():
+            if key == "format":
+                if value != CONFIG_FORMAT:
+                    raise ConfigError(source, f"format {value!r} is not {CONFIG_FORMAT!r}", key="format")
+                continue
+            if key not in known:
+                close = difflib.get_close_matches(str(key), list(known), n=1)
+                raise ConfigError(source, "unknown key" + (f" (did you mean {close[0]!r}?)" if close else ""), key=str(key))
+            kwargs[key] = _coerce(key, value, source)
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    try:
+        if key == "datasets":
+            return [DatasetSpec(str(d["name"]), str(d["root"])) for d in value]
+        if key in ("crop", "scale"):
+            a, b = value
+            return (int(a), int(b)) if key == "crop" else (float(a), float(b))
+    except (TypeError, ValueError, KeyError):
+        raise ConfigError(source, f"malformed value {value!r}", key=key) from None
+    return value
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UnisegError(f"--{_flag(key)} {value!r}: choose one of {', '.join(choices)}")
+
+
+def _positive(key: str, value: int) -> None:
+    if int(value) < 1:
+        raise UnisegError(f"--{_flag(key)} must be >= 1, got {value}")
+
+
+def _flag(key: str) -> str:
+    return key.replace("_", "-")
+
+
+def read_config(path: str | Path) -> TrainConfig:
+    """Read a ``config.yaml`` written by a run (or by hand)."""
+    from uniseg.labelspaces.loader import read_yaml
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.yaml"
+    if not path.is_file():
+        raise UnisegError(f"--config {path}: no such file (a run folder holds config.yaml)")
+    doc = read_yaml(path)
+    if not isinstance(doc, Mapping):
+        raise ConfigError(path, "expected a mapping of settings")
+    return TrainConfig.from_dict(doc, str(path))
+
+
+def dump_config(config: TrainConfig) -> str:
+    import yaml
+
+    from uniseg import __version__
+
+    body = yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True, default_flow_style=None, width=120)
+    return f"# uniseg {__version__} training run; reproduce with: uniseg train --config config.yaml\n" + body

@@ -1,0 +1,170 @@
+"""Score a model over the union on any dataset, seen or unseen, in that dataset's own label space.
+
+For each image: the unified channels whose names are in the dataset's label space are read, the
+argmax runs over those only, and the winner is compared with the dataset's own labels (decoded
+through the registry) at the label file's native resolution. Classes of the dataset that the
+union lacks are left out of the score. The confusion matrix is accumulated with one bincount
+per image; under torchrun each process scores its share of the images and the matrices are
+summed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from uniseg.engine.inference import InferenceSettings, predict_channels
+from uniseg.engine.inputs import EvalSet
+from uniseg.engine.metrics import confusion, scores
+from uniseg.io import atomic_write_text
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class DatasetScore:
+    """The score of one dataset (the record behind ``DIR/<dataset>.json``)."""
+
+    dataset: str
+    split: str
+    images: int
+    classes: list[str]
+    iou: list[Optional[float]]
+    miou: float
+    pixel_accuracy: float
+    confusion: np.ndarray
+    missing: list[str] = field(default_factory=list)
+    scored: int = 0
+    absent_as_zero: bool = False
+
+    def per_class(self) -> dict[str, Optional[float]]:
+        return dict(zip(self.classes, self.iou))
+
+    def to_dict(self, **context) -> dict:
+        """The JSON document (contract: ``miou`` in [0, 1] and ``per_class``), plus ``context``
+        (checkpoint, union fingerprint, settings)."""
+        doc = {
+            "dataset": self.dataset,
+            "split": self.split,
+            "images": self.images,
+            "miou": self.miou,
+            "pixel_accuracy": self.pixel_accuracy,
+            "per_class": self.per_class(),
+            "scored_classes": self.scored,
+            "missing_from_union": list(self.missing),
+            "absent_as_zero": self.absent_as_zero,
+        }
+        doc.update(context)
+        doc["classes"] = list(self.classes)
+        doc["confusion"] = self.confusion.astype(np.int64).tolist()
+        return doc
+
+
+def _loader(es: EvalSet, workers: int, rank: int, world: int):
+    indices = list(range(rank, len(es.dataset), world))
+    return torch.utils.data.DataLoader(
+        torch.utils.data.Subset(es.dataset, indices), batch_size=1, num_workers=workers,
+        collate_fn=_single,
+    ), len(indices)
+
+
+def _single(items: list) -> dict:
+    return items[0]
+
+
+@torch.no_grad()
+def evaluate_set(
+    model: nn.Module,
+    es: EvalSet,
+    *,
+    device: torch.device,
+    settings: InferenceSettings = InferenceSettings(),
+    absent_as_zero: bool = False,
+    workers: int = 0,
+    autocast=None,
+    rank: int = 0,
+    world_size: int = 1,
+    all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    progress: Optional[Progress] = None,
+) -> DatasetScore:
+    """Score ``model`` (in eval mode) on one evaluation set; see the module docstring."""
+    n = len(es.class_names)
+    channels = torch.from_numpy(es.eval_map.channels).to(device)
+    classes = torch.from_numpy(es.eval_map.classes).to(device)
+    # ground truth of classes the union lacks is not scored
+    keep = torch.full((256,), 255, dtype=torch.int64, device=device)
+    keep[classes] = classes
+    label_map = None if es.label_map is None else es.label_map.to(device)
+    conf = torch.zeros(n, n, dtype=torch.int64, device=device)
+    loader, total = _loader(es, workers, rank, world_size)
+    done = 0
+    for item in loader:
+        image = item["image"].unsqueeze(0).to(device)
+        label = item["label"].to(device)
+        if label_map is not None:
+            label = label_map[label]
+        label = keep[label]
+        winner, _ = predict_channels(model, image, label.shape[-2:], channels, settings, autocast)
+        conf += confusion(classes[winner], label, n)
+        done += 1
+        if progress is not None:
+            progress(es.name, done, total)
+    count = torch.tensor([done], dtype=torch.int64, device=device)
+    if all_reduce is not None:
+        all_reduce(conf)
+        all_reduce(count)
+    s = scores(conf, scored=es.scored(), absent_as_zero=absent_as_zero)
+    return DatasetScore(
+        dataset=es.name, split=es.split, images=int(count.item()), classes=list(es.class_names), iou=s.iou,
+        miou=s.miou, pixel_accuracy=s.pixel_accuracy, confusion=conf.cpu().numpy(),
+        missing=list(es.eval_map.missing), scored=s.scored, absent_as_zero=absent_as_zero,
+    )
+
+
+def class_table_csv(score: DatasetScore) -> str:
+    """Per-class rows: class, iou (empty = not scored), ground-truth / predicted / true-positive pixels."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["class", "iou", "gt_pixels", "predicted_pixels", "true_positives"])
+    c = score.confusion
+    for i, name in enumerate(score.classes):
+        iou = score.iou[i]
+        w.writerow([name, "" if iou is None else f"{iou:.6f}", int(c[i].sum()), int(c[:, i].sum()), int(c[i, i])])
+    return buf.getvalue()
+
+
+def summary_csv(rows: list[dict]) -> str:
+    """One row per dataset: dataset, split, images, miou, pixel_accuracy, checkpoint, union fingerprint."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    cols = ["dataset", "split", "images", "miou", "pixel_accuracy", "scored_classes", "checkpoint", "union_fingerprint"]
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([f"{r[c]:.6f}" if isinstance(r.get(c), float) else r.get(c, "") for c in cols])
+    return buf.getvalue()
+
+
+def write_scores(out: Path, scores_: list[DatasetScore], *, seen: Sequence[str] = (), **context) -> list[Path]:
+    """``out/<dataset>.json`` and ``out/<dataset>.csv`` per dataset, and ``out/summary.csv``;
+    ``seen``: the datasets the model was trained on (each JSON says whether it is one)."""
+    out = Path(out)
+    written, rows = [], []
+    for s in scores_:
+        doc = s.to_dict(seen=s.dataset in seen, **context)
+        rows.append(doc)
+        p = out / f"{s.dataset}.json"
+        atomic_write_text(p, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        q = out / f"{s.dataset}.csv"
+        atomic_write_text(q, class_table_csv(s))
+        written += [p, q]
+    summary = out / "summary.csv"
+    atomic_write_text(summary, summary_csv(rows))
+    return written + [summary]

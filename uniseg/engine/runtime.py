@@ -1,0 +1,142 @@
+"""Where a job runs: device, mixed precision, memory format and torch.distributed.
+
+Small and explicit on purpose. CPU always works. On CUDA: autocast in bfloat16 where the GPU
+supports it, else float16 with a gradient scaler; channels_last. Several processes come from
+``torchrun`` (its environment variables ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``): gloo on CPU,
+nccl on GPUs; multi-machine jobs are torchrun's rendezvous, nothing here launches processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+from uniseg.errors import UnisegError
+
+
+@dataclass
+class Runtime:
+    """The device and process layout of a job."""
+
+    device: torch.device
+    amp_dtype: Optional[torch.dtype] = None  # None: full precision
+    channels_last: bool = False
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    owns_process_group: bool = False
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the only process that writes files and prints."""
+        return self.rank == 0
+
+    @property
+    def amp_name(self) -> str:
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.amp_dtype, "off")  # type: ignore[arg-type]
+
+    def autocast(self):
+        """A context that runs the forward pass in the chosen precision (a no-op without AMP)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def needs_scaler(self) -> bool:
+        return self.amp_dtype == torch.float16
+
+    def to_device(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(images, labels, dataset_index)`` of a batch on the device, images in the memory format."""
+        nb = self.device.type == "cuda"
+        images = batch["image"].to(self.device, non_blocking=nb)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        labels = batch["label"].to(self.device, non_blocking=nb)
+        index = torch.as_tensor(batch["dataset_index"]).to(self.device, non_blocking=nb)
+        return images, labels, index
+
+    def all_reduce_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over the processes in place (a no-op in a single process)."""
+        if self.distributed:
+            import torch.distributed as dist
+
+            dist.all_reduce(tensor)
+        return tensor
+
+    def barrier(self) -> None:
+        if self.distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.owns_process_group:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+            self.owns_process_group = False
+
+
+def resolve_device(spec: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto`` -> the process's GPU when CUDA is there, else CPU; ``cpu``, ``cuda``, ``cuda:N`` as given."""
+    if spec == "auto":
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        dev = torch.device(spec)
+    except RuntimeError:
+        raise UnisegError(f"--device {spec!r}: not a device (auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UnisegError(f"--device {spec}: CUDA is not available here (use --device cpu)")
+        if dev.index is None:
+            dev = torch.device("cuda", local_rank)
+    elif dev.type != "cpu":
+        raise UnisegError(f"--device {spec!r}: only cpu and cuda are supported")
+    return dev
+
+
+def resolve_amp(mode: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype for ``mode`` on ``device`` (None = full precision)."""
+    if mode == "off":
+        return None
+    if mode == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if mode == "bf16":
+        return torch.bfloat16
+    if mode == "fp16":
+        if device.type != "cuda":
+            raise UnisegError("--amp fp16 needs a CUDA device (use --amp bf16 or off on CPU)")
+        return torch.float16
+    raise UnisegError(f"--amp {mode!r}: choose auto, off, bf16 or fp16")
+
+
+def setup_runtime(device: str = "auto", amp: str = "auto", channels_last: Optional[bool] = None) -> Runtime:
+    """Read torchrun's environment, join the process group if there is one, pick device and precision."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_device(device, local)
+    owns = False
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_available():
+            raise UnisegError("WORLD_SIZE > 1 but this torch has no torch.distributed")
+        if not dist.is_initialized():
+            if dev.type == "cuda":
+                torch.cuda.set_device(dev)
+            dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+            owns = True
+        world, rank = dist.get_world_size(), dist.get_rank()
+    cl = dev.type == "cuda" if channels_last is None else bool(channels_last)
+    return Runtime(dev, resolve_amp(amp, dev), cl, rank, world, local, owns)
