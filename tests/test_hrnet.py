@@ -211,9 +211,15 @@ def test_the_fill_reaches_every_tensor_and_is_platform_free():
 
     # splitmix64's published first outputs for seed 0 (crc32("") == 0): the hash is the standard one
     assert hashed_uniform("", 2).tolist() == [(0xE220A8397B1DCDAF >> 11) / 2**53, (0x6E789E6AA1B965F4 >> 11) / 2**53]
+    from hrnet_reference import fill_value
+
+    fresh = build_model("hrnet_tiny", 3).state_dict()
     model = fill_state_dict(build_model("hrnet_tiny", 3))
     sd = model.state_dict()
     assert not model.training
+    for key, value in sd.items():  # every tensor, buffers included, holds the fill, not its init
+        assert torch.equal(value, torch.from_numpy(fill_value(key, tuple(value.shape))).to(value.dtype)), key
+        assert value.dtype == torch.long or not torch.equal(value, fresh[key]), key
     assert 0.5 <= sd["bn1.running_var"].min() and sd["bn1.running_var"].max() < 1.5
     assert sd["bn1.running_mean"].abs().max() < 0.2 and sd["bn1.running_mean"].abs().min() > 0
     assert sd["last_layer.3.bias"].abs().min() > 0

@@ -180,10 +180,12 @@ if _mmseg is not None:
 
         def __init__(self, dataset, encoding=None):
             if dataset not in label_maps:
-                raise KeyError(f"UnisegLabelRemap: no label map for dataset {dataset!r} in union {uniseg_fingerprint} (have: {', '.join(label_maps)})")
+                have = ", ".join(label_maps)
+                raise KeyError(f"UnisegLabelRemap: no label map for dataset {dataset!r} in union {uniseg_fingerprint} (have: {have})")
             encoding = encoding or next(iter(label_maps[dataset]))
             if encoding not in label_maps[dataset]:
-                raise KeyError(f"UnisegLabelRemap: dataset {dataset!r} has no encoding {encoding!r} here (have: {', '.join(label_maps[dataset])})")
+                have = ", ".join(label_maps[dataset])
+                raise KeyError(f"UnisegLabelRemap: dataset {dataset!r} has no encoding {encoding!r} here (have: {have})")
             self.dataset, self.encoding = dataset, encoding
             self.lut = _np.full(256, ignore_index, dtype=_np.uint8)
             for raw, unified in label_maps[dataset][encoding].items():
@@ -192,7 +194,10 @@ if _mmseg is not None:
         def transform(self, results):
             seg = _np.asarray(results["gt_seg_map"])
             if seg.ndim != 2 or seg.dtype != _np.uint8:
-                raise ValueError(f"UnisegLabelRemap({self.dataset}.{self.encoding}) needs an H x W uint8 gt_seg_map (LoadAnnotations' output), got {seg.dtype} {seg.shape}")
+                raise ValueError(
+                    f"UnisegLabelRemap({self.dataset}.{self.encoding}) needs an H x W uint8 gt_seg_map "
+                    f"(LoadAnnotations' output), got {seg.dtype} {seg.shape}"
+                )
             results["gt_seg_map"] = self.lut[seg]
             return results
 
