@@ -1,4 +1,7 @@
-"""Shared test helpers: the reference facts (../shared/reference) and a CLI runner."""
+"""Shared test helpers: the official facts (tests/data, each file naming its source) and a CLI runner.
+
+Tests read nothing outside the repository: a plain clone passes on its own.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +14,48 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = REPO.parent / "shared" / "reference"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def read_data(name: str) -> dict:
+    """A JSON file of ``tests/data``."""
+    return json.loads((DATA / name).read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    assert REFERENCE.is_dir(), f"reference facts missing: {REFERENCE} (CI clones the repo with shared/ beside it)"
-    return REFERENCE
+    """``tests/data``: official ids, names and colours, the authors' tables, the official HRNet facts."""
+    return DATA
 
 
 @pytest.fixture(scope="session")
-def authors(reference_dir) -> dict:
-    return json.loads((reference_dir / "authors_tables.json").read_text())
+def authors() -> dict:
+    """The UniSeg authors' tables: ``categories``, ``unions``, ``label2train``, ``to_combined``."""
+    return read_data("authors_tables.json")
 
 
 @pytest.fixture(scope="session")
-def taxonomies(reference_dir) -> str:
-    return (reference_dir / "taxonomies.md").read_text()
+def taxonomies() -> dict:
+    """The official label lists per dataset (Cityscapes, IDD, Mapillary Vistas v1.2, CamVid)."""
+    return {
+        "cityscapes": read_data("cityscapes_labels.json"),
+        "idd": read_data("idd_labels.json"),
+        "mapillary": read_data("mapillary_vistas_v1.2.json"),
+        "camvid": read_data("camvid.json"),
+    }
+
+
+@pytest.fixture(scope="session")
+def hrnet_official() -> dict:
+    """``{model: {"params": int, "keys": {state-dict key: shape}}}`` of the official HRNetV2 segmenters."""
+    from hrnet_reference import expand_state_dict_rows
+
+    doc = read_data("hrnet_official_state_dicts.json")
+    return {
+        name: {"params": entry["params"], "keys": expand_state_dict_rows(entry["modules"])}
+        for name, entry in doc.items()
+        if isinstance(entry, dict) and "modules" in entry
+    }
 
 
 @pytest.fixture(scope="session")

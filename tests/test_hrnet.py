@@ -1,9 +1,10 @@
 """HRNetV2 against the official models: every state-dict key and shape, parameter counts, the
-official MAC figures, checkpoint loading, forward shapes and the pluggable head."""
+official MAC figures, the official logits and initialisation, checkpoint loading, forward
+shapes and the pluggable head."""
 
 from __future__ import annotations
 
-import json
+import math
 import re
 
 import pytest
@@ -13,6 +14,9 @@ from uniseg.errors import UnisegError
 from uniseg.models import CosineClassifier, LinearClassifier, build_model, list_models, load_pretrained
 from uniseg.models.complexity import count_macs, measure
 
+from conftest import read_data
+from hrnet_reference import fill_state_dict, reference_input
+
 OFFICIAL = ("hrnet_w18_small_v1", "hrnet_w18_small_v2", "hrnet_w48")
 # Official README (HRNet-Semantic-Segmentation), Cityscapes 19 classes tested at 1024x2048:
 # "GFLOPs" = multiply-adds of conv/linear layers / 2**30 (lib/utils/modelsummary.py).
@@ -20,8 +24,8 @@ OFFICIAL_GFLOPS_1024x2048 = {"hrnet_w18_small_v1": 31.1, "hrnet_w18_small_v2": 7
 
 
 @pytest.fixture(scope="module")
-def official(reference_dir) -> dict:
-    return json.loads((reference_dir / "hrnet_official_state_dicts.json").read_text())
+def official(hrnet_official) -> dict:
+    return hrnet_official
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +158,93 @@ def test_heads_sit_at_last_layer_3_and_can_be_swapped():
 def test_build_model_errors(args, match):
     with pytest.raises(UnisegError, match=match):
         build_model(*args)
+
+
+# ---------------------------------------------------------------------------------------------
+# numerics: the official code's logits for the same weights and input (tests/data), and its init
+# ---------------------------------------------------------------------------------------------
+
+LOGIT_TOL = 2e-5  # logits are O(1); the official code and uniseg agree to 0.0 on one machine
+
+
+@pytest.fixture(scope="module")
+def reference_logits() -> dict:
+    return read_data("hrnet_reference_logits.json")
+
+
+def _lowres_logits(name: str, ref: dict, **kwargs) -> torch.Tensor:
+    model = fill_state_dict(build_model(name, ref["num_classes"], **kwargs))
+    with torch.no_grad():
+        return model(reference_input(*ref["input_hw"]), return_aux=True)["logits_lowres"][0]
+
+
+@pytest.mark.parametrize("name", ["hrnet_w18_small_v1", "hrnet_w18_small_v2"])
+def test_default_logits_equal_the_official_published_models(name, reference_logits):
+    """The published w18-small checkpoints come from the pytorch-v1.1 branch, whose upsampling
+    passes no align_corners (= False): that is uniseg's default, and it matches to float noise."""
+    official = torch.tensor(reference_logits["logits"][name]["false"])
+    ours = _lowres_logits(name, reference_logits)
+    assert ours.shape == official.shape == (4, 11, 15)
+    assert (ours - official).abs().max().item() <= LOGIT_TOL
+    assert build_model(name, 4).align_corners is False
+
+
+@pytest.mark.parametrize("name", ["hrnet_w18_small_v1", "hrnet_w18_small_v2"])
+def test_align_corners_true_equals_the_hrnet_ocr_default_and_is_measurably_different(name, reference_logits):
+    """HRNet-OCR's code with its default MODEL.ALIGN_CORNERS = True; the flag is kept on the model."""
+    ref = reference_logits["logits"][name]
+    model = build_model(name, 4, align_corners=True)
+    assert model.align_corners is True
+    assert all(m.align_corners is True for m in model.modules() if hasattr(m, "fuse_layers"))
+    ours = _lowres_logits(name, reference_logits, align_corners=True)
+    assert (ours - torch.tensor(ref["true"])).abs().max().item() <= LOGIT_TOL
+    off = (ours - torch.tensor(ref["false"])).abs().max().item()
+    assert off > 500 * LOGIT_TOL, f"align_corners True vs False differ by only {off}"
+    model.align_corners = False  # e.g. restored from a checkpoint's record: every resize follows
+    assert all(m.align_corners is False for m in model.modules() if hasattr(m, "fuse_layers"))
+    assert "align_corners=False" in model.extra_repr()
+
+
+def test_the_fill_reaches_every_tensor_and_is_platform_free():
+    """The shared fill (tests/hrnet_reference.py) sets BN statistics too, from a pinned hash."""
+    from hrnet_reference import hashed_uniform
+
+    # splitmix64's published first outputs for seed 0 (crc32("") == 0): the hash is the standard one
+    assert hashed_uniform("", 2).tolist() == [(0xE220A8397B1DCDAF >> 11) / 2**53, (0x6E789E6AA1B965F4 >> 11) / 2**53]
+    from hrnet_reference import fill_value
+
+    fresh = build_model("hrnet_tiny", 3).state_dict()
+    model = fill_state_dict(build_model("hrnet_tiny", 3))
+    sd = model.state_dict()
+    assert not model.training
+    for key, value in sd.items():  # every tensor, buffers included, holds the fill, not its init
+        assert torch.equal(value, torch.from_numpy(fill_value(key, tuple(value.shape))).to(value.dtype)), key
+        assert value.dtype == torch.long or not torch.equal(value, fresh[key]), key
+    assert 0.5 <= sd["bn1.running_var"].min() and sd["bn1.running_var"].max() < 1.5
+    assert sd["bn1.running_mean"].abs().max() < 0.2 and sd["bn1.running_mean"].abs().min() > 0
+    assert sd["last_layer.3.bias"].abs().min() > 0
+
+
+def test_initialisation_is_the_official_one():
+    """Official init_weights: conv weights N(0, 0.001), BN 1 / 0, conv biases left at PyTorch's
+    default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (the official code never touches them)."""
+    torch.manual_seed(0)
+    model = build_model("hrnet_w18_small_v2", 19)
+    convs = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    weights = torch.cat([m.weight.detach().flatten() for m in convs.values()])
+    assert weights.std().item() == pytest.approx(0.001, rel=0.02) and weights.mean().abs().item() < 1e-5
+    biased = {n: m for n, m in convs.items() if m.bias is not None}
+    assert sorted(biased) == ["last_layer.0", "last_layer.3"]
+    for name, m in biased.items():
+        bound = 1 / math.sqrt(m.weight[0].numel())
+        b = m.bias.detach()
+        assert b.abs().max().item() <= bound, name
+        assert b.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.25), name  # uniform, not zeros
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(torch.equal(m.weight, torch.ones_like(m.weight)) and torch.equal(m.bias, torch.zeros_like(m.bias)) for m in bns)
+    torch.manual_seed(0)
+    again = build_model("hrnet_w18_small_v2", 19).state_dict()
+    assert all(torch.equal(v, again[k]) for k, v in model.state_dict().items())
 
 
 # ---------------------------------------------------------------------------------------------

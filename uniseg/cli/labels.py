@@ -289,11 +289,12 @@ def export(
 ) -> None:
     """Export the union and its remap tables for other codebases."""
     from uniseg.unify.artifact import resolve_union
-    from uniseg.unify.exports import EXPORTERS, export as do_export
+    from uniseg.unify.exports import EXPORTERS, export as do_export, left_out
 
     uni, spaces = resolve_union(union_spec, registry_from(registry))
     written = do_export(uni, list(spaces.values()), to, out)
-    data = {"format": to, "fingerprint": uni.fingerprint, "written": [str(p) for p in written]}
+    skipped = left_out(uni, list(spaces.values()), to)
+    data = {"format": to, "fingerprint": uni.fingerprint, "written": [str(p) for p in written], "left_out": skipped}
 
     def table():
         from rich.console import Group
@@ -304,6 +305,7 @@ def export(
         t.add_column("bytes", justify="right")
         for p in written:
             t.add_row(str(p), str(p.stat().st_size))
-        return Group(Text(f"Exported union {uni.fingerprint} as {to}: {EXPORTERS[to][1]}"), t)
+        notes = [Text(f"left out {key}: {why}", style="yellow") for key, why in skipped.items()]
+        return Group(Text(f"Exported union {uni.fingerprint} as {to}: {EXPORTERS[to][1]}"), t, *notes)
 
     emit(data, fmt, table)

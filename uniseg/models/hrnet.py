@@ -7,6 +7,11 @@ then the classifier) -- so ``state_dict()`` keys and shapes equal the official o
 (``conv1``, ``bn1``, ``layer1``, ``transition1``, ``stage2``, ..., ``last_layer``) and official
 checkpoints load by key. Variants are data (:data:`VARIANTS`); the classifier is pluggable
 (``"linear"`` or ``"cosine"``) and sits at ``last_layer.3`` either way.
+
+Numerics: with the same weights the 1/4-resolution logits equal the official code's (tested
+against stored official outputs). Bilinear upsampling (fuse layers and head) uses
+``align_corners=False`` by default (:data:`ALIGN_CORNERS`), as the code behind every published
+checkpoint of these variants does; ``align_corners=True`` reproduces HRNet-OCR's config default.
 """
 
 from __future__ import annotations
@@ -20,9 +25,14 @@ from torch import Tensor, nn
 
 from uniseg.models.heads import CosineClassifier, build_head
 
-__all__ = ["VARIANTS", "HRNet", "HRNetConfig", "SegmentationOutput", "StageConfig", "hrnet"]
+__all__ = ["ALIGN_CORNERS", "VARIANTS", "HRNet", "HRNetConfig", "SegmentationOutput", "StageConfig", "hrnet"]
 
 BN_MOMENTUM = 0.1
+# The official upsampling of the published HRNetV2 checkpoints: the W18-Small-v1/v2 Cityscapes
+# models were built on the pytorch-v1.1 branch, whose F.interpolate/F.upsample calls pass no
+# align_corners (False); HRNet-OCR's plain-HRNet configs (W48 Cityscapes, LIP, PASCAL-Context)
+# set MODEL.ALIGN_CORNERS: False. Only the OCR configs keep that branch's default, True.
+ALIGN_CORNERS = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,7 +236,7 @@ def _make_layer(block: type, inplanes: int, planes: int, blocks: int, stride: in
 class HighResolutionModule(nn.Module):
     """Parallel multi-resolution branches followed by all-to-all fusion (sum, then ReLU)."""
 
-    def __init__(self, inchannels: Sequence[int], stage: StageConfig, align_corners: bool = False) -> None:
+    def __init__(self, inchannels: Sequence[int], stage: StageConfig, align_corners: bool = ALIGN_CORNERS) -> None:
         super().__init__()
         if len(inchannels) != stage.branches:
             raise ValueError(f"module has {stage.branches} branches but {len(inchannels)} inputs")
@@ -321,7 +331,8 @@ class HRNet(nn.Module):
     ``forward(x)`` returns ``B x K x H x W`` logits upsampled to the input size;
     ``forward(x, return_aux=True)`` a :class:`SegmentationOutput` that also holds the 1/4-scale
     logits, the classifier's input features and, with the cosine head, the raw cosine map that
-    relation mining (Eq. 7) averages.
+    relation mining (Eq. 7) averages. ``align_corners`` (kept as ``model.align_corners``, which
+    checkpoints record) applies to every bilinear resize: fuse layers, head and output.
     """
 
     def __init__(
@@ -331,7 +342,7 @@ class HRNet(nn.Module):
         head: str = "linear",
         *,
         cosine_scale: float = 20.0,
-        align_corners: bool = False,
+        align_corners: bool = ALIGN_CORNERS,
         name: str = "hrnet",
     ) -> None:
         super().__init__()
@@ -340,7 +351,6 @@ class HRNet(nn.Module):
             raise ValueError(f"num_classes must be positive, got {num_classes}")
         self.config = cfg
         self.name = name
-        self.align_corners = align_corners
         stem = cfg.stem_channels
 
         self.conv1 = nn.Conv2d(3, stem, kernel_size=3, stride=2, padding=1, bias=False)
@@ -362,7 +372,7 @@ class HRNet(nn.Module):
             modules = []
             inchannels = cur
             for _ in range(stage.modules):
-                module = HighResolutionModule(inchannels, stage, align_corners)
+                module = HighResolutionModule(inchannels, stage, bool(align_corners))
                 inchannels = module.out_channels
                 modules.append(module)
             setattr(self, f"stage{idx + 1}", nn.Sequential(*modules))
@@ -378,23 +388,37 @@ class HRNet(nn.Module):
         )
         self.head_type = head
         self.cosine_scale = cosine_scale
+        self.align_corners = bool(align_corners)
         self._init_weights()
 
     # -- construction helpers ----------------------------------------------------------------
 
     def _init_weights(self) -> None:
-        """Official init: conv weights N(0, 0.001) (the linear classifier's too), conv biases 0, BN 1 / 0.
+        """Official ``init_weights``: conv weights N(0, 0.001) (the linear classifier's too), BN 1 / 0.
 
-        The cosine classifier keeps its own init: its logits do not depend on the weight norms.
+        Conv biases (``last_layer.0`` and the linear classifier) keep PyTorch's default
+        U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as the official code leaves them; under the same
+        seed the whole initialisation equals the official one. The cosine classifier keeps its
+        own init: its logits do not depend on the weight norms.
         """
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, std=0.001)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+    @property
+    def align_corners(self) -> bool:
+        """Bilinear ``align_corners`` of every resize in the network (fuse layers, head, output)."""
+        return self._align_corners
+
+    @align_corners.setter
+    def align_corners(self, value: bool) -> None:
+        self._align_corners = bool(value)
+        for m in self.modules():
+            if isinstance(m, HighResolutionModule):
+                m.align_corners = self._align_corners
 
     @property
     def classifier(self) -> nn.Module:
@@ -461,7 +485,10 @@ class HRNet(nn.Module):
         return out
 
     def extra_repr(self) -> str:
-        return f"name={self.name!r}, classes={self.num_classes}, head={self.head_type!r}, feature_channels={self.feature_channels}"
+        return (
+            f"name={self.name!r}, classes={self.num_classes}, head={self.head_type!r}, "
+            f"feature_channels={self.feature_channels}, align_corners={self.align_corners}"
+        )
 
 
 def hrnet(name: str, num_classes: int, head: str = "linear", **kwargs) -> HRNet:
