@@ -66,21 +66,22 @@ def test_mapillary_paletted_png_reads_indices(tmp_path, registry, cibm):
 
 def test_camvid_rgb_labels(tmp_path, registry):
     union = build_union(registry.get_many(["cityscapes", "mapillary"]))
-    rgb = np.zeros((2, 2, 3), dtype=np.uint8)
+    rgb = np.zeros((5, 5, 3), dtype=np.uint8)  # (0, 0, 0): Void
     rgb[0, 0] = (0, 128, 192)  # Bicyclist
     rgb[0, 1] = (128, 64, 128)  # Road
     rgb[1, 0] = (64, 128, 64)  # Animal: void in the 11-class space
-    rgb[1, 1] = (9, 9, 9)  # not a CamVid colour
+    rgb[1, 1] = (9, 9, 9)  # not a CamVid colour (1 pixel in 25: counted, written as 255)
     Image.fromarray(rgb, mode="RGB").save(tmp_path / "0001TP_006690_L.png")
     lut = build_lut(union, registry.get("camvid"), "rgb")
     report = remap_paths(lut, [tmp_path / "0001TP_006690_L.png"], tmp_path / "out")
     out = np.asarray(Image.open(tmp_path / "out" / "0001TP_006690_L.png"))
-    assert out.tolist() == [[union.index_of("bicyclist"), union.index_of("road")], [255, 255]]
+    assert out[:2, :2].tolist() == [[union.index_of("bicyclist"), union.index_of("road")], [255, 255]]
     assert report.files[0].unknown == {(9 << 16) | (9 << 8) | 9: 1}
 
 
 def test_unknown_values_counted_and_strict(tmp_path, registry, cibm):
-    arr = np.array([[7, 40, 40], [200, 8, 0]], dtype=np.uint8)  # 40 and 200 are no Cityscapes labelIds
+    arr = np.full((8, 8), 7, dtype=np.uint8)
+    arr[:2, :3] = [[7, 40, 40], [200, 8, 0]]  # 40 and 200 are no Cityscapes labelIds (3 pixels in 64)
     (tmp_path / "src").mkdir()
     Image.fromarray(arr, mode="L").save(tmp_path / "src" / "a_gtFine_labelIds.png")
     lut = build_lut(cibm, registry.get("cityscapes"), "labelIds")
@@ -98,13 +99,17 @@ def test_bad_files_reported_run_continues(tmp_path, registry, cibm):
     src.mkdir()
     Image.fromarray(np.full((4, 4), 7, np.uint8), mode="L").save(src / "good.png")
     (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
-    Image.fromarray(np.zeros((4, 4, 3), np.uint8), mode="RGB").save(src / "photo.png")
+    photo = np.zeros((4, 4, 3), np.uint8)
+    photo[..., 0] = 200  # not grey: a colour image
+    Image.fromarray(photo, mode="RGB").save(src / "photo.png")
+    Image.fromarray(np.full((4, 4, 3), 7, np.uint8), mode="RGB").save(src / "grey.png")  # ids saved as grey RGB
     lut = build_lut(cibm, registry.get("cityscapes"), "labelIds")
     report = remap_paths(lut, [src], tmp_path / "out")
     status = {f.src.rsplit("/", 1)[1]: (f.status, f.error) for f in report.files}
-    assert status["good.png"][0] == "done"
-    assert status["broken.png"][0] == "error" and "image" in status["broken.png"][1]
-    assert status["photo.png"][0] == "error" and "RGB image, expected single-channel ids" in status["photo.png"][1]
+    assert status["good.png"][0] == "done" and status["grey.png"][0] == "done"
+    assert np.all(np.asarray(Image.open(tmp_path / "out/grey.png")) == cibm.index_of("road"))
+    assert status["broken.png"][0] == "error" and "unreadable label (Truncated File Read)" in status["broken.png"][1]
+    assert status["photo.png"][0] == "error" and "RGB colour image, but encoding 'labelIds' stores single-channel ids" in status["photo.png"][1]
 
 
 def test_out_folder_for_another_union_refused(tmp_path, registry, cibm):

@@ -5,7 +5,8 @@ Thin layer over ``uniseg.data``: parse, call, render. torch is never imported he
 Exit codes: 0 = sound / done; 2 = a one-line ``error: ...`` on stderr, either because the input
 is wrong (no such root, no layout there, unknown dataset) or, for ``check``, because the layout
 was found but has problems (images without labels, labels without images, unknown raw values,
-size mismatches, unreadable files) — reported in full first, then summarised on one line.
+size mismatches, unreadable files, files that cannot be labels) — reported in full first, then
+summarised on one line. Ctrl-C exits 130 (``prepare`` resumes when run again).
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from rich.table import Table
 
 from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, progress_bar, registry_from, union_and_space
 from uniseg.cli.render import Format, console, emit
-from uniseg.errors import UnisegError
+from uniseg.errors import Interrupted, UnisegError
 
 app = typer.Typer(help="Dataset roots: check them, prepare training caches, synthesise a road world.", no_args_is_help=True)
 
 SHOW = 10  # file names listed per problem in the table (json lists all)
+RESUME = "interrupted — rerun the same command to resume"
 
 
 def _listing(paths: list[str]) -> str:
@@ -98,14 +100,20 @@ def check(
                 value = ",".join(map(str, v.value)) if isinstance(v.value, tuple) else str(v.value)
                 u.add_row(value, str(v.pixels), str(v.files))
             parts.append(u)
-        if rep.size_mismatches or rep.unreadable:
+        if rep.left_out:
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(rep.left_out.items()))
+            parts.append(f"[dim]not checked: label files of the layout's other sources ({kinds}); --labels NAME checks them[/]")
+        broken = rep.unreadable + rep.not_labels + rep.unreadable_images
+        if rep.size_mismatches or broken:
             b = Table(title="Broken files", title_justify="left")
             b.add_column("file")
             b.add_column("problem")
             for m in rep.size_mismatches[:SHOW]:
                 b.add_row(m["label"], f"label {m['label_size'][0]}x{m['label_size'][1]}, image {m['image_size'][0]}x{m['image_size'][1]}")
-            for m in rep.unreadable[:SHOW]:
-                b.add_row(m["file"], m["error"])
+            for m in broken[:SHOW]:
+                b.add_row(m["file"], m["error"].removeprefix(str(Path(rep.root) / m["file"]) + ": "))
+            if len(broken) > SHOW:
+                b.add_row(f"… and {len(broken) - SHOW} more (--format json lists all)", "")
             parts.append(b)
         if rep.ok:
             parts.append(f"[green]ok[/]: {rep.images} images, every labelled image has a label, no unknown values in the sample")
@@ -138,14 +146,17 @@ def prepare(
 
     uni, space = union_and_space(union_spec, dataset, registry)
     show_bar = fmt == Format.table and console.is_terminal
-    with progress_bar("prepare", show_bar) as progress:
-        task = progress.add_task(space.name, total=None)
-        rep = prepare_cache(
-            uni, space, root, out, split=(split or None), layout=layout, labels=labels, short_side=short_side,
-            image_format=image_format, quality=quality, workers=workers, verify=verify,
-            on_start=lambda total, skipped: progress.update(task, total=total, completed=skipped),
-            on_result=lambda r: progress.advance(task) if r.status != "skipped" else None,
-        )
+    try:
+        with progress_bar("prepare", show_bar) as progress:
+            task = progress.add_task(space.name, total=None)
+            rep = prepare_cache(
+                uni, space, root, out, split=(split or None), layout=layout, labels=labels, short_side=short_side,
+                image_format=image_format, quality=quality, workers=workers, verify=verify,
+                on_start=lambda total, skipped: progress.update(task, total=total, completed=skipped),
+                on_result=lambda r: progress.advance(task) if r.status != "skipped" else None,
+            )
+    except KeyboardInterrupt:
+        raise Interrupted(RESUME) from None
     data = rep.to_dict()
 
     def table():
@@ -162,8 +173,13 @@ def prepare(
         for s, n in rep.splits.items():
             t.add_row(s, str(n))
         parts = [head, t]
+        if rep.left_out:
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(rep.left_out.items()))
+            parts.append(f"[dim]left out: label files of the layout's other sources ({kinds})[/]")
         if rep.unknown:
-            parts.append("unknown raw values written as 255: " + ", ".join(f"{k} ({v} px)" for k, v in sorted(rep.unknown.items())))
+            top = sorted(rep.unknown.items(), key=lambda kv: -kv[1])
+            more = f", … ({len(top)} values)" if len(top) > SHOW else ""
+            parts.append("unknown raw values written as 255: " + ", ".join(f"{k} ({v} px)" for k, v in top[:SHOW]) + more)
         for f in rep.failed[:SHOW]:
             parts.append(f"[red]failed[/]: {f.key}: {f.error}")
         return Group(*parts)
@@ -207,8 +223,11 @@ def synth(
                 tasks[name] = progress.add_task(name, total=total)
             progress.update(tasks[name], completed=done, total=total)
 
-        rep = synthesize(out, images=images, size=(h, w), seed=seed, datasets=dataset or None, registry=reg, progress=on_progress)
-    skipped = dict(getattr(rep, "skipped", {}) or {})
+        try:
+            rep = synthesize(out, images=images, size=(h, w), seed=seed, datasets=dataset or None, registry=reg, progress=on_progress)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted — rerun the same command to write the world") from None
+    skipped = dict(rep.skipped)
     data = {
         "out": str(rep.out),
         "datasets": {n: {"images": k, "root": str(Path(rep.out) / n)} for n, k in rep.datasets.items()},

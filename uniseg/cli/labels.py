@@ -15,7 +15,7 @@ from rich.table import Table
 
 from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, progress_bar, registry_from, union_and_space
 from uniseg.cli.render import Format, console, emit, swatch
-from uniseg.errors import UnisegError
+from uniseg.errors import Interrupted, UnisegError
 
 app = typer.Typer(help="Label spaces, unions, remap tables and exports.", no_args_is_help=True)
 
@@ -207,6 +207,18 @@ def diff(
     emit(d.to_dict(), fmt, table)
 
 
+SHOW = 10  # files listed in the remap table (--format json lists every one)
+RESUME = "interrupted — rerun the same command to resume"
+
+
+def _middle(text: str, width: int) -> str:
+    """``text`` cut in the middle to ``width`` characters: the end of a file name tells files apart."""
+    if len(text) <= width:
+        return text
+    head = max(1, (width - 1) // 3)
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
 @app.command()
 def remap(
     sources: List[Path] = typer.Argument(..., help="Label images or folders (searched recursively)."),
@@ -219,19 +231,28 @@ def remap(
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
-    """Remap label images into unified ids with the lookup table (resumable, atomic, parallel)."""
+    """Remap the label files of one encoding into unified ids (resumable, atomic, parallel).
+
+    Only files named like the encoding's labels in the registry layout are taken (a real copy's
+    other files are skipped and counted); a folder with no known file pattern is taken whole.
+    """
+    from uniseg.labelfiles import format_raw
     from uniseg.unify.lut import build_lut
-    from uniseg.unify.remap import format_value, remap_paths
+    from uniseg.unify.remap import remap_paths
 
     uni, space = union_and_space(union_spec, dataset, registry)
     lut = build_lut(uni, space, encoding)
-    with progress_bar("remap", fmt == Format.table and console.is_terminal) as progress:
-        task = progress.add_task(f"{lut.dataset}.{lut.encoding}", total=None)
-        report = remap_paths(
-            lut, [str(s) for s in sources], out, workers=workers, strict=strict,
-            on_start=lambda total, skipped: progress.update(task, total=total, completed=skipped),
-            on_result=lambda r: progress.advance(task) if r.status != "skipped" else None,
-        )
+    try:
+        with progress_bar("remap", fmt == Format.table and console.is_terminal) as progress:
+            task = progress.add_task(f"{lut.dataset}.{lut.encoding}", total=None)
+            report = remap_paths(
+                lut, [str(s) for s in sources], out, space=space, workers=workers, strict=strict,
+                on_start=lambda total, skipped: progress.update(task, total=total, completed=skipped),
+                on_result=lambda r: progress.advance(task) if r.status != "skipped" else None,
+            )
+    except KeyboardInterrupt:
+        raise Interrupted(RESUME) from None
+    colour = lut.kind == "rgb"
     outside = [c.name for c in space.classes if uni.index_of(c.unified) is None]
     data = {
         "dataset": report.dataset,
@@ -242,16 +263,18 @@ def remap(
         "skipped": report.count("skipped"),
         "failed": report.count("error"),
         "unknown_pixels": report.unknown_pixels,
+        "left_out": report.left_out,
         "classes_not_in_union": outside,
         "files": [
-            {"src": f.src, "dst": f.dst, "status": f.status, "unknown": {format_value(k, lut): v for k, v in f.unknown.items()}, "error": f.error}
+            {"src": f.src, "dst": f.dst, "status": f.status, "unknown": {format_raw(k, colour): v for k, v in f.unknown.items()},
+             "unknown_values": f.unknown_values, "unknown_pixels": f.unknown_pixels, "error": f.error}
             for f in report.files
             if f.status == "error" or f.unknown
         ],
     }
 
     def table():
-        from rich.text import Text
+        from rich.console import Group
 
         head = (
             f"Remapped {data['dataset']}.{data['encoding']} -> union {data['fingerprint']}: "
@@ -259,18 +282,26 @@ def remap(
             f"{data['unknown_pixels']} unknown pixels -> {data['out']}"
         )
         notes = []
+        if report.left_out:
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(report.left_out.items()))
+            notes.append(f"left out {sum(report.left_out.values())} files that are not {lut.dataset}.{lut.encoding} labels: {kinds}")
         if outside:
             notes.append(f"{space.name} classes the union lacks, written as 255: {', '.join(outside)}")
         if not data["files"]:
-            return Text("\n".join([head, *notes]))
+            return Group(head, *notes)
         t = Table(title=head, title_justify="left", caption="; ".join(notes) or None)
-        t.add_column("file")
+        width = max(24, console.width // 2)
+        t.add_column("file", no_wrap=True)
         t.add_column("status")
         t.add_column("unknown raw values (pixels)")
         t.add_column("error")
-        for f in data["files"]:
-            unk = ", ".join(f"{k}: {v}" for k, v in sorted(f["unknown"].items()))
-            t.add_row(f["src"], f["status"], unk or "-", f["error"] or "-")
+        for f in data["files"][:SHOW]:
+            unk = ", ".join(f"{k}: {v}" for k, v in f["unknown"].items())
+            if f["unknown_values"] > len(f["unknown"]):
+                unk += f", … ({f['unknown_values']} values)"
+            t.add_row(_middle(f["src"], width), f["status"], unk or "-", f["error"] or "-")
+        if len(data["files"]) > SHOW:
+            t.add_row(f"… and {len(data['files']) - SHOW} more (--format json lists all)", "", "", "")
         return t
 
     emit(data, fmt, table)
