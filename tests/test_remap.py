@@ -156,3 +156,18 @@ def test_remap_dataset_outside_union_reports_lost_classes(tmp_path):
     out = np.asarray(Image.open(tmp_path / "out" / "0001TP_006690_L.png"))
     # alphabetical: bicycle building bus car fence motorcycle person pole rider road -> 'road' is 9
     assert out[0, 0] == 255 and out[0, 1] == 9
+
+
+def test_remap_table_cuts_long_file_names_in_the_middle(tmp_path):
+    from uniseg.cli.render import middle_cut
+
+    assert middle_cut("abcdefghijklmnopqrstuvwxyz", 10) == "ab…tuvwxyz" and middle_cut("short", 10) == "short"
+    src = tmp_path / ("a_very_long_folder_name_that_goes_on_and_on_" * 2)
+    src.mkdir()
+    for i in range(2):  # two photos whose names differ only near the end
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(src / f"frankfurt_000000_00029{i}_gtFine_labelIds.png")
+    res = run_cli("labels", "remap", "--dataset", "cityscapes", "--union", "cityscapes", str(src), "--out", str(tmp_path / "out"),
+                  env={"COLUMNS": "120"})
+    assert res.returncode == 2
+    assert "…" in res.stdout
+    assert "000290_gtFine_labelIds.png" in res.stdout and "000291_gtFine_labelIds.png" in res.stdout

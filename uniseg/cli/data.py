@@ -19,7 +19,7 @@ import typer
 from rich.table import Table
 
 from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, progress_bar, registry_from, union_and_space
-from uniseg.cli.render import Format, console, emit
+from uniseg.cli.render import Format, console, emit, middle_cut
 from uniseg.errors import Interrupted, UnisegError
 
 app = typer.Typer(help="Dataset roots: check them, prepare training caches, synthesise a road world.", no_args_is_help=True)
@@ -96,9 +96,11 @@ def check(
             u = Table(title="Unknown raw values (mapped to ignore)", title_justify="left")
             for col in ("value", "pixels" if rep.format != "polygons" else "polygons", "files"):
                 u.add_column(col, justify="left" if col == "value" else "right")
-            for v in rep.unknown:
+            for v in sorted(rep.unknown, key=lambda v: -v.pixels)[:SHOW]:
                 value = ",".join(map(str, v.value)) if isinstance(v.value, tuple) else str(v.value)
                 u.add_row(value, str(v.pixels), str(v.files))
+            if len(rep.unknown) > SHOW:
+                u.add_row(f"… and {len(rep.unknown) - SHOW} more", "", "")
             parts.append(u)
         if rep.left_out:
             kinds = ", ".join(f"{n} {k}" for k, n in sorted(rep.left_out.items()))
@@ -106,12 +108,13 @@ def check(
         broken = rep.unreadable + rep.not_labels + rep.unreadable_images
         if rep.size_mismatches or broken:
             b = Table(title="Broken files", title_justify="left")
-            b.add_column("file")
+            width = max(24, console.width // 2 - 4)
+            b.add_column("file", no_wrap=True)
             b.add_column("problem")
             for m in rep.size_mismatches[:SHOW]:
-                b.add_row(m["label"], f"label {m['label_size'][0]}x{m['label_size'][1]}, image {m['image_size'][0]}x{m['image_size'][1]}")
+                b.add_row(middle_cut(m["label"], width), f"label {m['label_size'][0]}x{m['label_size'][1]}, image {m['image_size'][0]}x{m['image_size'][1]}")
             for m in broken[:SHOW]:
-                b.add_row(m["file"], m["error"].removeprefix(str(Path(rep.root) / m["file"]) + ": "))
+                b.add_row(middle_cut(m["file"], width), m["error"].removeprefix(str(Path(rep.root) / m["file"]) + ": "))
             if len(broken) > SHOW:
                 b.add_row(f"… and {len(broken) - SHOW} more (--format json lists all)", "")
             parts.append(b)

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, progress_bar, registry_from, union_and_space
-from uniseg.cli.render import Format, console, emit, swatch
+from uniseg.cli.render import Format, console, emit, middle_cut, swatch
 from uniseg.errors import Interrupted, UnisegError
 
 app = typer.Typer(help="Label spaces, unions, remap tables and exports.", no_args_is_help=True)
@@ -211,14 +211,6 @@ SHOW = 10  # files listed in the remap table (--format json lists every one)
 RESUME = "interrupted — rerun the same command to resume"
 
 
-def _middle(text: str, width: int) -> str:
-    """``text`` cut in the middle to ``width`` characters: the end of a file name tells files apart."""
-    if len(text) <= width:
-        return text
-    head = max(1, (width - 1) // 3)
-    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
-
-
 @app.command()
 def remap(
     sources: List[Path] = typer.Argument(..., help="Label images or folders (searched recursively)."),
@@ -290,7 +282,7 @@ def remap(
         if not data["files"]:
             return Group(head, *notes)
         t = Table(title=head, title_justify="left", caption="; ".join(notes) or None)
-        width = max(24, console.width // 2)
+        width = max(24, console.width // 3)
         t.add_column("file", no_wrap=True)
         t.add_column("status")
         t.add_column("unknown raw values (pixels)")
@@ -299,7 +291,7 @@ def remap(
             unk = ", ".join(f"{k}: {v}" for k, v in f["unknown"].items())
             if f["unknown_values"] > len(f["unknown"]):
                 unk += f", … ({f['unknown_values']} values)"
-            t.add_row(_middle(f["src"], width), f["status"], unk or "-", f["error"] or "-")
+            t.add_row(middle_cut(f["src"], width), f["status"], unk or "-", f["error"] or "-")
         if len(data["files"]) > SHOW:
             t.add_row(f"… and {len(data['files']) - SHOW} more (--format json lists all)", "", "", "")
         return t

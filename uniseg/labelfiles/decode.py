@@ -51,8 +51,9 @@ def open_image(path: str | os.PathLike, what: str = "image"):
         raise LabelFileError(f"{path}: no such file", "missing") from None
     except UnidentifiedImageError:
         empty = " (0 bytes)" if _size(path) == 0 else ""
+        article = "an" if what[:1] in "aeiou" else "a"
         raise LabelFileError(
-            f"{path}: not an {what} file Pillow can read{empty} (is it truncated or another format?)", "unreadable"
+            f"{path}: not {article} {what} file Pillow can read{empty} (is it truncated or another format?)", "unreadable"
         ) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise LabelFileError(f"{path}: unreadable {what} ({exc}); re-extract the dataset archive", "unreadable") from None
