@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 
 import fixtures_layouts as fx
 from uniseg.data.labels import (
-    class_lut,
+    build_dataset_lut,
     decode_label_image,
     load_unified,
     rasterize_polygons,
@@ -239,9 +239,9 @@ def test_unify_colour_labels_counts_unknown_colours(tmp_path, union_all):
     assert unknown == {(1 << 16) | (2 << 8) | 3: 5}
 
 
-def test_class_lut_gives_dataset_class_indices(registry):
+def test_dataset_lut_gives_dataset_class_indices(registry):
     space = registry.get("idd")
-    lut = class_lut(space, "id")
+    lut = build_dataset_lut(space, "id")
     raw = np.array([[0, 1, 2, 35, 250]], dtype=np.uint8)
     # id 0 road -> level-3 class 0; ids 1 parking and 2 drivable fallback -> class 1; 35 void; 250 unknown
     assert lut.apply(raw).tolist() == [[0, 1, 1, 255, 255]]

@@ -31,7 +31,7 @@ _EXPORTS = {
     "unify_label": "labels",
     "read_unified": "labels",
     "LabelFileError": "labels",
-    "class_lut": "labels",
+    "build_dataset_lut": "labels",
     "CheckReport": "check",
     "check_dataset": "check",
     "SegDataset": "dataset",

@@ -32,7 +32,6 @@ __all__ = [
     "UnifiedLabel",
     "background_value",
     "build_dataset_lut",
-    "class_lut",
     "decode_label_image",
     "load_polygon_json",
     "load_unified",
@@ -42,10 +41,6 @@ __all__ = [
     "read_unified",
     "unify_label",
 ]
-
-class_lut = build_dataset_lut
-"""Former name of ``uniseg.unify.lut.build_dataset_lut`` (``Encoding.class_lut`` is a plain array)."""
-
 
 def read_label(path: str | os.PathLike, encoding: Encoding, format: str = "png") -> np.ndarray:
     """Raw values of a label file (``png`` image or ``polygons`` JSON) for ``encoding``."""
