@@ -194,6 +194,43 @@ def synthesize(
     """
     t0 = time.perf_counter()
     out = Path(out)
+    h, w = _check_arguments(images, size, seed)
+    reg = registry or default_registry()
+    names, skipped = _datasets_to_write(reg, datasets)
+
+    # validate everything before writing anything
+    spaces = {n: reg.get(n) for n in names}
+    mappings = {n: load_mapping(spaces[n]) for n in names}
+    plans = {n: plan_samples(spaces[n], images, seed, mappings[n]) for n in names}
+    doms = {n: domain(n) for n in names}
+    with output_folder(out):
+        replace = {n: _check_root(out / n) for n in names}  # refuse before touching anything
+        kept = _kept_from_world(out, names, reg, seed=int(seed), size=(h, w), images=int(images))
+        for n in names:
+            root = out / n
+            if replace[n]:
+                shutil.rmtree(root)
+            root.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(root / MARKER, f"written by uniseg data synth: seed {seed}, {images} images, size {h}x{w}\n")
+        done, counts = _render(out, mappings, plans, doms, int(seed), (h, w), progress)
+        for n, entry in kept.items():  # merged, not lost: relations are recomputed over the whole world
+            spaces[n] = reg.get(n)
+            mappings[n] = load_mapping(spaces[n])
+            done[n] = int(entry.get("images", 0))
+            counts[n] = {str(k): int(v) for k, v in (entry.get("fine_pixels") or {}).items()}
+        order = [n for n in reg.names if n in spaces]
+        doc = planted_relations(
+            {n: spaces[n] for n in order}, {n: mappings[n] for n in order}, done, counts,
+            seed=seed, size=(h, w), images_per_dataset=images,
+        )
+        planted = out / PLANTED_FILE
+        write_planted(planted, doc)
+    written = {n: done[n] for n in names}
+    return SynthReport(out=out, datasets=written, planted_relations=planted, seconds=time.perf_counter() - t0, skipped=skipped)
+
+
+def _check_arguments(images: int, size: tuple[int, int], seed: int) -> tuple[int, int]:
+    """``(height, width)``; a one-line error for any argument out of range."""
     if isinstance(images, bool) or not isinstance(images, (int, np.integer)) or images < 1:
         raise UnisegError(f"--images must be a whole number >= 1, got {images!r}")
     try:
@@ -204,10 +241,15 @@ def synthesize(
         raise UnisegError(f"--size {h}x{w}: height and width must be 16..4096 pixels")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise UnisegError(f"--seed must be a whole number >= 0, got {seed!r}")
-    reg = registry or default_registry()
+    return h, w
 
+
+def _datasets_to_write(reg: Registry, datasets: Sequence[str] | None) -> tuple[list[str], dict[str, str]]:
+    """The registry names to write and, when none were asked for, those left out and why."""
     skipped: dict[str, str] = {}
-    if datasets is None:
+    if datasets is not None:
+        names = [s.name for s in reg.get_many(list(datasets))]
+    else:
         mapped = set(mapping_names())
         names = []
         for n in reg.names:
@@ -217,65 +259,35 @@ def synthesize(
                 skipped[n] = "no fine-class mapping in uniseg/data/synth/mapping.yaml"
             else:
                 names.append(n)
-    else:
-        names = [s.name for s in reg.get_many(list(datasets))]
     if not names:
         raise UnisegError("no dataset to synthesise (the registry has no entry with a layout and a fine mapping)")
+    return names, skipped
 
-    # validate everything before writing anything
-    spaces = {n: reg.get(n) for n in names}
-    mappings = {n: load_mapping(spaces[n]) for n in names}
-    plans = {n: plan_samples(spaces[n], images, seed, mappings[n]) for n in names}
-    doms = {n: domain(n) for n in names}
 
-    with output_folder(out):
-        replace = {n: _check_root(out / n) for n in names}  # refuse before touching anything
-        kept = _kept_from_world(out, names, reg, seed=int(seed), size=(h, w), images=int(images))
-        for n in names:
-            root = out / n
-            if replace[n]:
-                shutil.rmtree(root)
-            root.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(root / MARKER, f"written by uniseg data synth: seed {seed}, {images} images, size {h}x{w}\n")
+def _render(out: Path, mappings: dict[str, DatasetMapping], plans: dict[str, list[Sample]], doms: dict[str, dict],
+            seed: int, size: tuple[int, int], progress: Callable[[str, int, int], None] | None) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Write every planned image in chunks of 6 (over processes when it pays); returns the images
+    written and the fine-class pixel counts per dataset."""
+    chunk = 6
+    tasks = [(n, str(out / n), mappings[n], ps[i : i + chunk], seed, size, doms[n])
+             for n, ps in plans.items() for i in range(0, len(ps), chunk)]
+    done = {n: 0 for n in plans}
+    pixels = {n: np.zeros(len(fine_classes()), np.int64) for n in plans}
+    workers = _workers(sum(len(ps) for ps in plans.values()) * size[0] * size[1], len(tasks))
 
-        chunk = 6
-        tasks = []
-        for n in names:
-            ps = plans[n]
-            for i in range(0, len(ps), chunk):
-                tasks.append((n, str(out / n), mappings[n], ps[i : i + chunk], int(seed), (h, w), doms[n]))
-        done = {n: 0 for n in names}
-        pixels = {n: np.zeros(len(fine_classes()), np.int64) for n in names}
-        workers = _workers(images * len(names) * h * w, len(tasks))
+    def on_image(n: str, k: int) -> None:  # in-process runs report every image
+        if progress is not None:
+            progress(n, done[n] + k, len(plans[n]))
 
-        def on_image(n: str, k: int) -> None:  # in-process runs report every image
-            if progress is not None:
-                progress(n, done[n] + k, len(plans[n]))
-
-        chunks = imap(_chunk_job, tasks, context=on_image if workers == 1 else None, workers=workers, chunksize=1)
-        with contextlib.closing(chunks):
-            for n, count, px in chunks:
-                done[n] += count
-                pixels[n] += px
-                if progress is not None and workers > 1:
-                    progress(n, done[n], len(plans[n]))
-
-        fines = [f.name for f in fine_classes()]
-        counts = {n: {fines[i]: int(v) for i, v in enumerate(pixels[n])} for n in names}
-        for n, entry in kept.items():
-            spaces[n] = reg.get(n)
-            mappings[n] = load_mapping(spaces[n])
-            done[n] = int(entry.get("images", 0))
-            counts[n] = {str(k): int(v) for k, v in (entry.get("fine_pixels") or {}).items()}
-        order = [n for n in reg.names if n in spaces] + [n for n in spaces if n not in reg.names]
-        doc = planted_relations(
-            {n: spaces[n] for n in order}, {n: mappings[n] for n in order}, done, counts,
-            seed=seed, size=(h, w), images_per_dataset=images,
-        )
-        planted = out / PLANTED_FILE
-        write_planted(planted, doc)
-    written = {n: done[n] for n in names}
-    return SynthReport(out=out, datasets=written, planted_relations=planted, seconds=time.perf_counter() - t0, skipped=skipped)
+    chunks = imap(_chunk_job, tasks, context=on_image if workers == 1 else None, workers=workers, chunksize=1)
+    with contextlib.closing(chunks):
+        for n, count, px in chunks:
+            done[n] += count
+            pixels[n] += px
+            if progress is not None and workers > 1:
+                progress(n, done[n], len(plans[n]))
+    fines = [f.name for f in fine_classes()]
+    return done, {n: {fines[i]: int(v) for i, v in enumerate(pixels[n])} for n in plans}
 
 
 def _kept_from_world(out: Path, names: Sequence[str], reg: Registry, *, seed: int, size: tuple[int, int],
