@@ -25,7 +25,6 @@ from uniseg.errors import Interrupted, UnisegError
 app = typer.Typer(help="Dataset roots: check them, prepare training caches, synthesise a road world.", no_args_is_help=True)
 
 SHOW = 10  # file names listed per problem in the table (json lists all)
-RESUME = "interrupted — rerun the same command to resume"
 
 
 def _listing(paths: list[str]) -> str:
@@ -58,73 +57,91 @@ def check(
             space, root, split=(split or None), layout=layout, labels=labels, sample=sample,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    data = rep.to_dict()
-
-    def table():
-        from rich.console import Group
-
-        head = (
-            f"{rep.title} ([bold]{rep.dataset}[/]) at {rep.root}: layout {rep.layout}, labels {rep.labels or '-'} "
-            f"({rep.format}, encoding {rep.encoding or '-'})"
-        )
-        t = Table()
-        for col in ("split", "folder", "images", "expected", "labels", "paired", "no label", "no image"):
-            t.add_column(col, justify="left" if col in ("split", "folder") else "right")
-        for s in rep.splits:
-            exp = "-" if s.expected is None else str(s.expected)
-            if not s.labelled:
-                t.add_row(s.split, s.dir or ".", str(s.images), exp, "[dim]unlabelled[/]", "-", "-", "-")
-                continue
-            miss = f"[red]{len(s.missing_labels)}[/]" if s.missing_labels else "0"
-            orph = f"[red]{len(s.orphan_labels)}[/]" if s.orphan_labels else "0"
-            t.add_row(s.split, s.dir or ".", str(s.images), exp, str(s.labels), str(s.paired), miss, orph)
-        unk = f", [red]{len(rep.unknown)} unknown[/]" if rep.unknown else ", none unknown"
-        values = (
-            f"values: sampled {rep.sampled} of {rep.sampled_of} label files, {len(rep.values)} distinct raw values{unk}"
-            if rep.labels else "no label source"
-        )
-        parts = [head, t, values]
-        missing = [p for s in rep.splits for p in s.missing_labels]
-        orphans = [p for s in rep.splits for p in s.orphan_labels]
-        if missing or orphans:
-            f = Table(title="Unpaired files", title_justify="left")
-            f.add_column(f"images without labels ({len(missing)})", overflow="fold")
-            f.add_column(f"labels without images ({len(orphans)})", overflow="fold")
-            f.add_row(_listing(missing) or "-", _listing(orphans) or "-")
-            parts.append(f)
-        if rep.unknown:
-            u = Table(title="Unknown raw values (mapped to ignore)", title_justify="left")
-            for col in ("value", "pixels" if rep.format != "polygons" else "polygons", "files"):
-                u.add_column(col, justify="left" if col == "value" else "right")
-            for v in sorted(rep.unknown, key=lambda v: -v.pixels)[:SHOW]:
-                value = ",".join(map(str, v.value)) if isinstance(v.value, tuple) else str(v.value)
-                u.add_row(value, str(v.pixels), str(v.files))
-            if len(rep.unknown) > SHOW:
-                u.add_row(f"… and {len(rep.unknown) - SHOW} more", "", "")
-            parts.append(u)
-        if rep.left_out:
-            kinds = ", ".join(f"{n} {k}" for k, n in sorted(rep.left_out.items()))
-            parts.append(f"[dim]not checked: label files of the layout's other sources ({kinds}); --labels NAME checks them[/]")
-        broken = rep.unreadable + rep.not_labels + rep.unreadable_images
-        if rep.size_mismatches or broken:
-            b = Table(title="Broken files", title_justify="left")
-            width = max(24, console.width // 2 - 4)
-            b.add_column("file", no_wrap=True)
-            b.add_column("problem")
-            for m in rep.size_mismatches[:SHOW]:
-                b.add_row(middle_cut(m["label"], width), f"label {m['label_size'][0]}x{m['label_size'][1]}, image {m['image_size'][0]}x{m['image_size'][1]}")
-            for m in broken[:SHOW]:
-                b.add_row(middle_cut(m["file"], width), m["error"].removeprefix(str(Path(rep.root) / m["file"]) + ": "))
-            if len(broken) > SHOW:
-                b.add_row(f"… and {len(broken) - SHOW} more (--format json lists all)", "")
-            parts.append(b)
-        if rep.ok:
-            parts.append(f"[green]ok[/]: {rep.images} images, every labelled image has a label, no unknown values in the sample")
-        return Group(*parts)
-
-    emit(data, fmt, table)
+    emit(rep.to_dict(), fmt, lambda: _check_view(rep))
     if not rep.ok:
         raise UnisegError(f"{rep.dataset} at {rep.root}: " + "; ".join(rep.problems()))
+
+
+def _check_view(rep):
+    """The human report of ``data check``: head, splits, then one block per kind of problem."""
+    from rich.console import Group
+
+    head = (
+        f"{rep.title} ([bold]{rep.dataset}[/]) at {rep.root}: layout {rep.layout}, labels {rep.labels or '-'} "
+        f"({rep.format}, encoding {rep.encoding or '-'})"
+    )
+    unk = f", [red]{len(rep.unknown)} unknown[/]" if rep.unknown else ", none unknown"
+    values = (
+        f"values: sampled {rep.sampled} of {rep.sampled_of} label files, {len(rep.values)} distinct raw values{unk}"
+        if rep.labels else "no label source"
+    )
+    parts = [head, _splits_table(rep), values, *_unpaired_table(rep), *_unknown_table(rep)]
+    if rep.left_out:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(rep.left_out.items()))
+        parts.append(f"[dim]not checked: label files of the layout's other sources ({kinds}); --labels NAME checks them[/]")
+    parts += _broken_table(rep)
+    if rep.ok:
+        parts.append(f"[green]ok[/]: {rep.images} images, every labelled image has a label, no unknown values in the sample")
+    return Group(*parts)
+
+
+def _splits_table(rep) -> Table:
+    t = Table()
+    for col in ("split", "folder", "images", "expected", "labels", "paired", "no label", "no image"):
+        t.add_column(col, justify="left" if col in ("split", "folder") else "right")
+    for s in rep.splits:
+        exp = "-" if s.expected is None else str(s.expected)
+        if not s.labelled:
+            t.add_row(s.split, s.dir or ".", str(s.images), exp, "[dim]unlabelled[/]", "-", "-", "-")
+            continue
+        miss = f"[red]{len(s.missing_labels)}[/]" if s.missing_labels else "0"
+        orph = f"[red]{len(s.orphan_labels)}[/]" if s.orphan_labels else "0"
+        t.add_row(s.split, s.dir or ".", str(s.images), exp, str(s.labels), str(s.paired), miss, orph)
+    return t
+
+
+def _unpaired_table(rep) -> list[Table]:
+    missing = [p for s in rep.splits for p in s.missing_labels]
+    orphans = [p for s in rep.splits for p in s.orphan_labels]
+    if not (missing or orphans):
+        return []
+    f = Table(title="Unpaired files", title_justify="left")
+    f.add_column(f"images without labels ({len(missing)})", overflow="fold")
+    f.add_column(f"labels without images ({len(orphans)})", overflow="fold")
+    f.add_row(_listing(missing) or "-", _listing(orphans) or "-")
+    return [f]
+
+
+def _unknown_table(rep) -> list[Table]:
+    if not rep.unknown:
+        return []
+    u = Table(title="Unknown raw values (mapped to ignore)", title_justify="left")
+    for col in ("value", "pixels" if rep.format != "polygons" else "polygons", "files"):
+        u.add_column(col, justify="left" if col == "value" else "right")
+    for v in sorted(rep.unknown, key=lambda v: -v.pixels)[:SHOW]:
+        value = ",".join(map(str, v.value)) if isinstance(v.value, tuple) else str(v.value)
+        u.add_row(value, str(v.pixels), str(v.files))
+    if len(rep.unknown) > SHOW:
+        u.add_row(f"… and {len(rep.unknown) - SHOW} more", "", "")
+    return [u]
+
+
+def _broken_table(rep) -> list[Table]:
+    broken = rep.unreadable + rep.not_labels + rep.unreadable_images
+    if not (rep.size_mismatches or broken):
+        return []
+    b = Table(title="Broken files", title_justify="left")
+    width = max(24, console.width // 2 - 4)
+    b.add_column("file", no_wrap=True)
+    b.add_column("problem")
+    for m in rep.size_mismatches[:SHOW]:
+        size = f"label {m['label_size'][0]}x{m['label_size'][1]}, image {m['image_size'][0]}x{m['image_size'][1]}"
+        b.add_row(middle_cut(m["label"], width), size)
+    for m in broken[:SHOW]:  # the message names the file again: keep what follows
+        b.add_row(middle_cut(m["file"], width), m["error"].removeprefix(str(Path(rep.root) / m["file"]) + ": "))
+    if len(broken) > SHOW:
+        b.add_row(f"… and {len(broken) - SHOW} more (--format json lists all)", "")
+    return [b]
 
 
 @app.command()
@@ -159,7 +176,7 @@ def prepare(
                 on_result=lambda r: progress.advance(task) if r.status != "skipped" else None,
             )
     except KeyboardInterrupt:
-        raise Interrupted(RESUME) from None
+        raise Interrupted() from None
     data = rep.to_dict()
 
     def table():

@@ -208,7 +208,6 @@ def diff(
 
 
 SHOW = 10  # files listed in the remap table (--format json lists every one)
-RESUME = "interrupted — rerun the same command to resume"
 
 
 @app.command()
@@ -243,7 +242,7 @@ def remap(
                 on_result=lambda r: progress.advance(task) if r.status != "skipped" else None,
             )
     except KeyboardInterrupt:
-        raise Interrupted(RESUME) from None
+        raise Interrupted() from None
     colour = lut.kind == "rgb"
     outside = [c.name for c in space.classes if uni.index_of(c.unified) is None]
     data = {
@@ -265,41 +264,43 @@ def remap(
         ],
     }
 
-    def table():
-        from rich.console import Group
-
-        head = (
-            f"Remapped {data['dataset']}.{data['encoding']} -> union {data['fingerprint']}: "
-            f"{data['done']} written, {data['skipped']} already done, {data['failed']} failed, "
-            f"{data['unknown_pixels']} unknown pixels -> {data['out']}"
-        )
-        notes = []
-        if report.left_out:
-            kinds = ", ".join(f"{n} {k}" for k, n in sorted(report.left_out.items()))
-            notes.append(f"left out {sum(report.left_out.values())} files that are not {lut.dataset}.{lut.encoding} labels: {kinds}")
-        if outside:
-            notes.append(f"{space.name} classes the union lacks, written as 255: {', '.join(outside)}")
-        if not data["files"]:
-            return Group(head, *notes)
-        t = Table(title=head, title_justify="left", caption="; ".join(notes) or None)
-        width = max(24, console.width // 3)
-        t.add_column("file", no_wrap=True)
-        t.add_column("status")
-        t.add_column("unknown raw values (pixels)")
-        t.add_column("error")
-        for f in data["files"][:SHOW]:
-            unk = ", ".join(f"{k}: {v}" for k, v in f["unknown"].items())
-            if f["unknown_values"] > len(f["unknown"]):
-                unk += f", … ({f['unknown_values']} values)"
-            t.add_row(middle_cut(f["src"], width), f["status"], unk or "-", f["error"] or "-")
-        if len(data["files"]) > SHOW:
-            t.add_row(f"… and {len(data['files']) - SHOW} more (--format json lists all)", "", "", "")
-        return t
-
-    emit(data, fmt, table)
+    emit(data, fmt, lambda: _remap_view(data, report.left_out, outside, space.name))
     if not report.ok:
         first = next(f for f in report.files if f.status == "error")
         raise UnisegError(f"{data['failed']} of {len(report.files)} files failed; first: {first.src}: {first.error}")
+
+
+def _remap_view(data: dict, left_out: dict[str, int], outside: list[str], dataset: str):
+    """The human report of ``labels remap``: one summary line, then at most ``SHOW`` files with problems."""
+    from rich.console import Group
+
+    head = (
+        f"Remapped {data['dataset']}.{data['encoding']} -> union {data['fingerprint']}: "
+        f"{data['done']} written, {data['skipped']} already done, {data['failed']} failed, "
+        f"{data['unknown_pixels']} unknown pixels -> {data['out']}"
+    )
+    notes = []
+    if left_out:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(left_out.items()))
+        notes.append(f"left out {sum(left_out.values())} files that are not {data['dataset']}.{data['encoding']} labels: {kinds}")
+    if outside:
+        notes.append(f"{dataset} classes the union lacks, written as 255: {', '.join(outside)}")
+    if not data["files"]:
+        return Group(head, *notes)
+    t = Table(title=head, title_justify="left", caption="; ".join(notes) or None)
+    width = max(24, console.width // 3)
+    t.add_column("file", no_wrap=True)
+    t.add_column("status")
+    t.add_column("unknown raw values (pixels)")
+    t.add_column("error")
+    for f in data["files"][:SHOW]:
+        unk = ", ".join(f"{k}: {v}" for k, v in f["unknown"].items())
+        if f["unknown_values"] > len(f["unknown"]):
+            unk += f", … ({f['unknown_values']} values)"
+        t.add_row(middle_cut(f["src"], width), f["status"], unk or "-", f["error"] or "-")
+    if len(data["files"]) > SHOW:
+        t.add_row(f"… and {len(data['files']) - SHOW} more (--format json lists all)", "", "", "")
+    return t
 
 
 @app.command()

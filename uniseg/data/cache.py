@@ -274,6 +274,71 @@ def _stat(path: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
+def _settings(short_side: int | None, image_format: str, quality: int) -> dict:
+    """What the manifest records about the cached files (a resumed run must use the same)."""
+    if image_format not in IMAGE_FORMATS:
+        raise UnisegError(f"--image-format must be one of {', '.join(IMAGE_FORMATS)}, got {image_format!r}")
+    if not 1 <= int(quality) <= 100:
+        raise UnisegError(f"--quality must be 1..100, got {quality}")
+    if short_side is not None and short_side < 0:
+        raise UnisegError(f"--short-side must be >= 0 (0 = native size), got {short_side}")
+    return {"short_side": short_side or None, "image_format": image_format, "quality": int(quality)}
+
+
+def _jobs(space: LabelSpace, root: Path, found) -> tuple[list[str], list[Job]]:
+    """The labelled splits found under ``root`` and one job per labelled image, with its sources' stats."""
+    names = [n for n, sf in found.splits.items() if sf.labelled]
+    if not names:
+        raise UnisegError(f"{root}: no labelled split found (found: {', '.join(found.splits)}); a cache holds labelled images")
+    refs = [r for n in names for r in found.splits[n].samples]
+    if not refs:
+        raise UnisegError(f"{root}: no image has a label in split {', '.join(names)}; run 'uniseg data check {space.name} {root}'")
+    jobs = []
+    for ref in refs:
+        image, label = root / ref.image, root / ref.label
+        jobs.append(Job(ref.image, str(image), str(label), ref.split, {"image": _stat(image), "label": _stat(label)}))
+    return names, jobs
+
+
+class _Book:
+    """The manifest of a run being written: which files are done, what to record, when it is saved."""
+
+    def __init__(self, out: Path, doc: dict, found, names: list[str], report: PrepareReport, verify: bool,
+                 on_result: Callable[[FileResult], None] | None) -> None:
+        self.out, self.doc, self.files, self.report, self.verify, self.on_result = out, doc, doc["files"], report, verify, on_result
+        self.split_keys = {n: [r.image for r in found.splits[n].samples] for n in names}
+        for n, keys in self.split_keys.items():
+            doc["splits"][n] = {"files": len(keys), "complete": False}
+
+    def done(self, job: Job) -> FileResult | None:
+        """A skipped result when the job's outputs are recorded, intact and made from unchanged sources."""
+        rec = self.files.get(job.key)
+        if rec is not None and rec.get("split") == job.split and rec.get("source") == job.source and _record_ok(self.out, rec, self.verify):
+            return FileResult(job.key, "skipped", record=rec)
+        self.files.pop(job.key, None)
+        return None
+
+    def record(self, res: FileResult) -> None:
+        report = self.report
+        if res.status == "done":
+            self.files[res.key] = res.record
+            report.done += 1
+            for k, v in res.unknown.items():
+                report.unknown[k] = report.unknown.get(k, 0) + v
+        elif res.status == "skipped":
+            report.skipped += 1
+        else:
+            report.failed.append(res)
+        if self.on_result is not None:
+            self.on_result(res)
+
+    def flush(self) -> None:
+        failed = {f.key for f in self.report.failed}
+        for n, keys in self.split_keys.items():
+            self.doc["splits"][n]["complete"] = all(k in self.files and k not in failed for k in keys)
+        _write_manifest(self.out, self.doc)
+
+
 def prepare_cache(
     union: UnionSpace,
     space: LabelSpace,
@@ -297,72 +362,24 @@ def prepare_cache(
 
     t0 = time.perf_counter()
     root, out = Path(root), Path(out)
-    if image_format not in IMAGE_FORMATS:
-        raise UnisegError(f"--image-format must be one of {', '.join(IMAGE_FORMATS)}, got {image_format!r}")
-    if not 1 <= int(quality) <= 100:
-        raise UnisegError(f"--quality must be 1..100, got {quality}")
-    if short_side is not None and short_side < 0:
-        raise UnisegError(f"--short-side must be >= 0 (0 = native size), got {short_side}")
-    short_side = short_side or None
+    settings = _settings(short_side, image_format, quality)
     check_output_path(out, [root])
     union.check_member(space)
-
     found = discover(space, root, split=split, layout=layout, labels=labels)
     if found.source is None:
         raise UnisegError(f"{root}: {space.name} layout {found.layout.name!r} has no label source to cache")
-    enc = space.encoding(found.encoding)
-    settings = {"short_side": short_side, "image_format": image_format, "quality": int(quality)}
-    names = [n for n, sf in found.splits.items() if sf.labelled]
-    if not names:
-        raise UnisegError(f"{root}: no labelled split found (found: {', '.join(found.splits)}); a cache holds labelled images")
-    refs = [r for n in names for r in found.splits[n].samples]
-    if not refs:
-        raise UnisegError(f"{root}: no image has a label in split {', '.join(names)}; run 'uniseg data check {space.name} {root}'")
-    jobs = []
-    for ref in refs:
-        image, label = root / ref.image, root / ref.label
-        jobs.append(Job(ref.image, str(image), str(label), ref.split, {"image": _stat(image), "label": _stat(label)}))
-
+    names, jobs = _jobs(space, root, found)
     report = PrepareReport(
         out=str(out), dataset=space.name, fingerprint=union.fingerprint, layout=found.layout.name,
-        labels=found.source.name, splits={n: len(found.splits[n].samples) for n in names}, total=len(refs),
+        labels=found.source.name, splits={n: len(found.splits[n].samples) for n in names}, total=len(jobs),
         left_out=dict(found.other_labels),
     )
+    enc = space.encoding(found.encoding)
+    context = _Context(str(out), build_lut(union, space, enc), enc if found.format == "polygons" else None, found.format, settings)
     with output_folder(out, [root]):
-        doc = _open_or_new(out, union, space, found, settings)
-        files: dict = doc["files"]
-        for n in names:
-            doc["splits"][n] = {"files": len(found.splits[n].samples), "complete": False}
-
-        def done(job: Job) -> FileResult | None:
-            rec = files.get(job.key)
-            if rec is not None and rec.get("split") == job.split and rec.get("source") == job.source and _record_ok(out, rec, verify):
-                return FileResult(job.key, "skipped", record=rec)
-            files.pop(job.key, None)
-            return None
-
-        def record(res: FileResult) -> None:
-            if res.status == "done":
-                files[res.key] = res.record
-                report.done += 1
-                for k, v in res.unknown.items():
-                    report.unknown[k] = report.unknown.get(k, 0) + v
-            elif res.status == "skipped":
-                report.skipped += 1
-            else:
-                report.failed.append(res)
-            if on_result is not None:
-                on_result(res)
-
-        def flush() -> None:
-            failed = {f.key for f in report.failed}
-            for n in names:
-                keys = [r.image for r in found.splits[n].samples]
-                doc["splits"][n]["complete"] = all(k in files and k not in failed for k in keys)
-            _write_manifest(out, doc)
-
-        context = _Context(str(out), build_lut(union, space, enc), enc if found.format == "polygons" else None, found.format, settings)
-        run_files(_prepare_job, jobs, context=context, workers=workers, done=done, on_start=on_start, on_result=record, flush=flush)
+        book = _Book(out, _open_or_new(out, union, space, found, settings), found, names, report, verify, on_result)
+        run_files(_prepare_job, jobs, context=context, workers=workers, done=book.done, on_start=on_start,
+                  on_result=book.record, flush=book.flush)
     report.failed.sort(key=lambda f: f.key)
     report.seconds = time.perf_counter() - t0
     return report

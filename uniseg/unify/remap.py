@@ -200,38 +200,48 @@ def remap_paths(
     encoding = space.encoding(lut.encoding) if space is not None and lut.encoding in space.encodings else None
     report = RemapReport(lut.dataset, lut.encoding, lut.fingerprint, str(out), left_out=left_out)
     with output_folder(out, [s for s in sources if Path(s).is_dir()]):
-        records = check_marker(out, lut)
-        doc = {"format": FORMAT, "fingerprint": lut.fingerprint, "dataset": lut.dataset, "encoding": lut.encoding, "files": records}
-        by_pair = {(j.src, j.dst): j for j in jobs}
-
-        def done(job: Job) -> FileResult | None:
-            rec = records.get(job.rel)
-            want = {"src": os.path.abspath(job.src), "size": job.size, "mtime_ns": job.mtime_ns}
-            if rec is None or {k: rec.get(k) for k in want} != want:
-                return None
-            try:
-                if os.path.getsize(job.dst) != rec.get("bytes"):
-                    return None
-            except OSError:
-                return None
-            return FileResult(job.src, "skipped", job.dst)
-
-        def record(res: FileResult) -> None:
-            job = by_pair[(res.src, res.dst)]
-            if res.status == "done":
-                records[job.rel] = {"src": os.path.abspath(job.src), "size": job.size, "mtime_ns": job.mtime_ns,
-                                    "bytes": os.path.getsize(job.dst)}
-            elif res.status == "error" and records.pop(job.rel, None) is not None:
-                Path(job.dst).unlink(missing_ok=True)  # its source changed and no longer remaps: drop the stale output
-            if on_result is not None:
-                on_result(res)
-
-        def flush() -> None:
-            doc["files"] = dict(sorted(records.items()))
-            atomic_write_text(out / MARKER, json.dumps(doc, indent=0, ensure_ascii=False) + "\n")
-
-        flush()  # claim the folder for this union and encoding before writing labels into it
-        report.files = run_files(_remap_job, jobs, context=(lut, strict, encoding), workers=workers, done=done,
-                                 on_start=on_start, on_result=record, flush=flush)
+        book = _Book(out, lut, jobs, on_result)
+        book.flush()  # claim the folder for this union and encoding before writing labels into it
+        report.files = run_files(_remap_job, jobs, context=(lut, strict, encoding), workers=workers, done=book.done,
+                                 on_start=on_start, on_result=book.record, flush=book.flush)
     report.files.sort(key=lambda f: f.src)
     return report
+
+
+class _Book:
+    """The marker of a run being written: which outputs are done from unchanged sources, and saving it."""
+
+    def __init__(self, out: Path, lut: LookupTable, jobs: Sequence[Job], on_result: Callable[[FileResult], None] | None) -> None:
+        self.out, self.on_result = out, on_result
+        self.records = check_marker(out, lut)
+        self.doc = {"format": FORMAT, "fingerprint": lut.fingerprint, "dataset": lut.dataset, "encoding": lut.encoding}
+        self.jobs = {(j.src, j.dst): j for j in jobs}
+
+    @staticmethod
+    def _source(job: Job) -> dict:
+        return {"src": os.path.abspath(job.src), "size": job.size, "mtime_ns": job.mtime_ns}
+
+    def done(self, job: Job) -> FileResult | None:
+        rec = self.records.get(job.rel)
+        want = self._source(job)
+        if rec is None or {k: rec.get(k) for k in want} != want:
+            return None
+        try:
+            if os.path.getsize(job.dst) != rec.get("bytes"):
+                return None
+        except OSError:
+            return None
+        return FileResult(job.src, "skipped", job.dst)
+
+    def record(self, res: FileResult) -> None:
+        job = self.jobs[(res.src, res.dst)]
+        if res.status == "done":
+            self.records[job.rel] = {**self._source(job), "bytes": os.path.getsize(job.dst)}
+        elif res.status == "error" and self.records.pop(job.rel, None) is not None:
+            Path(job.dst).unlink(missing_ok=True)  # its source changed and no longer remaps: drop the stale output
+        if self.on_result is not None:
+            self.on_result(res)
+
+    def flush(self) -> None:
+        doc = {**self.doc, "files": dict(sorted(self.records.items()))}
+        atomic_write_text(self.out / MARKER, json.dumps(doc, indent=0, ensure_ascii=False) + "\n")
