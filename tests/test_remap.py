@@ -171,3 +171,15 @@ def test_remap_table_cuts_long_file_names_in_the_middle(tmp_path):
     assert res.returncode == 2
     assert "…" in res.stdout
     assert "000290_gtFine_labelIds.png" in res.stdout and "000291_gtFine_labelIds.png" in res.stdout
+
+
+def test_lookup_tables_pickle_without_their_dense_tables(registry, cibm):
+    import pickle
+
+    lut = build_lut(build_union(registry.get_many(["camvid", "cityscapes"])), registry.get("camvid"), "rgb")
+    assert lut.table.nbytes == 1 << 24  # the 2^24 colour table, built on first use
+    data = pickle.dumps(lut)
+    assert len(data) < 50_000  # workers and DataLoader copies rebuild it themselves
+    copy = pickle.loads(data)
+    rgb = np.array([[[128, 64, 128], [1, 2, 3]]], dtype=np.uint8)
+    assert np.array_equal(copy.apply(rgb), lut.apply(rgb)) and copy == lut
