@@ -159,6 +159,8 @@ def output_folder(out: str | os.PathLike, sources: Sequence[str | os.PathLike] =
             pass
         except BlockingIOError:
             raise UnisegError(f"{what} {out}: another uniseg run is writing there; wait for it or choose another folder") from None
+        except OSError:  # a filesystem without locks (some network mounts): go on unlocked
+            pass
         try:  # the lock file may exist from an earlier run: make sure new files can be created
             probe_fd, probe = tempfile.mkstemp(prefix=f".probe{TEMP_TAG}", suffix=TEMP_SUFFIX, dir=out)
             os.close(probe_fd)

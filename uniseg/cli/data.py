@@ -39,11 +39,11 @@ def check(
     split: Optional[List[str]] = typer.Option(None, "--split", "-s", help="Only this split (repeatable; default: every split found)."),
     layout: Optional[str] = typer.Option(None, "--layout", help="Force a layout of the YAML (default: the one found)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Force a label source, e.g. labelTrainIds or polygons."),
-    sample: int = typer.Option(32, "--sample", "-n", min=0, help="Label files opened for value checks (0 = all)."),
+    sample: int = typer.Option(32, "--sample", "-n", min=0, help="Image/label pairs decoded fully for value and file checks (0 = all)."),
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
-    """Verify a dataset root: layout, image/label counts and pairing, unknown label values.
+    """Verify a dataset root: layout, image/label counts and pairing, unknown label values, broken files.
 
     Exits 0 when sound, 2 with a one-line summary when the root is wrong or problems were found.
     """
