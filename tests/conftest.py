@@ -67,7 +67,7 @@ def registry():
 
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``uniseg`` in a subprocess, exactly as a user would (exit codes, stderr)."""
-    full_env = dict(os.environ, COLUMNS="200", **(env or {}))
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
     full_env.pop("UNISEG_DEBUG", None)
     return subprocess.run(
         [sys.executable, "-m", "uniseg.cli.main", *args], capture_output=True, text=True, env=full_env, cwd=cwd

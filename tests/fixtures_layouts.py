@@ -37,6 +37,7 @@ class Built:
     images: list[str] = field(default_factory=list)  # root-relative
     labels: list[str] = field(default_factory=list)  # root-relative, same order as images (labelled ones)
     unlabelled: list[str] = field(default_factory=list)  # images of unlabelled splits
+    siblings: list[str] = field(default_factory=list)  # the other files a real copy keeps beside each label
 
 
 def stripes(values: Sequence, size: tuple[int, int] = SIZE) -> np.ndarray:
@@ -45,6 +46,14 @@ def stripes(values: Sequence, size: tuple[int, int] = SIZE) -> np.ndarray:
     cols = (np.arange(w) * len(values)) // w
     table = np.array(values, dtype=np.uint8 if max(np.ravel(values)) < 256 else np.uint16)
     return np.ascontiguousarray(np.broadcast_to(table[cols][None], (h, w) + table.shape[1:]))
+
+
+def stray(arr: np.ndarray, value, n: int = 4) -> np.ndarray:
+    """A copy of a label array with ``n`` pixels of ``value`` at the start of its first row: a few
+    stray unknown pixels, as real labels sometimes have (counted, not refused)."""
+    out = np.array(arr)
+    out[0, :n] = value
+    return out
 
 
 def photo(seed: int, size: tuple[int, int] = SIZE) -> np.ndarray:
@@ -69,12 +78,30 @@ def _ids(root: Path, rel: str, values: Sequence[int], size=SIZE) -> str:
 
 CITYSCAPES_VALUES = (7, 26, 0)  # road, car, unlabeled
 CITYSCAPES_TRAINIDS = (0, 13, 255)
+CITYSCAPES_COLOURS = ((128, 64, 128, 255), (0, 0, 142, 255), (0, 0, 0, 255))  # _gtFine_color.png is RGBA
+CITYSCAPES_INSTANCES = (7, 26001, 0)  # _gtFine_instanceIds.png: labelId * 1000 + instance for 'car'
+
+
+def cityscapes_polygon_doc(width: int, height: int) -> dict:
+    """A ``*_gtFine_polygons.json`` as the official package ships it (road, car, ego vehicle)."""
+    return {
+        "imgHeight": height,
+        "imgWidth": width,
+        "objects": [
+            {"label": "road", "polygon": [[0, 0], [width // 3, 0], [width // 3, height], [0, height]]},
+            {"label": "car", "polygon": [[width // 3, 0], [2 * width // 3, 0], [2 * width // 3, height], [width // 3, height]]},
+            {"label": "ego vehicle", "polygon": [[0, height - 2], [width, height - 2], [width, height], [0, height]]},
+        ],
+    }
 
 
 def make_cityscapes(root: Path, *, cities: dict | None = None, per_city: int = 1, labels: str = "labelIds",
                     values: Sequence[int] | None = None, size=SIZE) -> Built:
     """``leftImg8bit/{split}/{city}/{city}_{seq:06}_{frame:06}_leftImg8bit.png`` + gtFine
-    ``*_gtFine_labelIds.png`` (``labels='labelTrainIds'``: trainIds, ``'both'``: both)."""
+    ``*_gtFine_labelIds.png`` (``labels='labelTrainIds'``: trainIds, ``'both'``: both, ``'all'``:
+    every file the official gtFine package and createTrainIdLabelImgs leave per frame — labelIds,
+    labelTrainIds, instanceIds (16-bit), color (RGBA) and polygons JSON; ``labels`` lists the
+    labelIds files, ``siblings`` the rest)."""
     root = Path(root)
     cities = cities or {"train": ["aachen", "bochum"], "val": ["frankfurt"], "test": ["berlin"]}
     out = Built(root)
@@ -88,13 +115,27 @@ def make_cityscapes(root: Path, *, cities: dict | None = None, per_city: int = 1
                 if split == "test":
                     out.unlabelled.append(out.images.pop())
                     continue
-                if labels in ("labelIds", "both"):
-                    out.labels.append(_ids(root, f"gtFine/{split}/{city}/{stem}_gtFine_labelIds.png", values or CITYSCAPES_VALUES, size))
-                if labels in ("labelTrainIds", "both"):
-                    rel = _ids(root, f"gtFine/{split}/{city}/{stem}_gtFine_labelTrainIds.png", values or CITYSCAPES_TRAINIDS, size)
-                    if labels == "labelTrainIds":
-                        out.labels.append(rel)
+                base = f"gtFine/{split}/{city}/{stem}_gtFine_"
+                if labels in ("labelIds", "both", "all"):
+                    out.labels.append(_ids(root, base + "labelIds.png", values or CITYSCAPES_VALUES, size))
+                if labels in ("labelTrainIds", "both", "all"):
+                    rel = _ids(root, base + "labelTrainIds.png", values or CITYSCAPES_TRAINIDS, size)
+                    (out.labels if labels == "labelTrainIds" else out.siblings).append(rel)
+                if labels == "all":
+                    out.siblings.append(_save(root, base + "instanceIds.png", Image.fromarray(stripes(CITYSCAPES_INSTANCES, size))))
+                    out.siblings.append(_save(root, base + "color.png", Image.fromarray(stripes(CITYSCAPES_COLOURS, size), mode="RGBA")))
+                    (root / (base + "polygons.json")).write_text(json.dumps(cityscapes_polygon_doc(size[1], size[0]), indent=4))
+                    out.siblings.append(base + "polygons.json")
     return out
+
+
+def jpeg_bytes(values: Sequence[int], size=SIZE, quality: int = 75) -> bytes:
+    """A label id image saved as JPEG (lossy: ids change at every stripe edge)."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(stripes(values, size), mode="L").save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
 
 
 BDD_VALUES = (0, 13, 255)  # road, car, unknown/void
@@ -168,8 +209,10 @@ def make_idd(root: Path, *, mode: str = "level3", counts: dict | None = None, si
 MAPILLARY_VALUES = (13, 55, 65)  # Road, Car, Unlabeled
 
 
-def paletted(values: Sequence[int], size=SIZE) -> Image.Image:
-    img = Image.fromarray(stripes(values, size), mode="L")
+def paletted(values: Sequence[int] | np.ndarray, size=SIZE) -> Image.Image:
+    """A Mapillary-style paletted PNG of stripes of ``values`` (or of an ``H x W`` id array)."""
+    arr = values if isinstance(values, np.ndarray) else stripes(values, size)
+    img = Image.fromarray(arr.astype(np.uint8), mode="L")
     img.putpalette([c for rgb in MAPILLARY_COLOURS for c in rgb])  # -> mode P, indices unchanged
     assert img.mode == "P"
     return img

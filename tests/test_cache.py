@@ -168,15 +168,17 @@ def test_cache_for_another_union_is_refused(tmp_path, setup, registry):
 def test_failures_and_unknown_values_are_reported(tmp_path, setup):
     union, space, raw, built = setup
     (raw / built.labels[0]).write_bytes(b"not a png")
-    fx.paletted((13, 70), size=BIG).save(raw / built.labels[1])  # 70: not a Mapillary id
+    fx.paletted(fx.stray(fx.stripes((13, 55), BIG), 70, 6)).save(raw / built.labels[1])  # 70: not a Mapillary id
+    fx.paletted((13, 70), size=BIG).save(raw / built.labels[2])  # half the pixels unknown: no Mapillary label
     out = tmp_path / "cache"
     rep = prepare_cache(union, space, raw, out, short_side=20)
-    assert [f.key for f in rep.failed] == [built.images[0]]
+    assert [f.key for f in rep.failed] == [built.images[0], built.images[2]]
     assert built.labels[0].split("/")[-1] in rep.failed[0].error
-    assert rep.unknown == {"70": BIG[0] * BIG[1] // 2}
+    assert "not a label of mapillary.ids: 50% of its pixels" in rep.failed[1].error
+    assert rep.unknown == {"70": 6}
     doc = read_manifest(out)
     assert doc["splits"]["train"]["complete"] is False and doc["splits"]["val"]["complete"] is True
-    assert doc["files"][built.images[1]]["unknown"] == {"70": BIG[0] * BIG[1] // 2}
+    assert doc["files"][built.images[1]]["unknown"] == {"70": 6}
 
 
 def test_refuses_a_non_cache_folder_and_the_root_itself(tmp_path, setup):
@@ -186,8 +188,11 @@ def test_refuses_a_non_cache_folder_and_the_root_itself(tmp_path, setup):
     (busy / "notes.txt").write_text("mine")
     with pytest.raises(UnisegError, match="not empty and holds no manifest.json"):
         prepare_cache(union, space, raw, busy)
-    with pytest.raises(UnisegError, match="is the dataset root"):
+    with pytest.raises(UnisegError, match="is the source folder"):
         prepare_cache(union, space, raw, raw)
+    with pytest.raises(UnisegError, match=r"is inside the source folder .*raw; choose a folder outside"):
+        prepare_cache(union, space, raw, raw / "cache")
+    assert not (raw / "cache").exists()
 
 
 def test_idd_polygons_and_camvid_colours_are_cached(tmp_path, registry):

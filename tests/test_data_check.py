@@ -39,17 +39,17 @@ def test_missing_and_orphan_labels_are_problems(tmp_path, registry):
 
 def test_unknown_ids_are_reported(tmp_path, registry):
     built = fx.make_kitti(tmp_path, n=2, test=0)
-    Image.fromarray(fx.stripes((7, 201, 26, 99)), mode="L").save(tmp_path / built.labels[1])
+    arr = fx.stray(fx.stray(fx.stripes(fx.KITTI_VALUES), 201, 5), 99, 2)  # 99 x2, 201 x3
+    Image.fromarray(arr, mode="L").save(tmp_path / built.labels[1])
     rep = check_dataset(registry.get("kitti"), tmp_path)
-    assert [v.value for v in rep.unknown] == [99, 201]
-    h, w = fx.SIZE
-    assert all(v.pixels == h * w // 4 and v.files == 1 for v in rep.unknown)
+    assert [(v.value, v.pixels, v.files) for v in rep.unknown] == [(99, 2, 1), (201, 3, 1)]
     assert rep.problems() == ["2 unknown raw values: 99, 201"]
 
 
 def test_unknown_colours_are_reported(tmp_path, registry):
     built = fx.make_camvid(tmp_path)
-    Image.fromarray(fx.stripes(((128, 64, 128), (10, 20, 30))), mode="RGB").save(tmp_path / built.labels[0])
+    arr = fx.stray(fx.stripes(fx.CAMVID_COLOURS), (10, 20, 30))
+    Image.fromarray(arr, mode="RGB").save(tmp_path / built.labels[0])
     rep = check_dataset(registry.get("camvid"), tmp_path)
     assert [v.value for v in rep.unknown] == [(10, 20, 30)]
     assert rep.to_dict()["unknown"][0]["value"] == [10, 20, 30]
@@ -76,16 +76,31 @@ def test_size_mismatch_and_unreadable_files(tmp_path, registry):
     assert any("size differs" in p for p in rep.problems()) and any("unreadable" in p for p in rep.problems())
 
 
-def test_photo_as_label_is_reported_unreadable(tmp_path, registry):
-    built = fx.make_kitti(tmp_path, n=1, test=0)
+def test_photo_as_label_is_reported_as_no_label(tmp_path, registry):
+    built = fx.make_kitti(tmp_path, n=2, test=0)
     Image.fromarray(fx.photo(3)).save(tmp_path / built.labels[0])
+    Image.fromarray(fx.stripes((7, 201, 26, 99)), mode="L").save(tmp_path / built.labels[1])  # half unknown
     rep = check_dataset(registry.get("kitti"), tmp_path)
-    assert len(rep.unreadable) == 1 and "photo" in rep.unreadable[0]["error"]
+    assert rep.unreadable == [] and [e["file"] for e in rep.not_labels] == built.labels[:2]
+    assert "photo" in rep.not_labels[0]["error"] and "50% of its pixels" in rep.not_labels[1]["error"]
+    assert rep.unknown == []  # values of files that are no labels are not counted
+    assert rep.problems() == ["2 files that cannot be kitti.labelIds labels"]
+
+
+def test_images_are_decoded_fully(tmp_path, registry):
+    built = fx.make_kitti(tmp_path, n=3, test=0)
+    data = (tmp_path / built.images[0]).read_bytes()
+    (tmp_path / built.images[0]).write_bytes(data[: len(data) // 2])  # truncated: the header still reads
+    (tmp_path / built.images[1]).write_bytes(b"")  # 0 bytes
+    rep = check_dataset(registry.get("kitti"), tmp_path)
+    assert [e["file"] for e in rep.unreadable_images] == built.images[:2]
+    assert "0 bytes" in rep.unreadable_images[1]["error"] and rep.unreadable == []
+    assert rep.problems() == ["2 unreadable images"]
 
 
 def test_sample_is_bounded_and_zero_means_all(tmp_path, registry):
     built = fx.make_camvid_segnet(tmp_path, counts={"train": 9})
-    Image.fromarray(fx.stripes((3, 77)), mode="L").save(tmp_path / built.labels[4])  # the middle file
+    Image.fromarray(fx.stray(fx.stripes(fx.SEGNET_VALUES), 77), mode="L").save(tmp_path / built.labels[4])  # the middle file
     space = registry.get("camvid-segnet")
     rep = check_dataset(space, tmp_path, sample=3)
     assert (rep.sampled, rep.sampled_of) == (3, 9)

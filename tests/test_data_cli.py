@@ -58,7 +58,7 @@ def test_check_wrong_root_exits_2_with_one_line(tmp_path):
 def test_check_reports_problems_then_exits_2(tmp_path):
     built = fx.make_kitti(tmp_path, n=3, test=0)
     (tmp_path / built.labels[0]).unlink()
-    Image.fromarray(fx.stripes((7, 250)), mode="L").save(tmp_path / built.labels[1])
+    Image.fromarray(fx.stray(fx.stripes(fx.KITTI_VALUES), 250), mode="L").save(tmp_path / built.labels[1])
     res = run_cli("data", "check", "kitti", str(tmp_path), "--sample", "0")
     line = _one_line_error(res)
     assert "1 images without labels" in line and "1 unknown raw values: 250" in line

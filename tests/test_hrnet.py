@@ -310,8 +310,14 @@ def test_missing_and_unreadable_files_raise(tmp_path):
     with pytest.raises(UnisegError, match="nope.pth' not found"):
         load_pretrained(model, tmp_path / "nope.pth")
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(UnisegError, match="cannot read checkpoint"):
+    with pytest.raises(UnisegError, match=re.escape("bad.pth: not a PyTorch checkpoint (torch.save writes a zip archive or a pickle; this file starts with b'not a ch')")):
         load_pretrained(model, tmp_path / "bad.pth")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    with pytest.raises(UnisegError, match=r"empty\.pth: empty file \(0 bytes\), not a PyTorch checkpoint"):
+        load_pretrained(model, tmp_path / "empty.pth")
+    (tmp_path / "broken.pth").write_bytes(b"PK\x03\x04 a damaged zip")
+    with pytest.raises(UnisegError, match="cannot read checkpoint .*broken.pth"):
+        load_pretrained(model, tmp_path / "broken.pth")
     torch.save({"foo.weight": torch.zeros(3)}, tmp_path / "other.pth")
     with pytest.raises(UnisegError, match="no key matches"):
         load_pretrained(model, tmp_path / "other.pth")

@@ -16,6 +16,7 @@ from uniseg.models.losses import (
     class_relational_bce_loss,
     identity_relation_table,
     null_bce_loss,
+    unified_cross_entropy,
 )
 
 IGN = 255
@@ -402,3 +403,88 @@ def test_bad_inputs_raise_clear_errors(case, match):
 def test_bad_tables_raise(table, match):
     with pytest.raises(ValueError, match=match):
         ClassRelationalBCELoss(table)
+
+
+# -- Python API inputs (issue 9, item 8) ---------------------------------------------------------
+
+
+def _three(valid):
+    return {
+        "ce": UnifiedCrossEntropy(),
+        "null": NullBCELoss(valid),
+        "relational": ClassRelationalBCELoss(identity_relation_table(valid)),
+    }
+
+
+@pytest.mark.parametrize("bad", [6, 254, -1])
+def test_out_of_range_targets_are_the_same_value_error_in_all_three(bad):
+    x, t, ds, valid = _batch(21)
+    t[1, 2, 3] = bad
+    for name, loss in _three(valid).items():
+        with pytest.raises(ValueError, match=rf"target holds class index {bad}, outside 0\.\.5 and not ignore_index=255"):
+            loss(x, t, ds)
+    with pytest.raises(ValueError, match="outside 0..5"):
+        unified_cross_entropy(x, t)
+
+
+@pytest.mark.parametrize("make", [list, tuple, lambda ds: ds.numpy(), lambda ds: ds.numpy().astype("int32")])
+def test_dataset_index_as_list_or_numpy_array_gives_the_same_loss(make):
+    x, t, ds, valid = _batch(22)
+    for name, loss in _three(valid).items():
+        want = loss(x, t, ds)
+        got = loss(x, t, make(ds.tolist()) if make in (list, tuple) else make(ds))
+        assert torch.equal(got, want), name
+
+
+def test_dataset_index_as_one_int_means_every_sample():
+    x, t, ds, valid = _batch(23)
+    t[:] = 0  # class 0 is in every dataset's space
+    for name, loss in _three(valid).items():
+        assert torch.equal(loss(x, t, 1), loss(x, t, torch.ones(3, dtype=torch.long))), name
+
+
+@pytest.mark.parametrize("value,match", [
+    ([0.0, 1.0, 2.0], "must be integer, got torch.float"),
+    ([True, False, True], "must be integer, got torch.bool"),
+    ([0, 1], r"must have shape \(3,\)"),
+    ("cityscapes", "must be a tensor, a list or array of ints, or an int; got str"),
+    ([0, 1, 7], "dataset_index holds 7"),
+])
+def test_bad_dataset_index_fails_clearly(value, match):
+    x, t, ds, valid = _batch(24)
+    for name, loss in _three(valid).items():
+        if name == "ce" and "holds 7" in match:
+            continue  # the baseline has no per-dataset table to index
+        with pytest.raises(ValueError, match=match):
+            loss(x, t, value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+@pytest.mark.parametrize("where", ["ground truth", "other class", "class outside the space", "ignored pixel"])
+def test_nan_and_inf_logits_are_never_hidden(value, where):
+    valid = torch.tensor([[True, True, True, False]])
+    t = torch.tensor([[[0, 1], [2, IGN]]])
+    c, i, j = {"ground truth": (0, 0, 0), "other class": (1, 0, 0), "class outside the space": (3, 0, 0),
+               "ignored pixel": (1, 1, 1)}[where]
+    for name, loss in _three(valid).items():
+        x = torch.zeros(1, 4, 2, 2)
+        x[0, c, i, j] = value
+        x.requires_grad_()
+        out = loss(x, t, [0])
+        out.backward()
+        assert not (torch.isfinite(out) and torch.isfinite(x.grad).all()), (name, where)
+
+
+def test_minus_inf_logits_are_probability_zero():
+    valid = torch.tensor([[True, True, True, False]])
+    t = torch.tensor([[[0, 1], [2, IGN]]])
+    for name, loss in _three(valid).items():
+        x = torch.zeros(1, 4, 2, 2)
+        x[0, 1, 0, 0] = float("-inf")  # not the ground truth there: finite
+        x.requires_grad_()
+        out = loss(x, t, [0])
+        out.backward()
+        assert torch.isfinite(out) and torch.isfinite(x.grad).all(), name
+        x = torch.zeros(1, 4, 2, 2)
+        x[0, 0, 0, 0] = float("-inf")  # the ground truth's logit: the loss is +inf
+        assert loss(x, t, [0]).item() == float("inf"), name

@@ -8,7 +8,13 @@ encodings, plus the literal ids of the official toolkits), never from the code u
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -278,6 +284,53 @@ def test_bad_arguments_are_one_line_errors(tmp_path, registry, kw, msg):
     with pytest.raises(UnisegError) as err:
         synthesize(tmp_path / "w", registry=registry, **{"images": 1, "size": (32, 64), **kw})
     assert msg in str(err.value) and "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------- one dataset into a world
+
+
+def test_writing_one_dataset_into_a_world_merges_its_planted_relations(world, tmp_path, registry):
+    w = tmp_path / "w"
+    shutil.copytree(world, w)
+    before = (w / PLANTED_FILE).read_bytes()
+    idd = _digest(w / "idd")
+    (w / "idd/leftImg8bit/train").rename(w / "idd/gone")  # the rewrite must restore it
+    rep = synthesize(w, images=IMAGES, size=SIZE, seed=0, datasets=["idd"], registry=registry)
+    assert rep.datasets == {"idd": IMAGES} and _digest(w / "idd") == idd
+    doc = yaml.safe_load((w / PLANTED_FILE).read_text())
+    assert sorted(doc["datasets"]) == ALL and len(doc["relations"]) > 40  # not 1 dataset / 0 relations
+    assert (w / PLANTED_FILE).read_bytes() == before  # merged and recomputed: the file of a full run
+
+
+def test_a_world_of_other_settings_is_refused_not_mixed(world, tmp_path, registry):
+    w = tmp_path / "w"
+    shutil.copytree(world, w)
+    before, idd = (w / PLANTED_FILE).read_bytes(), _digest(w / "idd")
+    with pytest.raises(UnisegError, match=rf"holds a world made with seed 0, {IMAGES} images, size 64x128 .*same --seed/--images/--size"):
+        synthesize(w, images=IMAGES, size=SIZE, seed=1, datasets=["idd"], registry=registry)
+    assert (w / PLANTED_FILE).read_bytes() == before and _digest(w / "idd") == idd
+    (w / PLANTED_FILE).write_text("format: something else\n")
+    with pytest.raises(UnisegError, match=r"planted_relations\.yaml: not a planted-relations file"):
+        synthesize(w, images=IMAGES, size=SIZE, seed=0, datasets=["idd"], registry=registry)
+    assert _digest(w / "idd") == idd
+
+
+def test_ctrl_c_stops_synth_within_moments(tmp_path):
+    out = tmp_path / "w"
+    env = dict(os.environ, UNISEG_SYNTH_WORKERS="2", PYTHONPATH=os.pathsep.join(sys.path))
+    env.pop("UNISEG_DEBUG", None)
+    cmd = [sys.executable, "-m", "uniseg.cli.main", "data", "synth", "--out", str(out), "--dataset", "cityscapes",
+           "--images", "600", "--size", "256x512"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    labels = out / "cityscapes/gtFine"
+    while not any(labels.rglob("*_labelIds.png")):  # wait for work to be under way
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C does: the whole process group
+    _, stderr = proc.communicate(timeout=20)  # running on to the end would take far longer
+    assert proc.returncode == 130, stderr
+    assert stderr.strip() == "interrupted — rerun the same command to write the world"
+    assert len(list(labels.rglob("*_labelIds.png"))) < 600
 
 
 # --------------------------------------------------------------------------- planted relations

@@ -32,3 +32,12 @@ class ConfigError(UnisegError):
 
 class FingerprintMismatch(UnisegError):
     """An artifact was made for another union than the one in use."""
+
+
+class Interrupted(UnisegError):
+    """Ctrl-C during a long command; the message says how to carry on. Exit code 130 (128 + SIGINT)."""
+
+    exit_code = 130
+
+    def __init__(self, message: str = "interrupted — rerun the same command to resume") -> None:
+        super().__init__(message)

@@ -5,7 +5,8 @@ Thin layer over ``uniseg.data``: parse, call, render. torch is never imported he
 Exit codes: 0 = sound / done; 2 = a one-line ``error: ...`` on stderr, either because the input
 is wrong (no such root, no layout there, unknown dataset) or, for ``check``, because the layout
 was found but has problems (images without labels, labels without images, unknown raw values,
-size mismatches, unreadable files) — reported in full first, then summarised on one line.
+size mismatches, unreadable files, files that cannot be labels) — reported in full first, then
+summarised on one line. Ctrl-C exits 130 (``prepare`` resumes when run again).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import typer
 from rich.table import Table
 
 from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, progress_bar, registry_from, union_and_space
-from uniseg.cli.render import Format, console, emit
-from uniseg.errors import UnisegError
+from uniseg.cli.render import Format, console, emit, middle_cut
+from uniseg.errors import Interrupted, UnisegError
 
 app = typer.Typer(help="Dataset roots: check them, prepare training caches, synthesise a road world.", no_args_is_help=True)
 
@@ -38,11 +39,11 @@ def check(
     split: Optional[List[str]] = typer.Option(None, "--split", "-s", help="Only this split (repeatable; default: every split found)."),
     layout: Optional[str] = typer.Option(None, "--layout", help="Force a layout of the YAML (default: the one found)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Force a label source, e.g. labelTrainIds or polygons."),
-    sample: int = typer.Option(32, "--sample", "-n", min=0, help="Label files opened for value checks (0 = all)."),
+    sample: int = typer.Option(32, "--sample", "-n", min=0, help="Image/label pairs decoded fully for value and file checks (0 = all)."),
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
-    """Verify a dataset root: layout, image/label counts and pairing, unknown label values.
+    """Verify a dataset root: layout, image/label counts and pairing, unknown label values, broken files.
 
     Exits 0 when sound, 2 with a one-line summary when the root is wrong or problems were found.
     """
@@ -56,64 +57,91 @@ def check(
             space, root, split=(split or None), layout=layout, labels=labels, sample=sample,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    data = rep.to_dict()
-
-    def table():
-        from rich.console import Group
-
-        head = (
-            f"{rep.title} ([bold]{rep.dataset}[/]) at {rep.root}: layout {rep.layout}, labels {rep.labels or '-'} "
-            f"({rep.format}, encoding {rep.encoding or '-'})"
-        )
-        t = Table()
-        for col in ("split", "folder", "images", "expected", "labels", "paired", "no label", "no image"):
-            t.add_column(col, justify="left" if col in ("split", "folder") else "right")
-        for s in rep.splits:
-            exp = "-" if s.expected is None else str(s.expected)
-            if not s.labelled:
-                t.add_row(s.split, s.dir or ".", str(s.images), exp, "[dim]unlabelled[/]", "-", "-", "-")
-                continue
-            miss = f"[red]{len(s.missing_labels)}[/]" if s.missing_labels else "0"
-            orph = f"[red]{len(s.orphan_labels)}[/]" if s.orphan_labels else "0"
-            t.add_row(s.split, s.dir or ".", str(s.images), exp, str(s.labels), str(s.paired), miss, orph)
-        unk = f", [red]{len(rep.unknown)} unknown[/]" if rep.unknown else ", none unknown"
-        values = (
-            f"values: sampled {rep.sampled} of {rep.sampled_of} label files, {len(rep.values)} distinct raw values{unk}"
-            if rep.labels else "no label source"
-        )
-        parts = [head, t, values]
-        missing = [p for s in rep.splits for p in s.missing_labels]
-        orphans = [p for s in rep.splits for p in s.orphan_labels]
-        if missing or orphans:
-            f = Table(title="Unpaired files", title_justify="left")
-            f.add_column(f"images without labels ({len(missing)})", overflow="fold")
-            f.add_column(f"labels without images ({len(orphans)})", overflow="fold")
-            f.add_row(_listing(missing) or "-", _listing(orphans) or "-")
-            parts.append(f)
-        if rep.unknown:
-            u = Table(title="Unknown raw values (mapped to ignore)", title_justify="left")
-            for col in ("value", "pixels" if rep.format != "polygons" else "polygons", "files"):
-                u.add_column(col, justify="left" if col == "value" else "right")
-            for v in rep.unknown:
-                value = ",".join(map(str, v.value)) if isinstance(v.value, tuple) else str(v.value)
-                u.add_row(value, str(v.pixels), str(v.files))
-            parts.append(u)
-        if rep.size_mismatches or rep.unreadable:
-            b = Table(title="Broken files", title_justify="left")
-            b.add_column("file")
-            b.add_column("problem")
-            for m in rep.size_mismatches[:SHOW]:
-                b.add_row(m["label"], f"label {m['label_size'][0]}x{m['label_size'][1]}, image {m['image_size'][0]}x{m['image_size'][1]}")
-            for m in rep.unreadable[:SHOW]:
-                b.add_row(m["file"], m["error"])
-            parts.append(b)
-        if rep.ok:
-            parts.append(f"[green]ok[/]: {rep.images} images, every labelled image has a label, no unknown values in the sample")
-        return Group(*parts)
-
-    emit(data, fmt, table)
+    emit(rep.to_dict(), fmt, lambda: _check_view(rep))
     if not rep.ok:
         raise UnisegError(f"{rep.dataset} at {rep.root}: " + "; ".join(rep.problems()))
+
+
+def _check_view(rep):
+    """The human report of ``data check``: head, splits, then one block per kind of problem."""
+    from rich.console import Group
+
+    head = (
+        f"{rep.title} ([bold]{rep.dataset}[/]) at {rep.root}: layout {rep.layout}, labels {rep.labels or '-'} "
+        f"({rep.format}, encoding {rep.encoding or '-'})"
+    )
+    unk = f", [red]{len(rep.unknown)} unknown[/]" if rep.unknown else ", none unknown"
+    values = (
+        f"values: sampled {rep.sampled} of {rep.sampled_of} label files, {len(rep.values)} distinct raw values{unk}"
+        if rep.labels else "no label source"
+    )
+    parts = [head, _splits_table(rep), values, *_unpaired_table(rep), *_unknown_table(rep)]
+    if rep.left_out:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(rep.left_out.items()))
+        parts.append(f"[dim]not checked: label files of the layout's other sources ({kinds}); --labels NAME checks them[/]")
+    parts += _broken_table(rep)
+    if rep.ok:
+        parts.append(f"[green]ok[/]: {rep.images} images, every labelled image has a label, no unknown values in the sample")
+    return Group(*parts)
+
+
+def _splits_table(rep) -> Table:
+    t = Table()
+    for col in ("split", "folder", "images", "expected", "labels", "paired", "no label", "no image"):
+        t.add_column(col, justify="left" if col in ("split", "folder") else "right")
+    for s in rep.splits:
+        exp = "-" if s.expected is None else str(s.expected)
+        if not s.labelled:
+            t.add_row(s.split, s.dir or ".", str(s.images), exp, "[dim]unlabelled[/]", "-", "-", "-")
+            continue
+        miss = f"[red]{len(s.missing_labels)}[/]" if s.missing_labels else "0"
+        orph = f"[red]{len(s.orphan_labels)}[/]" if s.orphan_labels else "0"
+        t.add_row(s.split, s.dir or ".", str(s.images), exp, str(s.labels), str(s.paired), miss, orph)
+    return t
+
+
+def _unpaired_table(rep) -> list[Table]:
+    missing = [p for s in rep.splits for p in s.missing_labels]
+    orphans = [p for s in rep.splits for p in s.orphan_labels]
+    if not (missing or orphans):
+        return []
+    f = Table(title="Unpaired files", title_justify="left")
+    f.add_column(f"images without labels ({len(missing)})", overflow="fold")
+    f.add_column(f"labels without images ({len(orphans)})", overflow="fold")
+    f.add_row(_listing(missing) or "-", _listing(orphans) or "-")
+    return [f]
+
+
+def _unknown_table(rep) -> list[Table]:
+    if not rep.unknown:
+        return []
+    u = Table(title="Unknown raw values (mapped to ignore)", title_justify="left")
+    for col in ("value", "pixels" if rep.format != "polygons" else "polygons", "files"):
+        u.add_column(col, justify="left" if col == "value" else "right")
+    for v in sorted(rep.unknown, key=lambda v: -v.pixels)[:SHOW]:
+        value = ",".join(map(str, v.value)) if isinstance(v.value, tuple) else str(v.value)
+        u.add_row(value, str(v.pixels), str(v.files))
+    if len(rep.unknown) > SHOW:
+        u.add_row(f"… and {len(rep.unknown) - SHOW} more", "", "")
+    return [u]
+
+
+def _broken_table(rep) -> list[Table]:
+    broken = rep.unreadable + rep.not_labels + rep.unreadable_images
+    if not (rep.size_mismatches or broken):
+        return []
+    b = Table(title="Broken files", title_justify="left")
+    width = max(24, console.width // 2 - 4)
+    b.add_column("file", no_wrap=True)
+    b.add_column("problem")
+    for m in rep.size_mismatches[:SHOW]:
+        size = f"label {m['label_size'][0]}x{m['label_size'][1]}, image {m['image_size'][0]}x{m['image_size'][1]}"
+        b.add_row(middle_cut(m["label"], width), size)
+    for m in broken[:SHOW]:  # the message names the file again: keep what follows
+        b.add_row(middle_cut(m["file"], width), m["error"].removeprefix(str(Path(rep.root) / m["file"]) + ": "))
+    if len(broken) > SHOW:
+        b.add_row(f"… and {len(broken) - SHOW} more (--format json lists all)", "")
+    return [b]
 
 
 @app.command()
@@ -138,14 +166,17 @@ def prepare(
 
     uni, space = union_and_space(union_spec, dataset, registry)
     show_bar = fmt == Format.table and console.is_terminal
-    with progress_bar("prepare", show_bar) as progress:
-        task = progress.add_task(space.name, total=None)
-        rep = prepare_cache(
-            uni, space, root, out, split=(split or None), layout=layout, labels=labels, short_side=short_side,
-            image_format=image_format, quality=quality, workers=workers, verify=verify,
-            on_start=lambda total, skipped: progress.update(task, total=total, completed=skipped),
-            on_result=lambda r: progress.advance(task) if r.status != "skipped" else None,
-        )
+    try:
+        with progress_bar("prepare", show_bar) as progress:
+            task = progress.add_task(space.name, total=None)
+            rep = prepare_cache(
+                uni, space, root, out, split=(split or None), layout=layout, labels=labels, short_side=short_side,
+                image_format=image_format, quality=quality, workers=workers, verify=verify,
+                on_start=lambda total, skipped: progress.update(task, total=total, completed=skipped),
+                on_result=lambda r: progress.advance(task) if r.status != "skipped" else None,
+            )
+    except KeyboardInterrupt:
+        raise Interrupted() from None
     data = rep.to_dict()
 
     def table():
@@ -162,8 +193,13 @@ def prepare(
         for s, n in rep.splits.items():
             t.add_row(s, str(n))
         parts = [head, t]
+        if rep.left_out:
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(rep.left_out.items()))
+            parts.append(f"[dim]left out: label files of the layout's other sources ({kinds})[/]")
         if rep.unknown:
-            parts.append("unknown raw values written as 255: " + ", ".join(f"{k} ({v} px)" for k, v in sorted(rep.unknown.items())))
+            top = sorted(rep.unknown.items(), key=lambda kv: -kv[1])
+            more = f", … ({len(top)} values)" if len(top) > SHOW else ""
+            parts.append("unknown raw values written as 255: " + ", ".join(f"{k} ({v} px)" for k, v in top[:SHOW]) + more)
         for f in rep.failed[:SHOW]:
             parts.append(f"[red]failed[/]: {f.key}: {f.error}")
         return Group(*parts)
@@ -207,8 +243,11 @@ def synth(
                 tasks[name] = progress.add_task(name, total=total)
             progress.update(tasks[name], completed=done, total=total)
 
-        rep = synthesize(out, images=images, size=(h, w), seed=seed, datasets=dataset or None, registry=reg, progress=on_progress)
-    skipped = dict(getattr(rep, "skipped", {}) or {})
+        try:
+            rep = synthesize(out, images=images, size=(h, w), seed=seed, datasets=dataset or None, registry=reg, progress=on_progress)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted — rerun the same command to write the world") from None
+    skipped = dict(rep.skipped)
     data = {
         "out": str(rep.out),
         "datasets": {n: {"images": k, "root": str(Path(rep.out) / n)} for n, k in rep.datasets.items()},

@@ -14,8 +14,8 @@ import typer
 from rich.table import Table
 
 from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, progress_bar, registry_from, union_and_space
-from uniseg.cli.render import Format, console, emit, swatch
-from uniseg.errors import UnisegError
+from uniseg.cli.render import Format, console, emit, middle_cut, swatch
+from uniseg.errors import Interrupted, UnisegError
 
 app = typer.Typer(help="Label spaces, unions, remap tables and exports.", no_args_is_help=True)
 
@@ -207,6 +207,9 @@ def diff(
     emit(d.to_dict(), fmt, table)
 
 
+SHOW = 10  # files listed in the remap table (--format json lists every one)
+
+
 @app.command()
 def remap(
     sources: List[Path] = typer.Argument(..., help="Label images or folders (searched recursively)."),
@@ -219,19 +222,28 @@ def remap(
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
-    """Remap label images into unified ids with the lookup table (resumable, atomic, parallel)."""
+    """Remap the label files of one encoding into unified ids (resumable, atomic, parallel).
+
+    Only files named like the encoding's labels in the registry layout are taken (a real copy's
+    other files are skipped and counted); a folder with no known file pattern is taken whole.
+    """
+    from uniseg.labelfiles import format_raw
     from uniseg.unify.lut import build_lut
-    from uniseg.unify.remap import format_value, remap_paths
+    from uniseg.unify.remap import remap_paths
 
     uni, space = union_and_space(union_spec, dataset, registry)
     lut = build_lut(uni, space, encoding)
-    with progress_bar("remap", fmt == Format.table and console.is_terminal) as progress:
-        task = progress.add_task(f"{lut.dataset}.{lut.encoding}", total=None)
-        report = remap_paths(
-            lut, [str(s) for s in sources], out, workers=workers, strict=strict,
-            on_start=lambda total, skipped: progress.update(task, total=total, completed=skipped),
-            on_result=lambda r: progress.advance(task) if r.status != "skipped" else None,
-        )
+    try:
+        with progress_bar("remap", fmt == Format.table and console.is_terminal) as progress:
+            task = progress.add_task(f"{lut.dataset}.{lut.encoding}", total=None)
+            report = remap_paths(
+                lut, [str(s) for s in sources], out, space=space, workers=workers, strict=strict,
+                on_start=lambda total, skipped: progress.update(task, total=total, completed=skipped),
+                on_result=lambda r: progress.advance(task) if r.status != "skipped" else None,
+            )
+    except KeyboardInterrupt:
+        raise Interrupted() from None
+    colour = lut.kind == "rgb"
     outside = [c.name for c in space.classes if uni.index_of(c.unified) is None]
     data = {
         "dataset": report.dataset,
@@ -242,41 +254,53 @@ def remap(
         "skipped": report.count("skipped"),
         "failed": report.count("error"),
         "unknown_pixels": report.unknown_pixels,
+        "left_out": report.left_out,
         "classes_not_in_union": outside,
         "files": [
-            {"src": f.src, "dst": f.dst, "status": f.status, "unknown": {format_value(k, lut): v for k, v in f.unknown.items()}, "error": f.error}
+            {"src": f.src, "dst": f.dst, "status": f.status, "unknown": {format_raw(k, colour): v for k, v in f.unknown.items()},
+             "unknown_values": f.unknown_values, "unknown_pixels": f.unknown_pixels, "error": f.error}
             for f in report.files
             if f.status == "error" or f.unknown
         ],
     }
 
-    def table():
-        from rich.text import Text
-
-        head = (
-            f"Remapped {data['dataset']}.{data['encoding']} -> union {data['fingerprint']}: "
-            f"{data['done']} written, {data['skipped']} already done, {data['failed']} failed, "
-            f"{data['unknown_pixels']} unknown pixels -> {data['out']}"
-        )
-        notes = []
-        if outside:
-            notes.append(f"{space.name} classes the union lacks, written as 255: {', '.join(outside)}")
-        if not data["files"]:
-            return Text("\n".join([head, *notes]))
-        t = Table(title=head, title_justify="left", caption="; ".join(notes) or None)
-        t.add_column("file")
-        t.add_column("status")
-        t.add_column("unknown raw values (pixels)")
-        t.add_column("error")
-        for f in data["files"]:
-            unk = ", ".join(f"{k}: {v}" for k, v in sorted(f["unknown"].items()))
-            t.add_row(f["src"], f["status"], unk or "-", f["error"] or "-")
-        return t
-
-    emit(data, fmt, table)
+    emit(data, fmt, lambda: _remap_view(data, report.left_out, outside, space.name))
     if not report.ok:
         first = next(f for f in report.files if f.status == "error")
         raise UnisegError(f"{data['failed']} of {len(report.files)} files failed; first: {first.src}: {first.error}")
+
+
+def _remap_view(data: dict, left_out: dict[str, int], outside: list[str], dataset: str):
+    """The human report of ``labels remap``: one summary line, then at most ``SHOW`` files with problems."""
+    from rich.console import Group
+
+    head = (
+        f"Remapped {data['dataset']}.{data['encoding']} -> union {data['fingerprint']}: "
+        f"{data['done']} written, {data['skipped']} already done, {data['failed']} failed, "
+        f"{data['unknown_pixels']} unknown pixels -> {data['out']}"
+    )
+    notes = []
+    if left_out:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(left_out.items()))
+        notes.append(f"left out {sum(left_out.values())} files that are not {data['dataset']}.{data['encoding']} labels: {kinds}")
+    if outside:
+        notes.append(f"{dataset} classes the union lacks, written as 255: {', '.join(outside)}")
+    if not data["files"]:
+        return Group(head, *notes)
+    t = Table(title=head, title_justify="left", caption="; ".join(notes) or None)
+    width = max(24, console.width // 3)
+    t.add_column("file", no_wrap=True)
+    t.add_column("status")
+    t.add_column("unknown raw values (pixels)")
+    t.add_column("error")
+    for f in data["files"][:SHOW]:
+        unk = ", ".join(f"{k}: {v}" for k, v in f["unknown"].items())
+        if f["unknown_values"] > len(f["unknown"]):
+            unk += f", … ({f['unknown_values']} values)"
+        t.add_row(middle_cut(f["src"], width), f["status"], unk or "-", f["error"] or "-")
+    if len(data["files"]) > SHOW:
+        t.add_row(f"… and {len(data['files']) - SHOW} more (--format json lists all)", "", "", "")
+    return t
 
 
 @app.command()

@@ -1,7 +1,8 @@
 """Entry point of the ``uniseg`` console script.
 
 Every error becomes one line on stderr and exit code 2; ``--debug`` (anywhere on the command
-line) or ``UNISEG_DEBUG=1`` shows the traceback instead.
+line) or ``UNISEG_DEBUG=1`` prints the traceback first (same line, same exit code). Ctrl-C
+exits 130.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import typer
 
 from uniseg import __version__
-from uniseg.errors import UnisegError
+from uniseg.errors import Interrupted, UnisegError
 
 app = typer.Typer(
     name="uniseg",
@@ -63,37 +64,43 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; map errors to one line and exit code 2."""
+    """Run the CLI; map errors to one line and exit code 2 (``--debug`` adds the traceback only)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("UNISEG_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
     try:
         rv = app(args=args, prog_name="uniseg", standalone_mode=False)
-    except UnisegError as exc:
-        if debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
-    except Exception as exc:
-        # click's exceptions (typer vendors click in recent releases): matched by shape, not import
-        if type(exc).__name__ == "Abort":
-            print("error: interrupted", file=sys.stderr)
-            sys.exit(130)
-        if hasattr(exc, "format_message") and hasattr(exc, "exit_code") and not debug:
-            ctx = getattr(exc, "ctx", None)
-            hint = f" (see '{ctx.command_path} --help')" if ctx is not None and type(exc).__name__ != "ClickException" else ""
-            print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
-            sys.exit(2)
+    except (Exception, KeyboardInterrupt) as exc:
+        code, line = _outcome(exc, debug)
         if debug:
-            raise
-        print(f"error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", file=sys.stderr)
-        sys.exit(2)
+            import traceback
+
+            traceback.print_exception(exc)
+        if line:
+            print(line, file=sys.stderr)
+        sys.exit(code)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _outcome(exc: BaseException, debug: bool) -> tuple[int, str]:
+    """Exit code and the one line for stderr ('' when there is nothing to add)."""
+    name = type(exc).__name__
+    if isinstance(exc, Interrupted):
+        return exc.exit_code, str(exc)
+    if isinstance(exc, UnisegError):
+        return exc.exit_code, f"error: {exc}"
+    if isinstance(exc, KeyboardInterrupt) or name == "Abort":
+        return 130, "error: interrupted"
+    if name == "NoArgsIsHelpError":  # 'uniseg' or a group alone: the help was printed, nothing failed
+        return 0, ""
+    # click's exceptions (typer vendors click in recent releases): matched by shape, not import
+    if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None and name != "ClickException" else ""
+        return 2, f"error: {exc.format_message()}{hint}"
+    return 2, f"error: {name}: {exc}" + ("" if debug else " (rerun with --debug for a traceback)")
 
 
 if __name__ == "__main__":

@@ -48,3 +48,11 @@ def swatch(rgb, numbers: bool = True) -> str:
     r, g, b = (int(v) for v in rgb)
     block = f"[on rgb({r},{g},{b})]    [/]"
     return f"{block} {r:3d},{g:3d},{b:3d}" if numbers else block
+
+
+def middle_cut(text: str, width: int) -> str:
+    """``text`` cut in the middle to ``width`` characters: the end of a file name tells files apart."""
+    if len(text) <= width:
+        return text
+    head = max(1, (width - 1) // 4)
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]

@@ -1,7 +1,8 @@
 """Reading road-scene datasets as distributed, and feeding them to multi-dataset training.
 
 * ``discover(space, root)`` — find a label space's layout under a dataset root (layout.py)
-* ``read_label`` / ``rasterize_polygons`` / ``load_unified`` — decode label files (labels.py)
+* ``read_label`` / ``rasterize_polygons`` / ``read_unified`` — decode label files, map them
+  into a union (labels.py; the one decoder is ``uniseg.labelfiles`` + ``uniseg.unify.apply``)
 * ``check_dataset(space, root)`` — the report behind ``uniseg data check`` (check.py)
 * ``SegDataset(name, root, union, split=...)`` — torch dataset, raw root or prepare cache (dataset.py)
 * ``MultiDataset`` / ``MultiDatasetSampler`` — concatenation + weighted, sharded sampler (sampler.py)
@@ -28,7 +29,9 @@ _EXPORTS = {
     "PolygonRaster": "labels",
     "load_unified": "labels",
     "unify_label": "labels",
-    "class_lut": "labels",
+    "read_unified": "labels",
+    "LabelFileError": "labels",
+    "build_dataset_lut": "labels",
     "CheckReport": "check",
     "check_dataset": "check",
     "SegDataset": "dataset",

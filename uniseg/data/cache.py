@@ -17,34 +17,35 @@ A cache made for another union, dataset or settings is refused (``FingerprintMis
 
 Resumable: every output is written atomically and the manifest is rewritten (atomically) every
 couple of seconds and on exit, so an interrupted run loses at most those seconds. A re-run skips
-files whose outputs exist and match the manifest's byte counts and SHA-256 (``verify=False``:
-byte counts only) and redoes the rest. Parallel over files with a process pool.
+files whose sources (image and label: size and mtime) are unchanged and whose outputs match the
+manifest's byte counts and SHA-256 (``verify=False``: byte counts only), and redoes the rest.
+Labels are read by ``uniseg.unify.apply.read_unified``, as ``labels remap`` and ``SegDataset``
+read them. Parallel over files (``uniseg.parallel``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from uniseg import __version__
 from uniseg.errors import FingerprintMismatch, UnisegError
-from uniseg.io import atomic_write_bytes, atomic_write_text
+from uniseg.io import atomic_write_bytes, atomic_write_text, check_output_path, output_folder
+from uniseg.labelfiles import format_raw, top_values
 from uniseg.labelspaces.schema import Encoding, LabelSpace
+from uniseg.parallel import FileResult, run_files
 from uniseg.unify.lut import LookupTable
 from uniseg.unify.union import UnionSpace
 
 MANIFEST = "manifest.json"
 FORMAT = "uniseg.cache/v1"
 IMAGE_FORMATS = {"jpeg": ".jpg", "png": ".png"}
-FLUSH_SECONDS = 2.0
 
 
 def is_cache(root: str | os.PathLike) -> bool:
@@ -106,15 +107,6 @@ def cache_items(root: str | os.PathLike, union: UnionSpace, space: LabelSpace,
 
 
 @dataclass
-class FileResult:
-    key: str  # source image, root-relative
-    status: str  # done | skipped | error
-    record: dict | None = None
-    error: str = ""
-    unknown: dict = field(default_factory=dict)
-
-
-@dataclass
 class PrepareReport:
     out: str
     dataset: str
@@ -126,7 +118,8 @@ class PrepareReport:
     done: int = 0
     skipped: int = 0
     failed: list[FileResult] = field(default_factory=list)
-    unknown: dict = field(default_factory=dict)  # raw value (str) -> pixels over the files written now
+    unknown: dict = field(default_factory=dict)  # raw value as read ('7', '(1,2,3)', a polygon label) -> pixels
+    left_out: dict[str, int] = field(default_factory=dict)  # label files of the layout's other sources
     seconds: float = 0.0
 
     @property
@@ -146,6 +139,7 @@ class PrepareReport:
             "skipped": self.skipped,
             "failed": [{"file": f.key, "error": f.error} for f in self.failed],
             "unknown": self.unknown,
+            "left_out": self.left_out,
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.done / self.seconds, 2) if self.seconds > 0 and self.done else None,
         }
@@ -187,26 +181,40 @@ def target_size(width: int, height: int, short_side: int | None) -> tuple[int, i
     return max(1, int(round(width * s))), max(1, int(round(height * s)))
 
 
-_W: dict = {}
+class Job(NamedTuple):
+    """One image + label to cache, with both sources' ``[size, mtime_ns]`` when planned."""
+
+    key: str  # the image, relative to the root
+    image_src: str
+    label_src: str
+    split: str
+    source: dict  # {"image": [size, mtime_ns], "label": [size, mtime_ns]}
 
 
-def _init_worker(lut: LookupTable, encoding: Encoding | None, fmt: str, settings: dict) -> None:
-    _W.update(lut=lut, encoding=encoding, fmt=fmt, settings=settings)
+class _Context(NamedTuple):
+    out: str
+    lut: LookupTable
+    encoding: Encoding | None  # for polygon labels
+    fmt: str
+    settings: dict
 
 
-def _prepare_job(job: tuple[str, str, str, str, str]) -> FileResult:
-    return prepare_one(*job, lut=_W["lut"], encoding=_W["encoding"], fmt=_W["fmt"], **_W["settings"])
+def _prepare_job(job: Job, ctx: _Context) -> FileResult:
+    return prepare_one(job.key, job.image_src, job.label_src, ctx.out, job.split, lut=ctx.lut, encoding=ctx.encoding,
+                       fmt=ctx.fmt, source=job.source, **ctx.settings)
 
 
 def prepare_one(key: str, image_src: str, label_src: str, out: str, split: str, *, lut: LookupTable,
-                encoding: Encoding | None, fmt: str, short_side: int | None, image_format: str, quality: int) -> FileResult:
+                encoding: Encoding | None, fmt: str, short_side: int | None, image_format: str, quality: int,
+                source: dict | None = None) -> FileResult:
     """Write one image + unified label into the cache; never raises for bad data."""
     from PIL import Image
 
-    from uniseg.data.labels import unify_label
+    from uniseg.unify.apply import read_unified
 
     try:
-        label, unknown = unify_label(label_src, lut, fmt, encoding)
+        got = read_unified(label_src, lut, fmt, encoding)
+        label = got.image
         try:
             img = Image.open(image_src)
         except OSError as exc:
@@ -238,6 +246,8 @@ def prepare_one(key: str, image_src: str, label_src: str, out: str, split: str, 
         idata, ldata = ibuf.getvalue(), lbuf.getvalue()
         atomic_write_bytes(Path(out) / image_rel, idata)
         atomic_write_bytes(Path(out) / label_rel, ldata)
+        colour = lut.kind == "rgb" and fmt != "polygons"
+        unknown = {format_raw(k, colour): int(v) for k, v in top_values(got.unknown).items()}
         record = {
             "split": split,
             "image": image_rel,
@@ -248,13 +258,85 @@ def prepare_one(key: str, image_src: str, label_src: str, out: str, split: str, 
             "image_sha256": _sha256(idata),
             "label_bytes": len(ldata),
             "label_sha256": _sha256(ldata),
-            "unknown": {str(k): int(v) for k, v in sorted(unknown.items(), key=lambda kv: str(kv[0]))},
+            "unknown": dict(sorted(unknown.items())),
+            "source": source or {},
         }
-        return FileResult(key, "done", record, unknown={str(k): int(v) for k, v in unknown.items()})
+        return FileResult(key, "done", record=record, unknown=unknown, unknown_pixels=sum(got.unknown.values()),
+                          unknown_values=len(got.unknown), pixels=got.pixels)
     except UnisegError as exc:
         return FileResult(key, "error", error=str(exc))
     except (OSError, ValueError) as exc:
         return FileResult(key, "error", error=f"{type(exc).__name__}: {exc}")
+
+
+def _stat(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _settings(short_side: int | None, image_format: str, quality: int) -> dict:
+    """What the manifest records about the cached files (a resumed run must use the same)."""
+    if image_format not in IMAGE_FORMATS:
+        raise UnisegError(f"--image-format must be one of {', '.join(IMAGE_FORMATS)}, got {image_format!r}")
+    if not 1 <= int(quality) <= 100:
+        raise UnisegError(f"--quality must be 1..100, got {quality}")
+    if short_side is not None and short_side < 0:
+        raise UnisegError(f"--short-side must be >= 0 (0 = native size), got {short_side}")
+    return {"short_side": short_side or None, "image_format": image_format, "quality": int(quality)}
+
+
+def _jobs(space: LabelSpace, root: Path, found) -> tuple[list[str], list[Job]]:
+    """The labelled splits found under ``root`` and one job per labelled image, with its sources' stats."""
+    names = [n for n, sf in found.splits.items() if sf.labelled]
+    if not names:
+        raise UnisegError(f"{root}: no labelled split found (found: {', '.join(found.splits)}); a cache holds labelled images")
+    refs = [r for n in names for r in found.splits[n].samples]
+    if not refs:
+        raise UnisegError(f"{root}: no image has a label in split {', '.join(names)}; run 'uniseg data check {space.name} {root}'")
+    jobs = []
+    for ref in refs:
+        image, label = root / ref.image, root / ref.label
+        jobs.append(Job(ref.image, str(image), str(label), ref.split, {"image": _stat(image), "label": _stat(label)}))
+    return names, jobs
+
+
+class _Book:
+    """The manifest of a run being written: which files are done, what to record, when it is saved."""
+
+    def __init__(self, out: Path, doc: dict, found, names: list[str], report: PrepareReport, verify: bool,
+                 on_result: Callable[[FileResult], None] | None) -> None:
+        self.out, self.doc, self.files, self.report, self.verify, self.on_result = out, doc, doc["files"], report, verify, on_result
+        self.split_keys = {n: [r.image for r in found.splits[n].samples] for n in names}
+        for n, keys in self.split_keys.items():
+            doc["splits"][n] = {"files": len(keys), "complete": False}
+
+    def done(self, job: Job) -> FileResult | None:
+        """A skipped result when the job's outputs are recorded, intact and made from unchanged sources."""
+        rec = self.files.get(job.key)
+        if rec is not None and rec.get("split") == job.split and rec.get("source") == job.source and _record_ok(self.out, rec, self.verify):
+            return FileResult(job.key, "skipped", record=rec)
+        self.files.pop(job.key, None)
+        return None
+
+    def record(self, res: FileResult) -> None:
+        report = self.report
+        if res.status == "done":
+            self.files[res.key] = res.record
+            report.done += 1
+            for k, v in res.unknown.items():
+                report.unknown[k] = report.unknown.get(k, 0) + v
+        elif res.status == "skipped":
+            report.skipped += 1
+        else:
+            report.failed.append(res)
+        if self.on_result is not None:
+            self.on_result(res)
+
+    def flush(self) -> None:
+        failed = {f.key for f in self.report.failed}
+        for n, keys in self.split_keys.items():
+            self.doc["splits"][n]["complete"] = all(k in self.files and k not in failed for k in keys)
+        _write_manifest(self.out, self.doc)
 
 
 def prepare_cache(
@@ -280,76 +362,25 @@ def prepare_cache(
 
     t0 = time.perf_counter()
     root, out = Path(root), Path(out)
-    if image_format not in IMAGE_FORMATS:
-        raise UnisegError(f"--image-format must be one of {', '.join(IMAGE_FORMATS)}, got {image_format!r}")
-    if not 1 <= int(quality) <= 100:
-        raise UnisegError(f"--quality must be 1..100, got {quality}")
-    if short_side is not None and short_side < 0:
-        raise UnisegError(f"--short-side must be >= 0 (0 = native size), got {short_side}")
-    short_side = short_side or None
-    if out.exists() and not out.is_dir():
-        raise UnisegError(f"--out {out}: exists and is not a folder")
-    if out.resolve() == root.resolve():
-        raise UnisegError(f"--out {out}: is the dataset root; choose another folder for the cache")
+    settings = _settings(short_side, image_format, quality)
+    check_output_path(out, [root])
     union.check_member(space)
-
     found = discover(space, root, split=split, layout=layout, labels=labels)
     if found.source is None:
         raise UnisegError(f"{root}: {space.name} layout {found.layout.name!r} has no label source to cache")
-    enc = space.encoding(found.encoding)
-    settings = {"short_side": short_side, "image_format": image_format, "quality": int(quality)}
-    names = [n for n, sf in found.splits.items() if sf.labelled]
-    if not names:
-        raise UnisegError(f"{root}: no labelled split found (found: {', '.join(found.splits)}); a cache holds labelled images")
-    refs = [r for n in names for r in found.splits[n].samples]
-    if not refs:
-        raise UnisegError(f"{root}: no image has a label in split {', '.join(names)}; run 'uniseg data check {space.name} {root}'")
-
-    doc = _open_or_new(out, union, space, found, settings)
-    files: dict = doc["files"]
-    todo: list[tuple[str, str, str, str, str]] = []
+    names, jobs = _jobs(space, root, found)
     report = PrepareReport(
         out=str(out), dataset=space.name, fingerprint=union.fingerprint, layout=found.layout.name,
-        labels=found.source.name, splits={n: len(found.splits[n].samples) for n in names}, total=len(refs),
+        labels=found.source.name, splits={n: len(found.splits[n].samples) for n in names}, total=len(jobs),
+        left_out=dict(found.other_labels),
     )
-    for ref in refs:
-        rec = files.get(ref.image)
-        if rec is not None and rec.get("split") == ref.split and _record_ok(out, rec, verify):
-            report.skipped += 1
-            if on_result:
-                on_result(FileResult(ref.image, "skipped", rec))
-            continue
-        files.pop(ref.image, None)
-        todo.append((ref.image, str(root / ref.image), str(root / ref.label), str(out), ref.split))
-    for n in names:
-        doc["splits"][n] = {"files": len(found.splits[n].samples), "complete": False}
-    if on_start:
-        on_start(len(refs), report.skipped)
-
-    lut = build_lut(union, space, enc)
-    polygons = enc if found.format == "polygons" else None
-    last = time.monotonic()
-    failed_keys: set[str] = set()
-    try:
-        for res in _run(todo, lut, polygons, found.format, settings, workers):
-            if res.status == "done":
-                files[res.key] = res.record
-                report.done += 1
-                for k, v in res.unknown.items():
-                    report.unknown[k] = report.unknown.get(k, 0) + v
-            else:
-                report.failed.append(res)
-                failed_keys.add(res.key)
-            if on_result:
-                on_result(res)
-            if time.monotonic() - last > FLUSH_SECONDS:
-                _write_manifest(out, doc)
-                last = time.monotonic()
-        for n in names:
-            keys = [r.image for r in found.splits[n].samples]
-            doc["splits"][n]["complete"] = all(k in files for k in keys) and not any(k in failed_keys for k in keys)
-    finally:
-        _write_manifest(out, doc)
+    enc = space.encoding(found.encoding)
+    context = _Context(str(out), build_lut(union, space, enc), enc if found.format == "polygons" else None, found.format, settings)
+    with output_folder(out, [root]):
+        book = _Book(out, _open_or_new(out, union, space, found, settings), found, names, report, verify, on_result)
+        run_files(_prepare_job, jobs, context=context, workers=workers, done=book.done, on_start=on_start,
+                  on_result=book.record, flush=book.flush)
+    report.failed.sort(key=lambda f: f.key)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -392,14 +423,3 @@ def _open_or_new(out: Path, union: UnionSpace, space: LabelSpace, found, setting
 def _write_manifest(out: Path, doc: dict) -> None:
     doc = dict(doc, files=dict(sorted(doc["files"].items())))
     atomic_write_text(out / MANIFEST, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
-
-
-def _run(todo, lut: LookupTable, encoding: Encoding | None, fmt: str, settings: dict, workers: int):
-    if workers <= 1 or len(todo) <= 1:
-        for job in todo:
-            yield prepare_one(*job, lut=lut, encoding=encoding, fmt=fmt, **settings)
-        return
-    fresh = dataclasses.replace(lut)  # no cached dense tables in the pickle: workers build their own
-    chunk = max(1, min(8, len(todo) // (workers * 4)))
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(fresh, encoding, fmt, settings)) as pool:
-        yield from pool.map(_prepare_job, todo, chunksize=chunk)

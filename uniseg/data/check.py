@@ -1,10 +1,13 @@
 """``uniseg data check``: is a dataset root sound? Layout, counts, pairing and label values.
 
 ``check_dataset`` finds the layout (a wrong root raises ``UnisegError``), counts images and
-labels per split, lists images without labels and labels without images, and opens a bounded,
-evenly spaced sample of label files (``sample=0``: all of them) to count raw values and report
-the ones the encoding does not list, plus label files whose size differs from their image.
-Value counting is vectorised (``bincount`` over ids, ``unique`` over packed colours).
+labels per split, lists images without labels and labels without images, and fully decodes a
+bounded, evenly spaced sample of pairs (``sample=0``: all of them), label and image, to count
+raw values and report: values the encoding does not list, label files that cannot be read or
+cannot be labels of the encoding (read by ``uniseg.unify.apply.read_unified``, exactly as
+``labels remap``, ``data prepare`` and ``SegDataset`` read them), images that cannot be
+decoded, and labels whose size differs from their image. Value counting is vectorised
+(``bincount`` over ids, ``unique`` over packed colours).
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from uniseg.data.labels import known_counts, load_polygon_json, open_image, decode_label_image, rasterize_polygons
-from uniseg.data.layout import Discovery, SampleRef, discover
+from uniseg.data.layout import Discovery, SampleRef, discover, example
 from uniseg.errors import UnisegError
-from uniseg.labelspaces.schema import LabelSpace
-from uniseg.unify.lut import LookupTable
+from uniseg.labelfiles import LabelFileError, open_image, unpack_rgb
+from uniseg.labelspaces.schema import Encoding, LabelSpace
+from uniseg.unify.apply import read_unified
+from uniseg.unify.lut import LookupTable, build_dataset_lut
 
 DEFAULT_SAMPLE = 32
 
@@ -62,7 +66,10 @@ class CheckReport:
     values: list[ValueCount] = field(default_factory=list)  # every raw value seen in the sample
     unknown: list[ValueCount] = field(default_factory=list)  # values the encoding does not list
     size_mismatches: list[dict] = field(default_factory=list)  # {label, image, label_size, image_size}
-    unreadable: list[dict] = field(default_factory=list)  # {file, error}
+    unreadable: list[dict] = field(default_factory=list)  # label files that cannot be read: {file, error}
+    not_labels: list[dict] = field(default_factory=list)  # files that cannot be labels of the encoding: {file, error}
+    unreadable_images: list[dict] = field(default_factory=list)  # images that cannot be decoded: {file, error}
+    left_out: dict[str, int] = field(default_factory=dict)  # label files of the layout's other sources (not checked)
     expected_labels: str = ""  # label path patterns of the layout (for messages)
 
     @property
@@ -94,6 +101,10 @@ class CheckReport:
             out.append(f"{len(self.size_mismatches)} labels whose size differs from their image")
         if self.unreadable:
             out.append(f"{len(self.unreadable)} unreadable label files")
+        if self.not_labels:
+            out.append(f"{len(self.not_labels)} files that cannot be {self.dataset}.{self.encoding} labels")
+        if self.unreadable_images:
+            out.append(f"{len(self.unreadable_images)} unreadable images")
         return out
 
     @property
@@ -130,6 +141,9 @@ class CheckReport:
             "unknown": [_value_dict(v) for v in self.unknown],
             "size_mismatches": self.size_mismatches,
             "unreadable": self.unreadable,
+            "not_labels": self.not_labels,
+            "unreadable_images": self.unreadable_images,
+            "left_out": self.left_out,
         }
 
 
@@ -194,8 +208,7 @@ def check_dataset(
             for s in found.splits.values()
         ],
     )
-    from uniseg.data.layout import example
-
+    report.left_out = dict(found.other_labels)
     labelled = [sf for sf in found.splits.values() if sf.labelled]
     if labelled:
         d = labelled[0].dir
@@ -207,10 +220,8 @@ def check_dataset(
 
 def _check_values(space: LabelSpace, found: Discovery, report: CheckReport, sample: int,
                   progress: Callable[[int, int], None] | None) -> None:
-    from uniseg.data.labels import class_lut
-
     enc = space.encoding(found.encoding)
-    lut: LookupTable = class_lut(space, enc)
+    lut = build_dataset_lut(space, enc)
     pairs = [s for sf in found.splits.values() if sf.labelled for s in sf.samples]
     chosen = spread(pairs, sample)
     report.sampled, report.sampled_of = len(chosen), len(pairs)
@@ -239,39 +250,34 @@ def _check_values(space: LabelSpace, found: Discovery, report: CheckReport, samp
         report.unknown.append(ValueCount(value=name, name="", cls=None, pixels=polys, files=nfiles))
 
 
-def _check_one(root: Path, ref: SampleRef, enc, lut: LookupTable, fmt: str, pixels: dict, files: dict,
+def _check_one(root: Path, ref: SampleRef, enc: Encoding, lut: LookupTable, fmt: str, pixels: dict, files: dict,
                unknown_names: dict, report: CheckReport) -> None:
+    """Decode one pair fully; tally the label's raw values or record what is wrong with it."""
     assert ref.label is not None
-    label_path = root / ref.label
+    got = None
     try:
-        if fmt == "polygons":
-            raster = rasterize_polygons(load_polygon_json(label_path), enc, path=label_path)
-            raw = raster.raw
-            for name, n in raster.unknown.items():
-                entry = unknown_names.setdefault(name, [0, 0])
-                entry[0] += n
-                entry[1] += 1
-        else:
-            img = open_image(label_path)
-            raw = decode_label_image(img, enc.kind, enc.bits, encoding=enc.name, path=label_path)
+        got = read_unified(root / ref.label, lut, fmt, enc, with_values=True)
+    except LabelFileError as exc:
+        (report.not_labels if exc.problem == "refused" else report.unreadable).append({"file": ref.label, "error": str(exc)})
     except UnisegError as exc:
         report.unreadable.append({"file": ref.label, "error": str(exc)})
-        return
-    lh, lw = raw.shape[:2]
     try:
-        from PIL import Image
-
-        with Image.open(root / ref.image) as im:  # header only
-            iw, ih = im.size
-        if (iw, ih) != (lw, lh):
-            report.size_mismatches.append(
-                {"label": ref.label, "image": ref.image, "label_size": [lw, lh], "image_size": [iw, ih]}
-            )
-    except OSError as exc:
-        report.unreadable.append({"file": ref.image, "error": f"unreadable image ({exc})"})
-    seen, _ = known_counts(raw, lut)
+        image = open_image(root / ref.image)
+    except LabelFileError as exc:
+        report.unreadable_images.append({"file": ref.image, "error": str(exc)})
+        return
+    if got is None:
+        return
+    (lw, lh), (iw, ih) = got.image.size, image.size
+    if (iw, ih) != (lw, lh):
+        report.size_mismatches.append({"label": ref.label, "image": ref.image, "label_size": [lw, lh], "image_size": [iw, ih]})
+    if fmt == "polygons":
+        for name, n in got.unknown.items():
+            entry = unknown_names.setdefault(name, [0, 0])
+            entry[0] += n
+            entry[1] += 1
     rgb = lut.kind == "rgb"
-    for v, n in seen.items():
-        key = ((v >> 16) & 255, (v >> 8) & 255, v & 255) if rgb else v
+    for v, n in (got.values or {}).items():
+        key = unpack_rgb(v) if rgb else v
         pixels[key] = pixels.get(key, 0) + n
         files[key] = files.get(key, 0) + 1

@@ -28,7 +28,6 @@ order; a plain ``int`` draws the sample seed from torch's RNG (seeded per DataLo
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 from typing import Callable, Literal, Sequence
@@ -85,9 +84,8 @@ class SegDataset(_Base):  # type: ignore[misc, valid-type]
         dataset_index: int | None = None,
     ) -> None:
         from uniseg.data import cache as cache_mod
-        from uniseg.data.labels import class_lut
         from uniseg.data.layout import discover
-        from uniseg.unify.lut import build_lut
+        from uniseg.unify.lut import build_dataset_lut, build_lut
 
         registry = registry or default_registry()
         spaces: dict[str, LabelSpace] = {}
@@ -139,7 +137,7 @@ class SegDataset(_Base):  # type: ignore[misc, valid-type]
             self.format = found.format
             enc = space.encoding(found.encoding) if found.encoding else space.default_encoding
             self._encoding = enc if self.format == "polygons" else None
-            lut = build_lut(union, space, enc) if target == "unified" else class_lut(space, enc)
+            lut = build_lut(union, space, enc) if target == "unified" else build_dataset_lut(space, enc)
             self.lut = lut
             self.layout = found.layout.name
             self.labels_source = None if found.source is None else found.source.name
@@ -148,13 +146,6 @@ class SegDataset(_Base):  # type: ignore[misc, valid-type]
         self.images = [a for a, _ in items]
         self.labels = [b for _, b in items]
 
-    # -- pickling: drop the lookup tables' cached dense arrays (rebuilt lazily in each worker) --
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        if state.get("lut") is not None:
-            state["lut"] = dataclasses.replace(state["lut"])
-        return state
-
     def __len__(self) -> int:
         return len(self.images)
 
@@ -162,8 +153,13 @@ class SegDataset(_Base):  # type: ignore[misc, valid-type]
         return f"SegDataset({self.name!r}, {str(self.root)!r}, {len(self)} items from {self.source}, union {self.union_fingerprint})"
 
     def load(self, index: int):
-        """The raw pair as Pillow images: ``(RGB image, L label of target ids or None)``."""
-        from uniseg.data.labels import load_unified, open_image
+        """The raw pair as Pillow images: ``(RGB image, L label of target ids or None)``.
+
+        Labels are read by ``uniseg.unify.apply.read_unified``, as ``labels remap`` and ``data
+        prepare`` read them (a file they refuse raises ``UnisegError`` here too).
+        """
+        from uniseg.labelfiles import open_image
+        from uniseg.unify.apply import read_unified
 
         img = open_image(self.images[index])
         if img.mode != "RGB":
@@ -172,11 +168,11 @@ class SegDataset(_Base):  # type: ignore[misc, valid-type]
         if path is None:
             return img, None
         if self.lut is None:  # cache: already unified ids
-            label = open_image(path)
+            label = open_image(path, "label")
             if label.mode != "L":
                 raise UnisegError(f"{path}: {label.mode} image in a prepare cache, expected L unified ids (re-run prepare)")
         else:
-            label = load_unified(path, self.lut, self.format, self._encoding)
+            label = read_unified(path, self.lut, self.format, self._encoding).image
         if label.size != img.size:
             raise UnisegError(
                 f"{path}: label is {label.width}x{label.height} but its image {self.images[index]} is "

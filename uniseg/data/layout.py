@@ -8,7 +8,9 @@ with ``Layout.label_path`` and picks, among the layouts and label sources of the
 the one with the most images that have a label (ties: the order in the YAML). That is how BDD's
 current and legacy layouts, Mapillary v1.2 and v1.1, and IDD's level-3 PNGs, raw-id PNGs and
 polygon JSON are told apart. Files that match a label pattern are never images (WildDash keeps
-``<name>.png`` and ``<name>_labelIds.png`` in one folder); hidden files are ignored.
+``<name>.png`` and ``<name>_labelIds.png`` in one folder); hidden files are ignored. Label files
+of the chosen layout's other sources (Cityscapes ``_labelTrainIds`` beside ``_labelIds``) are
+counted in ``Discovery.other_labels`` so reports can say they were left out.
 
 A root where no layout finds any image raises ``UnisegError`` saying what was expected there.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from uniseg.errors import UnisegError
+from uniseg.labelfiles.select import pattern_for_split as _for_split
 from uniseg.labelspaces.schema import LabelSource, LabelSpace, Layout, compile_pattern
 
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -60,6 +63,7 @@ class Discovery:
     layout: Layout
     source: LabelSource | None
     splits: dict[str, SplitFiles]
+    other_labels: dict[str, int] = field(default_factory=dict)  # other label sources of the layout -> files
 
     @property
     def encoding(self) -> str | None:
@@ -84,13 +88,6 @@ class Discovery:
 
 
 # -- patterns ---------------------------------------------------------------------------------
-
-
-def _for_split(pattern: str, dir: str) -> str:
-    out = pattern.replace("{split}", dir)
-    while "//" in out:
-        out = out.replace("//", "/")
-    return out.lstrip("/")
 
 
 def _fixed_folder(pattern: str) -> str:
@@ -250,7 +247,9 @@ def discover(
             f"{root}: no {space.title} layout found (expected {_expected(space, layouts, wanted)}){extra}{hint}"
         )
     splits = {n: sf for n, sf in best.splits.items() if sf.images or sf.labels}
-    return Discovery(dataset=space.name, root=root, layout=best.layout, source=best.source, splits=splits)
+    others = {c.source.name: c.labels for c in candidates
+              if c.layout is best.layout and c.source is not None and c.source is not best.source and c.labels}
+    return Discovery(dataset=space.name, root=root, layout=best.layout, source=best.source, splits=splits, other_labels=others)
 
 
 def _expected(space: LabelSpace, layouts: Sequence[Layout], wanted: Sequence[str] | None) -> str:

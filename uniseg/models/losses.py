@@ -4,7 +4,9 @@ Every loss is called as ``loss(logits, target, dataset_index)``:
 
 - ``logits``: ``B x K x H x W`` over the K unified classes (float32, float16 or bfloat16);
 - ``target``: ``B x H x W`` unified class indices, ``ignore_index`` (255) = no label;
-- ``dataset_index``: ``B`` long, the dataset of each sample (batches mix datasets);
+- ``dataset_index``: the dataset of each sample (batches mix datasets): a ``B`` integer tensor,
+  a list or numpy array of ``B`` ints, or one int for the whole batch (anything else, floats or
+  another length, is a ``ValueError``);
 
 and returns a float32 scalar (float64 for float64 logits). This file depends on torch only, so
 it can be copied into any training codebase.
@@ -42,6 +44,16 @@ masked BCE" implementation (``benchmarks/bench_losses.py``). float16/bfloat16 lo
 one chunk at a time and per-class sums accumulate in float64, so any finite logits give a
 finite loss and gradient.
 
+Checks: shapes and dtypes always; target values (each in ``0..K-1`` or ``ignore_index``) and
+dataset indices once per call, one pass over the targets — all three losses raise the same
+``ValueError`` for a class index outside the union (``check_targets=False`` skips the pass).
+
+Non-finite logits are not checked (that would cost a pass over the logits) and never hidden: a
+NaN or +inf logit anywhere — a valid pixel, an ignored pixel, a class outside the sample's label
+space — makes the loss or its gradient NaN/inf. -inf is a probability of exactly 0: the loss stays
+finite unless it is the ground-truth logit (the loss is then +inf). Test
+``torch.isfinite(loss)`` before stepping (AMP's ``GradScaler`` skips such steps by itself).
+
 Reductions: ``"mean"`` (default) divides the batch sum by the number of valid pixels, as the
 authors' code did; ``"sum"`` returns the batch sum; ``"class_mean"`` averages each class's terms
 over the pixels where that class enters the loss, then averages over the classes that do. A batch
@@ -51,7 +63,7 @@ with no valid pixel gives a loss of 0 and a zero gradient, never NaN.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +82,7 @@ __all__ = [
 ]
 
 IGNORE_INDEX = 255
+DatasetIndex = Union[Tensor, Sequence[int], int]  # also a numpy array of ints
 REDUCTIONS = ("mean", "sum", "class_mean")
 CPU_CHUNK_ELEMENTS = 1 << 20  # logits per chunk on CPU: 4 MiB of float32 temporaries, cache-friendly
 GPU_CHUNK_ELEMENTS = 1 << 24  # on accelerators: fewer, larger kernels (64 MiB of temporaries)
@@ -85,6 +98,26 @@ def default_chunk_elements(device: torch.device) -> int:
 # --------------------------------------------------------------------------------------------
 
 
+def _as_dataset_index(dataset_index: object, batch: int, device: torch.device) -> Tensor:
+    """``dataset_index`` as a ``B`` long tensor on ``device``: from a tensor, a list/tuple/numpy array
+    of ints, or one int for every sample; anything else is a ``ValueError`` saying what was given."""
+    value = dataset_index
+    if not isinstance(value, Tensor):
+        try:
+            value = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError):
+            raise ValueError(
+                f"dataset_index must be a tensor, a list or array of ints, or an int; got {type(dataset_index).__name__}"
+            ) from None
+    if value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+        raise ValueError(f"dataset_index must be integer, got {value.dtype}")
+    if value.dim() == 0:
+        value = value.expand(batch)  # one dataset for the whole batch
+    if value.shape != (batch,):
+        raise ValueError(f"dataset_index must have shape ({batch},) (one dataset per sample), got {tuple(value.shape)}")
+    return value.to(device=device, dtype=torch.long)
+
+
 def _check_inputs(logits: Tensor, target: Tensor, dataset_index: Optional[Tensor], num_datasets: Optional[int], ignore_index: int, check_values: bool) -> None:
     if logits.dim() != 4:
         raise ValueError(f"logits must be B x K x H x W, got shape {tuple(logits.shape)}")
@@ -98,11 +131,6 @@ def _check_inputs(logits: Tensor, target: Tensor, dataset_index: Optional[Tensor
         )
     if target.is_floating_point() or target.dtype == torch.bool:
         raise ValueError(f"target must hold integer class indices, got {target.dtype}")
-    if dataset_index is not None:
-        if dataset_index.shape != (b,):
-            raise ValueError(f"dataset_index must have shape ({b},) (one dataset per sample), got {tuple(dataset_index.shape)}")
-        if dataset_index.is_floating_point() or dataset_index.dtype == torch.bool:
-            raise ValueError(f"dataset_index must be integer, got {dataset_index.dtype}")
     if not check_values:
         return
     bad = (target != ignore_index) & ((target < 0) | (target >= k))
@@ -125,14 +153,17 @@ def _check_reduction(reduction: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def unified_cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = IGNORE_INDEX, reduction: str = "mean") -> Tensor:
+def unified_cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = IGNORE_INDEX, reduction: str = "mean",
+                          check_targets: bool = True) -> Tensor:
     """Softmax cross-entropy over all K unified classes (Eq. 1); ``"mean"`` is over valid pixels.
 
     float16/bfloat16 logits are upcast to float32 first (as autocast does for cross-entropy),
-    which keeps log-softmax finite for any finite logits.
+    which keeps log-softmax finite for any finite logits. A target outside ``0..K-1`` (and not
+    ``ignore_index``) is the same ``ValueError`` as in the BCE losses.
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"UnifiedCrossEntropy reduction must be 'mean' or 'sum'; got {reduction!r}")
+    _check_inputs(logits, target, None, None, ignore_index, check_targets)
     x = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
     total = F.cross_entropy(x, target.long(), ignore_index=ignore_index, reduction="sum")
     if reduction == "sum":
@@ -144,16 +175,19 @@ def unified_cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int =
 class UnifiedCrossEntropy(nn.Module):
     """Eq. 1 baseline: softmax CE over the whole union; ``dataset_index`` is accepted and unused."""
 
-    def __init__(self, ignore_index: int = IGNORE_INDEX, reduction: str = "mean") -> None:
+    def __init__(self, ignore_index: int = IGNORE_INDEX, reduction: str = "mean", *, check_targets: bool = True) -> None:
         super().__init__()
         if reduction not in ("mean", "sum"):
             raise ValueError(f"UnifiedCrossEntropy reduction must be 'mean' or 'sum'; got {reduction!r}")
         self.ignore_index = ignore_index
         self.reduction = reduction
+        self.check_targets = check_targets
 
-    def forward(self, logits: Tensor, target: Tensor, dataset_index: Optional[Tensor] = None) -> Tensor:
-        _check_inputs(logits, target, dataset_index, None, self.ignore_index, check_values=False)
-        return unified_cross_entropy(logits, target, ignore_index=self.ignore_index, reduction=self.reduction)
+    def forward(self, logits: Tensor, target: Tensor, dataset_index: Optional[DatasetIndex] = None) -> Tensor:
+        if dataset_index is not None and logits.dim() == 4:
+            _as_dataset_index(dataset_index, logits.shape[0], logits.device)  # validated like the BCE losses', then unused
+        return unified_cross_entropy(logits, target, ignore_index=self.ignore_index, reduction=self.reduction,
+                                     check_targets=self.check_targets)
 
     def extra_repr(self) -> str:
         return f"ignore_index={self.ignore_index}, reduction={self.reduction!r}"
@@ -406,23 +440,25 @@ class _RelationalBCE(torch.autograd.Function):
         return grad, None, None, None, None, None, None
 
 
-def _run(logits: Tensor, target: Tensor, dataset_index: Tensor, plan: _Plan, ignore_index: int, reduction: str, chunk_elements: Optional[int], check_values: bool) -> Tensor:
+def _run(logits: Tensor, target: Tensor, dataset_index: DatasetIndex, plan: _Plan, ignore_index: int, reduction: str, chunk_elements: Optional[int], check_values: bool) -> Tensor:
     _check_reduction(reduction)
     if chunk_elements is None:
         chunk_elements = default_chunk_elements(logits.device)
+    if logits.dim() == 4:
+        dataset_index = _as_dataset_index(dataset_index, logits.shape[0], logits.device)
     _check_inputs(logits, target, dataset_index, plan.valid.shape[0], ignore_index, check_values)
     k = logits.shape[1]
     if plan.valid.shape[1] != k:
         raise ValueError(f"logits have {k} classes but the mask/table has {plan.valid.shape[1]} (build it from the same union)")
     if logits.numel() == 0:
         return logits.sum().float() * 0.0
-    return _RelationalBCE.apply(logits, target, dataset_index.long(), plan, ignore_index, reduction, chunk_elements)
+    return _RelationalBCE.apply(logits, target, dataset_index, plan, ignore_index, reduction, chunk_elements)
 
 
 def null_bce_loss(
     logits: Tensor,
     target: Tensor,
-    dataset_index: Tensor,
+    dataset_index: DatasetIndex,
     valid: Tensor,
     *,
     ignore_index: int = IGNORE_INDEX,
@@ -437,7 +473,7 @@ def null_bce_loss(
 def class_relational_bce_loss(
     logits: Tensor,
     target: Tensor,
-    dataset_index: Tensor,
+    dataset_index: DatasetIndex,
     table: Tensor,
     *,
     valid: Optional[Tensor] = None,
@@ -503,7 +539,7 @@ class _BCEBase(nn.Module):
     def num_classes(self) -> int:
         return int(self.valid.shape[1])
 
-    def forward(self, logits: Tensor, target: Tensor, dataset_index: Tensor) -> Tensor:
+    def forward(self, logits: Tensor, target: Tensor, dataset_index: DatasetIndex) -> Tensor:
         return _run(logits, target, dataset_index, self._plan(), self.ignore_index, self.reduction, self.chunk_elements, self.check_targets)
 
     def extra_repr(self) -> str:

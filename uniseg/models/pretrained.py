@@ -94,6 +94,25 @@ def extract_state_dict(obj: object, path: str = "<checkpoint>") -> dict[str, Ten
     return out
 
 
+_HEADERS = (b"PK\x03\x04", b"\x80")  # torch.save: a zip archive (torch >= 1.6) or a legacy pickle
+
+
+def _check_checkpoint_header(p: Path) -> None:
+    """Refuse, by its first bytes, a file that ``torch.save`` cannot have written (saying so plainly)."""
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise UnisegError(f"cannot read checkpoint {str(p)!r}: {exc.strerror or exc}") from None
+    if not head:
+        raise UnisegError(f"{p}: empty file (0 bytes), not a PyTorch checkpoint; fetch the weights again")
+    if not head.startswith(_HEADERS):
+        raise UnisegError(
+            f"{p}: not a PyTorch checkpoint (torch.save writes a zip archive or a pickle; this file starts with {head!r}); "
+            "give the .pth file of the weights"
+        )
+
+
 def load_pretrained(model: nn.Module, path: Union[str, Path], *, verbose: bool = False) -> LoadReport:
     """Copy every checkpoint tensor whose key and shape match into ``model``; report the rest.
 
@@ -104,6 +123,7 @@ def load_pretrained(model: nn.Module, path: Union[str, Path], *, verbose: bool =
     p = Path(path).expanduser()
     if not p.is_file():
         raise UnisegError(f"checkpoint {str(p)!r} not found (uniseg never downloads weights: fetch the file and give its path)")
+    _check_checkpoint_header(p)
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, pickle with code, ...

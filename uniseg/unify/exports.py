@@ -21,6 +21,7 @@ import numpy as np
 from uniseg import __version__
 from uniseg.errors import UnisegError
 from uniseg.io import atomic_write_bytes
+from uniseg.labelfiles import unpack_rgb
 from uniseg.labelspaces.schema import IGNORE, LabelSpace
 from uniseg.unify.artifact import union_to_dict
 from uniseg.unify.lut import LookupTable, build_lut
@@ -34,7 +35,7 @@ def _luts(union: UnionSpace, spaces: Sequence[LabelSpace]) -> list[LookupTable]:
 
 
 def _raw_key(lut: LookupTable, raw_id: int) -> str:
-    return f"{raw_id >> 16},{(raw_id >> 8) & 255},{raw_id & 255}" if lut.kind == "rgb" else str(raw_id)
+    return ",".join(map(str, unpack_rgb(raw_id))) if lut.kind == "rgb" else str(raw_id)
 
 
 def export_csv(union: UnionSpace, spaces: Sequence[LabelSpace]) -> Files:

@@ -2,19 +2,24 @@
 
 Index encodings use a dense table (256 or 65536 entries). 8-bit labels go through Pillow's C
 ``point`` lookup (about 4x faster than numpy fancy indexing, see benchmarks/bench_remap.py).
-Colour encodings pack RGB into a 24-bit key and use a dense 2^24 table (16 MiB, built once).
-Void and unknown values both map to 255; ``known`` tells them apart for reporting.
+Colour encodings pack RGB into a 24-bit key (``uniseg.labelfiles.pack_rgb``) and use a dense
+2^24 table (16 MiB, built once). Void and unknown values both map to 255; ``known`` tells them
+apart for reporting. Pickling drops the dense tables (worker processes rebuild them lazily).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Callable
 
 import numpy as np
 
+from uniseg.labelfiles.rgbkey import pack_rgb
 from uniseg.labelspaces.schema import IGNORE, Encoding, LabelSpace
 from uniseg.unify.union import UnionSpace
+
+__all__ = ["LookupTable", "RemapRow", "build_dataset_lut", "build_lut", "pack_rgb"]
 
 
 @dataclass(frozen=True)
@@ -28,13 +33,6 @@ class RemapRow:
     colour: tuple[int, int, int] | None = None  # colour encodings only
 
 
-def pack_rgb(rgb: np.ndarray) -> np.ndarray:
-    """``H x W x 3`` uint8 -> ``H x W`` uint32 keys ``r<<16 | g<<8 | b``."""
-    rgb = np.ascontiguousarray(rgb[..., :3], dtype=np.uint8)
-    flat = rgb.reshape(-1, 3).astype(np.uint32)
-    return (flat[:, 0] << 16 | flat[:, 1] << 8 | flat[:, 2]).reshape(rgb.shape[:-1])
-
-
 @dataclass(frozen=True)
 class LookupTable:
     """The remap of one dataset encoding into one union."""
@@ -45,6 +43,15 @@ class LookupTable:
     rows: tuple[RemapRow, ...]
     fingerprint: str
     bits: int = 8
+
+    _CACHED = ("table", "known", "_point_table")
+
+    def __getstate__(self) -> dict:
+        """Pickle without the dense tables (2^24 entries for colours): receivers rebuild them lazily."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._CACHED}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
     @cached_property
     def table(self) -> np.ndarray:
@@ -107,6 +114,19 @@ class LookupTable:
         unknown = {v: n for v, n in enumerate(hist) if n and not self.known[v]}
         return image.point(self._point_table, "L"), unknown
 
+    def value_counts(self, label: np.ndarray) -> tuple[dict[int, int], dict[int, int]]:
+        """``(seen, unknown)``: pixels per raw value present in ``label`` (colours as packed keys),
+        and the subset the encoding does not list. Vectorised (bincount over ids, unique over colours)."""
+        keys = self.keys(label).ravel()
+        if keys.dtype == np.uint8 or (keys.dtype == np.uint16 and self.kind == "index"):
+            counts = np.bincount(keys, minlength=256 if keys.dtype == np.uint8 else 1 << 16)
+            seen = {int(v): int(counts[v]) for v in np.flatnonzero(counts)}
+        else:
+            vals, cnt = np.unique(keys, return_counts=True)
+            seen = {int(v): int(c) for v, c in zip(vals, cnt)}
+        known = self.known
+        return seen, {v: n for v, n in seen.items() if v < 0 or v >= known.size or not known[v]}
+
     def unknown_counts(self, label: np.ndarray) -> dict[int, int]:
         """Raw values absent from the encoding and their pixel counts (colours as packed ints)."""
         keys = self.keys(label).ravel()
@@ -125,21 +145,45 @@ class LookupTable:
         return {int(v): int(c) for v, c in zip(vals, cnt)}
 
 
+def _rows(enc: Encoding, target: Callable[[int | None], tuple[int, str]]) -> tuple[RemapRow, ...]:
+    """One row per raw value of ``enc``; ``target(class index or None)`` gives ``(index, name)``."""
+    rows = []
+    for v in enc.values:
+        index, name = target(v.cls)
+        if enc.kind == "rgb":
+            colour = tuple(int(c) for c in v.value)  # type: ignore[union-attr]
+            rows.append(RemapRow(pack_rgb(colour), v.name, index, name, colour))  # type: ignore[arg-type]
+        else:
+            rows.append(RemapRow(int(v.value), v.name, index, name))  # type: ignore[arg-type]
+    return tuple(sorted(rows, key=lambda r: r.raw_id))
+
+
 def build_lut(union: UnionSpace, space: LabelSpace, encoding: str | Encoding | None = None) -> LookupTable:
     """The lookup table raw value -> unified index for ``space`` under ``encoding`` (default: first)."""
     enc = encoding if isinstance(encoding, Encoding) else space.encoding(encoding)
     cmap = union.class_map(space)
     names = union.names
-    rows = []
-    for v in enc.values:
-        u = IGNORE if v.cls is None else int(cmap[v.cls])
-        if enc.kind == "rgb":
-            r, g, b = v.value  # type: ignore[misc]
-            raw_id, colour = (r << 16) | (g << 8) | b, (r, g, b)
-        else:
-            raw_id, colour = int(v.value), None  # type: ignore[arg-type]
-        rows.append(RemapRow(raw_id, v.name, u, names[u] if u != IGNORE else "", colour))
-    rows.sort(key=lambda r: r.raw_id)
+
+    def target(cls: int | None) -> tuple[int, str]:
+        u = IGNORE if cls is None else int(cmap[cls])
+        return u, names[u] if u != IGNORE else ""
+
     return LookupTable(
-        dataset=space.name, encoding=enc.name, kind=enc.kind, rows=tuple(rows), fingerprint=union.fingerprint, bits=enc.bits
+        dataset=space.name, encoding=enc.name, kind=enc.kind, rows=_rows(enc, target), fingerprint=union.fingerprint, bits=enc.bits
+    )
+
+
+def build_dataset_lut(space: LabelSpace, encoding: str | Encoding | None = None) -> LookupTable:
+    """A ``LookupTable`` from raw values to the dataset's *own* class indices (training order).
+
+    For evaluation against the dataset's labels (``EvalMap``) and for ``data check``; same
+    machinery as the unified tables, 255 for void and unknown values.
+    """
+    enc = encoding if isinstance(encoding, Encoding) else space.encoding(encoding)
+
+    def target(cls: int | None) -> tuple[int, str]:
+        return (IGNORE, "") if cls is None else (int(cls), space.classes[cls].name)
+
+    return LookupTable(
+        dataset=space.name, encoding=enc.name, kind=enc.kind, rows=_rows(enc, target), fingerprint=f"classes:{space.name}", bits=enc.bits
     )

@@ -1,37 +1,41 @@
 """Remap label images (files or folder trees) into unified ids with a lookup table.
 
-Parallel over files, resumable (an existing output is complete because every write is atomic),
-and honest about bad data: unknown raw values are counted per file (mapped to 255, or an error
-with ``strict``); unreadable or non-label images are reported and the run goes on.
+Which files: only the label files of the table's encoding. A real dataset copy keeps other
+files beside them (Cityscapes ``_labelTrainIds``, ``_instanceIds``, ``_color``, polygons); the
+registry layouts tell them apart (``uniseg.labelfiles.select``), and what is left out is counted
+in the report. A folder whose files match no known pattern is taken whole (PNG/TIFF/BMP).
+
+Each file is read by ``uniseg.unify.apply.read_unified``, exactly as ``data check``, ``data
+prepare`` and ``SegDataset`` read it: files that cannot be labels of the encoding (a JPEG, a
+photo, mostly unknown values) are errors; a few unknown values are counted and written as 255
+(an error with ``strict``). Errors are reported per file and the run goes on.
+
+Parallel over files (``uniseg.parallel``), atomic writes, resumable: the marker
+``OUT/.uniseg-remap.json`` names the union and encoding (another one is refused) and records,
+per output, the size and mtime of its source; a rerun skips outputs whose source is unchanged
+and redoes the rest.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
-
-import numpy as np
+from typing import Callable, Sequence
 
 from uniseg.errors import FingerprintMismatch, UnisegError
-from uniseg.io import atomic_save_image, atomic_write_text
+from uniseg.io import atomic_save_image, atomic_write_text, check_output_path, output_folder
+from uniseg.labelfiles import format_raw, select_label_files, top_values
+from uniseg.labelspaces.schema import Encoding, LabelSpace
+from uniseg.parallel import FileResult, run_files
+from uniseg.unify.apply import read_unified
 from uniseg.unify.lut import LookupTable
 
-LABEL_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
-MARKER = ".uniseg-remap.yaml"
+MARKER = ".uniseg-remap.json"
+FORMAT = "uniseg.remap/v1"
 
-
-@dataclass
-class FileResult:
-    src: str
-    dst: str
-    status: str  # 'done' | 'skipped' | 'error'
-    unknown: dict[int, int] = field(default_factory=dict)  # raw value -> pixels
-    error: str = ""
-    pixels: int = 0
+__all__ = ["MARKER", "FileResult", "Job", "RemapReport", "check_marker", "plan", "remap_file", "remap_paths"]
 
 
 @dataclass
@@ -41,136 +45,130 @@ class RemapReport:
     fingerprint: str
     out: str
     files: list[FileResult] = field(default_factory=list)
+    left_out: dict[str, int] = field(default_factory=dict)  # files that are no labels of this encoding, by kind
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
 
     @property
     def unknown_pixels(self) -> int:
-        return sum(sum(f.unknown.values()) for f in self.files)
+        return sum(f.unknown_pixels for f in self.files)
 
     @property
     def ok(self) -> bool:
         return self.count("error") == 0
 
 
-def plan(sources: Sequence[str | os.PathLike], out: str | os.PathLike) -> list[tuple[Path, Path]]:
-    """(source, destination) pairs: a file goes to ``out/<name>``, a folder keeps its tree."""
+@dataclass(frozen=True)
+class Job:
+    """One file to remap, with its source's size and mtime when planned (the resume record)."""
+
+    src: str
+    dst: str
+    rel: str  # dst relative to the output folder (the marker's key)
+    format: str  # 'png' | 'polygons'
+    size: int
+    mtime_ns: int
+
+
+def _files_under(folder: Path) -> list[Path]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        out += [Path(dirpath) / f for f in filenames if not f.startswith(".")]
+    return sorted(out)
+
+
+def plan(sources: Sequence[str | os.PathLike], out: str | os.PathLike, space: LabelSpace | None = None,
+         encoding: str | None = None) -> tuple[list[Job], dict[str, int]]:
+    """Jobs for the label files of ``space``'s ``encoding`` under ``sources`` (a file goes to
+    ``out/<name>.png``, a folder keeps its tree) and the files left out, by kind."""
     out = Path(out)
-    pairs: list[tuple[Path, Path]] = []
+    jobs: list[Job] = []
+    left_out: dict[str, int] = {}
+    seen: dict[Path, str] = {}
+    empty = LabelSpace(name="", title="", classes=(), encodings={})
     for src in map(Path, sources):
         if src.is_file():
-            pairs.append((src, out / src.with_suffix(".png").name))
+            files, base = [src], None
         elif src.is_dir():
-            files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in LABEL_SUFFIXES)
-            files = [p for p in files if not _inside(p, out)]
-            pairs += [(p, (out / p.relative_to(src)).with_suffix(".png")) for p in files]
+            files, base = _files_under(src), src
         else:
             raise UnisegError(f"{src}: no such file or folder (give label images or folders of them)")
-    seen: dict[Path, Path] = {}
-    for s, d in pairs:
-        if s.resolve() == d.resolve():
-            raise UnisegError(f"{s}: --out would overwrite the source; choose another --out folder")
-        if d in seen and seen[d] != s:
-            raise UnisegError(f"{s} and {seen[d]} would both be written to {d}; remap them into separate --out folders")
-        seen[d] = s
-    return pairs
+        sel = select_label_files(space or empty, encoding or "", files)
+        chosen = files if base is None and sel.rule == "all" else sel.files  # a file named outright is taken
+        if base is None and sel.rule == "all":
+            sel.left_out = {}
+        for k, n in sel.left_out.items():
+            left_out[k] = left_out.get(k, 0) + n
+        for f in chosen:
+            dst = out / (f.name if base is None else f.relative_to(base))
+            dst = dst.with_suffix(".png")
+            if f.resolve() == dst.resolve():
+                raise UnisegError(f"{f}: --out would overwrite the source; choose another --out folder")
+            if dst in seen and seen[dst] != str(f):
+                raise UnisegError(f"{f} and {seen[dst]} would both be written to {dst}; remap them into separate --out folders")
+            seen[dst] = str(f)
+            st = f.stat()
+            jobs.append(Job(str(f), str(dst), dst.relative_to(out).as_posix(), sel.format, st.st_size, st.st_mtime_ns))
+    return jobs, left_out
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
-        return False
-
-
-def decode_label(img, lut: LookupTable) -> np.ndarray:
-    """Raw label values of an opened Pillow image as the encoding needs them: ids (L / P
-    indices / 16-bit) or RGB colours. A photo where ids are expected is refused."""
-    mode = img.mode
-    if lut.kind == "rgb":
-        if mode in ("RGB", "RGBA"):
-            return np.asarray(img)[..., :3]
-        if mode == "P":
-            return np.asarray(img.convert("RGB"))
-        raise ValueError(f"{mode} image, expected RGB colours for encoding {lut.encoding!r}")
-    if mode in ("L", "P"):  # P: the palette index is the id (Mapillary); never convert to RGB
-        return np.asarray(img)
-    if mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img)
-        return arr.astype(np.uint16) if arr.min(initial=0) >= 0 and arr.max(initial=0) < 65536 else arr
-    raise ValueError(f"{mode} image, expected single-channel ids for encoding {lut.encoding!r} (is this a photo, not a label?)")
-
-
-_WORKER_LUT: LookupTable | None = None
-
-
-def _init_worker(lut: LookupTable) -> None:
-    global _WORKER_LUT
-    _WORKER_LUT = lut
-
-
-def remap_file(src: Path, dst: Path, lut: LookupTable, strict: bool = False) -> FileResult:
+def remap_file(src: str | os.PathLike, dst: str | os.PathLike, lut: LookupTable, strict: bool = False, *,
+               format: str = "png", encoding: Encoding | None = None) -> FileResult:
     """Remap one file; never raises for bad data (the result says what went wrong)."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        try:
-            with Image.open(src) as img:
-                img.load()
-                pixels = img.width * img.height
-                if lut.accepts_image(img.mode):  # 8-bit ids: Pillow's C lookup, no numpy round trip
-                    out, unknown = lut.apply_image(img)
-                else:
-                    raw = decode_label(img, lut)
-                    unknown = lut.unknown_counts(raw)
-                    out = None if strict and unknown else Image.fromarray(lut.apply(raw), mode="L")
-        except UnidentifiedImageError:
-            raise ValueError("not an image file Pillow can read") from None
-        except OSError as exc:
-            raise ValueError(f"unreadable image: {exc}") from None
-        if strict and unknown:
-            values = ", ".join(f"{_fmt_value(v, lut)} ({n} px)" for v, n in sorted(unknown.items()))
-            return FileResult(str(src), str(dst), "error", unknown, f"unknown raw values: {values}", pixels)
-        atomic_save_image(dst, out, format="PNG")
-        return FileResult(str(src), str(dst), "done", unknown, "", pixels)
-    except (ValueError, OSError) as exc:
-        return FileResult(str(src), str(dst), "error", {}, str(exc))
+        got = read_unified(src, lut, format, encoding)
+    except UnisegError as exc:  # the result names the file: keep the message without it
+        return FileResult(str(src), "error", str(dst), error=str(exc).removeprefix(f"{src}: "))
+    res = FileResult(str(src), "done", str(dst), unknown=top_values(got.unknown), unknown_pixels=sum(got.unknown.values()),
+                     unknown_values=len(got.unknown), pixels=got.pixels)
+    if strict and got.unknown:
+        colour = lut.kind == "rgb"
+        more = f", … ({res.unknown_values} in all)" if res.unknown_values > len(res.unknown) else ""
+        res.status, res.error = "error", "unknown raw values: " + ", ".join(
+            f"{format_raw(v, colour)} ({n} px)" for v, n in res.unknown.items()) + more
+        return res
+    try:
+        atomic_save_image(dst, got.image, format="PNG")
+    except OSError as exc:
+        res.status, res.error = "error", f"{dst}: cannot write ({exc.strerror or exc})"
+    return res
 
 
-def _remap_in_worker(args: tuple[Path, Path, bool]) -> FileResult:
-    src, dst, strict = args
-    assert _WORKER_LUT is not None
-    return remap_file(src, dst, _WORKER_LUT, strict)
+def _remap_job(job: Job, context: tuple[LookupTable, bool, Encoding | None]) -> FileResult:
+    lut, strict, encoding = context
+    return remap_file(job.src, job.dst, lut, strict, format=job.format, encoding=encoding)
 
 
-def _fmt_value(value: int, lut: LookupTable) -> str:
-    if lut.kind == "rgb":
-        return f"({value >> 16},{(value >> 8) & 255},{value & 255})"
-    return str(value)
-
-
-def format_value(value: int, lut: LookupTable) -> str:
-    """A raw value as a person reads it: an id, or an ``(r,g,b)`` colour."""
-    return _fmt_value(value, lut)
-
-
-def check_marker(out: Path, lut: LookupTable) -> None:
-    """Refuse an output folder that holds labels remapped for another union or encoding."""
-    from uniseg.labelspaces.loader import read_yaml
-
-    marker = out / MARKER
+def check_marker(out: str | os.PathLike, lut: LookupTable) -> dict:
+    """The resume records of ``out`` (dst -> source record); refuses a folder remapped for
+    another union or encoding."""
+    marker = Path(out) / MARKER
     if not marker.exists():
-        return
-    doc = read_yaml(marker) or {}
-    got = (str(doc.get("fingerprint")), str(doc.get("dataset")), str(doc.get("encoding")))
+        return {}
+    try:
+        doc = json.loads(marker.read_text(encoding="utf-8"))
+        got = (str(doc["fingerprint"]), str(doc["dataset"]), str(doc["encoding"]))
+        files = dict(doc.get("files") or {})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UnisegError(f"{marker}: unreadable remap marker ({exc}); delete it to remap everything again") from None
     want = (lut.fingerprint, lut.dataset, lut.encoding)
     if got != want:
         raise FingerprintMismatch(
             f"{out}: holds labels for union {got[0]} ({got[1]}.{got[2]}), not {want[0]} ({want[1]}.{want[2]}); "
             "choose another --out or delete it"
         )
+    return files
+
+
+def _default_space(lut: LookupTable) -> LabelSpace | None:
+    from uniseg.labelspaces.registry import default_registry
+
+    try:
+        return default_registry().get(lut.dataset)
+    except UnisegError:
+        return None
 
 
 def remap_paths(
@@ -178,46 +176,72 @@ def remap_paths(
     sources: Sequence[str | os.PathLike],
     out: str | os.PathLike,
     *,
+    space: LabelSpace | None = None,
     workers: int = 1,
     strict: bool = False,
     on_start: Callable[[int, int], None] | None = None,
     on_result: Callable[[FileResult], None] | None = None,
 ) -> RemapReport:
-    """Remap every label file under ``sources`` into ``out``; skips outputs that already exist."""
-    out = Path(out)
-    pairs = plan(sources, out)
-    check_marker(out, lut)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
-        out / MARKER,
-        f"fingerprint: {lut.fingerprint}\ndataset: {lut.dataset}\nencoding: {lut.encoding}\n",
-    )
-    report = RemapReport(lut.dataset, lut.encoding, lut.fingerprint, str(out))
-    todo = []
-    for src, dst in pairs:
-        if dst.exists():
-            res = FileResult(str(src), str(dst), "skipped")
-            report.files.append(res)
-            if on_result:
-                on_result(res)
-        else:
-            todo.append((src, dst, strict))
-    if on_start:
-        on_start(len(pairs), len(pairs) - len(todo))
-    for res in _run(lut, todo, workers):
-        report.files.append(res)
-        if on_result:
-            on_result(res)
+    """Remap the label files under ``sources`` into ``out``; skips outputs whose source is unchanged.
+
+    ``space``: the label space the table was built from, whose layouts pick the label files
+    (default: the built-in registry's entry for ``lut.dataset``).
+    """
+    space = space if space is not None else _default_space(lut)
+    out = check_output_path(out, [s for s in sources if Path(s).is_dir()])
+    jobs, left_out = plan(sources, out, space, lut.encoding)
+    if not jobs:
+        found = sum(left_out.values())
+        what = f"{lut.dataset}.{lut.encoding} label files"
+        if found:
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(left_out.items()))
+            raise UnisegError(f"no {what} among the {found} files given ({kinds}); check --dataset/--encoding and the folder")
+        raise UnisegError(f"no {what} under {', '.join(map(str, sources))}")
+    encoding = space.encoding(lut.encoding) if space is not None and lut.encoding in space.encodings else None
+    report = RemapReport(lut.dataset, lut.encoding, lut.fingerprint, str(out), left_out=left_out)
+    with output_folder(out, [s for s in sources if Path(s).is_dir()]):
+        book = _Book(out, lut, jobs, on_result)
+        book.flush()  # claim the folder for this union and encoding before writing labels into it
+        report.files = run_files(_remap_job, jobs, context=(lut, strict, encoding), workers=workers, done=book.done,
+                                 on_start=on_start, on_result=book.record, flush=book.flush)
     report.files.sort(key=lambda f: f.src)
     return report
 
 
-def _run(lut: LookupTable, todo: list[tuple[Path, Path, bool]], workers: int) -> Iterable[FileResult]:
-    if workers <= 1 or len(todo) <= 1:
-        for src, dst, strict in todo:
-            yield remap_file(src, dst, lut, strict)
-        return
-    fresh = dataclasses.replace(lut)  # no cached dense tables: workers build their own
-    chunk = max(1, min(32, len(todo) // (workers * 4)))
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(fresh,)) as pool:
-        yield from pool.map(_remap_in_worker, todo, chunksize=chunk)
+class _Book:
+    """The marker of a run being written: which outputs are done from unchanged sources, and saving it."""
+
+    def __init__(self, out: Path, lut: LookupTable, jobs: Sequence[Job], on_result: Callable[[FileResult], None] | None) -> None:
+        self.out, self.on_result = out, on_result
+        self.records = check_marker(out, lut)
+        self.doc = {"format": FORMAT, "fingerprint": lut.fingerprint, "dataset": lut.dataset, "encoding": lut.encoding}
+        self.jobs = {(j.src, j.dst): j for j in jobs}
+
+    @staticmethod
+    def _source(job: Job) -> dict:
+        return {"src": os.path.abspath(job.src), "size": job.size, "mtime_ns": job.mtime_ns}
+
+    def done(self, job: Job) -> FileResult | None:
+        rec = self.records.get(job.rel)
+        want = self._source(job)
+        if rec is None or {k: rec.get(k) for k in want} != want:
+            return None
+        try:
+            if os.path.getsize(job.dst) != rec.get("bytes"):
+                return None
+        except OSError:
+            return None
+        return FileResult(job.src, "skipped", job.dst)
+
+    def record(self, res: FileResult) -> None:
+        job = self.jobs[(res.src, res.dst)]
+        if res.status == "done":
+            self.records[job.rel] = {**self._source(job), "bytes": os.path.getsize(job.dst)}
+        elif res.status == "error" and self.records.pop(job.rel, None) is not None:
+            Path(job.dst).unlink(missing_ok=True)  # its source changed and no longer remaps: drop the stale output
+        if self.on_result is not None:
+            self.on_result(res)
+
+    def flush(self) -> None:
+        doc = {**self.doc, "files": dict(sorted(self.records.items()))}
+        atomic_write_text(self.out / MARKER, json.dumps(doc, indent=0, ensure_ascii=False) + "\n")

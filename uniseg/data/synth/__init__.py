@@ -10,14 +10,19 @@ classes each dataset folds into which of its classes) go to ``out/planted_relati
 Deterministic: image ``i`` of dataset ``d`` comes from ``numpy.random.default_rng([seed,
 crc32(d), i])``, so output is identical byte for byte for a seed, whatever other datasets are
 requested and however the work is spread over processes.
+
+Writing some datasets (``datasets=[...]``) into an existing world replaces those datasets and
+*merges* their entries into its ``planted_relations.yaml`` (relations are recomputed over every
+dataset of the world); a world made with another seed, size or image count is refused rather
+than mixed. Work is spread over processes by ``uniseg.parallel.imap`` (Ctrl-C stops at once).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -25,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from uniseg.data.synth.planted import planted_relations, write_planted
+from uniseg.data.synth.planted import planted_relations, read_planted, write_planted
 from uniseg.data.synth.spec import (
     DatasetMapping,
     Sample,
@@ -38,8 +43,9 @@ from uniseg.data.synth.spec import (
     plan_samples,
 )
 from uniseg.errors import UnisegError
-from uniseg.io import atomic_save_image, atomic_write_text
+from uniseg.io import atomic_save_image, atomic_write_text, output_folder
 from uniseg.labelspaces.registry import Registry, default_registry
+from uniseg.parallel import imap
 
 __all__ = [
     "SynthReport",
@@ -135,8 +141,10 @@ def _write_chunk(name: str, root: str, mapping: DatasetMapping, samples: list[Sa
     return name, len(samples), counts
 
 
-def _chunk_job(args: tuple) -> tuple[str, int, np.ndarray]:
-    return _write_chunk(*args)
+def _chunk_job(task: tuple, on_image: Callable[[str, int], None] | None) -> tuple[str, int, np.ndarray]:
+    """One chunk of one dataset; ``on_image(dataset, k)`` after its k-th image (in-process runs only)."""
+    report = None if on_image is None else (lambda k: on_image(task[0], k))
+    return _write_chunk(*task, report=report)
 
 
 def _workers(total_pixels: int, tasks: int) -> int:
@@ -186,8 +194,43 @@ def synthesize(
     """
     t0 = time.perf_counter()
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UnisegError(f"--out {out}: exists and is not a folder")
+    h, w = _check_arguments(images, size, seed)
+    reg = registry or default_registry()
+    names, skipped = _datasets_to_write(reg, datasets)
+
+    # validate everything before writing anything
+    spaces = {n: reg.get(n) for n in names}
+    mappings = {n: load_mapping(spaces[n]) for n in names}
+    plans = {n: plan_samples(spaces[n], images, seed, mappings[n]) for n in names}
+    doms = {n: domain(n) for n in names}
+    with output_folder(out):
+        replace = {n: _check_root(out / n) for n in names}  # refuse before touching anything
+        kept = _kept_from_world(out, names, reg, seed=int(seed), size=(h, w), images=int(images))
+        for n in names:
+            root = out / n
+            if replace[n]:
+                shutil.rmtree(root)
+            root.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(root / MARKER, f"written by uniseg data synth: seed {seed}, {images} images, size {h}x{w}\n")
+        done, counts = _render(out, mappings, plans, doms, int(seed), (h, w), progress)
+        for n, entry in kept.items():  # merged, not lost: relations are recomputed over the whole world
+            spaces[n] = reg.get(n)
+            mappings[n] = load_mapping(spaces[n])
+            done[n] = int(entry.get("images", 0))
+            counts[n] = {str(k): int(v) for k, v in (entry.get("fine_pixels") or {}).items()}
+        order = [n for n in reg.names if n in spaces]
+        doc = planted_relations(
+            {n: spaces[n] for n in order}, {n: mappings[n] for n in order}, done, counts,
+            seed=seed, size=(h, w), images_per_dataset=images,
+        )
+        planted = out / PLANTED_FILE
+        write_planted(planted, doc)
+    written = {n: done[n] for n in names}
+    return SynthReport(out=out, datasets=written, planted_relations=planted, seconds=time.perf_counter() - t0, skipped=skipped)
+
+
+def _check_arguments(images: int, size: tuple[int, int], seed: int) -> tuple[int, int]:
+    """``(height, width)``; a one-line error for any argument out of range."""
     if isinstance(images, bool) or not isinstance(images, (int, np.integer)) or images < 1:
         raise UnisegError(f"--images must be a whole number >= 1, got {images!r}")
     try:
@@ -198,10 +241,15 @@ def synthesize(
         raise UnisegError(f"--size {h}x{w}: height and width must be 16..4096 pixels")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise UnisegError(f"--seed must be a whole number >= 0, got {seed!r}")
-    reg = registry or default_registry()
+    return h, w
 
+
+def _datasets_to_write(reg: Registry, datasets: Sequence[str] | None) -> tuple[list[str], dict[str, str]]:
+    """The registry names to write and, when none were asked for, those left out and why."""
     skipped: dict[str, str] = {}
-    if datasets is None:
+    if datasets is not None:
+        names = [s.name for s in reg.get_many(list(datasets))]
+    else:
         mapped = set(mapping_names())
         names = []
         for n in reg.names:
@@ -211,63 +259,59 @@ def synthesize(
                 skipped[n] = "no fine-class mapping in uniseg/data/synth/mapping.yaml"
             else:
                 names.append(n)
-    else:
-        names = [s.name for s in reg.get_many(list(datasets))]
     if not names:
         raise UnisegError("no dataset to synthesise (the registry has no entry with a layout and a fine mapping)")
+    return names, skipped
 
-    # validate everything before writing anything
-    spaces = {n: reg.get(n) for n in names}
-    mappings = {n: load_mapping(spaces[n]) for n in names}
-    plans = {n: plan_samples(spaces[n], images, seed, mappings[n]) for n in names}
-    doms = {n: domain(n) for n in names}
 
-    replace = {n: _check_root(out / n) for n in names}  # refuse before touching anything
-    out.mkdir(parents=True, exist_ok=True)
-    for n in names:
-        root = out / n
-        if replace[n]:
-            shutil.rmtree(root)
-        root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(root / MARKER, f"written by uniseg data synth: seed {seed}, {images} images, size {h}x{w}\n")
-
+def _render(out: Path, mappings: dict[str, DatasetMapping], plans: dict[str, list[Sample]], doms: dict[str, dict],
+            seed: int, size: tuple[int, int], progress: Callable[[str, int, int], None] | None) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Write every planned image in chunks of 6 (over processes when it pays); returns the images
+    written and the fine-class pixel counts per dataset."""
     chunk = 6
-    tasks = []
-    for n in names:
-        ps = plans[n]
-        for i in range(0, len(ps), chunk):
-            tasks.append((n, str(out / n), mappings[n], ps[i : i + chunk], int(seed), (h, w), doms[n]))
-    done = {n: 0 for n in names}
-    pixels = {n: np.zeros(len(fine_classes()), np.int64) for n in names}
-    workers = _workers(images * len(names) * h * w, len(tasks))
-    if workers == 1:
-        for task in tasks:
-            n = task[0]
-            start = done[n]
+    tasks = [(n, str(out / n), mappings[n], ps[i : i + chunk], seed, size, doms[n])
+             for n, ps in plans.items() for i in range(0, len(ps), chunk)]
+    done = {n: 0 for n in plans}
+    pixels = {n: np.zeros(len(fine_classes()), np.int64) for n in plans}
+    workers = _workers(sum(len(ps) for ps in plans.values()) * size[0] * size[1], len(tasks))
 
-            def report(k: int, n: str = n, start: int = start) -> None:
-                if progress is not None:
-                    progress(n, start + k, len(plans[n]))
+    def on_image(n: str, k: int) -> None:  # in-process runs report every image
+        if progress is not None:
+            progress(n, done[n] + k, len(plans[n]))
 
-            _, count, px = _write_chunk(*task, report=report)
+    chunks = imap(_chunk_job, tasks, context=on_image if workers == 1 else None, workers=workers, chunksize=1)
+    with contextlib.closing(chunks):
+        for n, count, px in chunks:
             done[n] += count
             pixels[n] += px
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_chunk_job, t) for t in tasks]
-            for fut in as_completed(futures):
-                n, count, px = fut.result()
-                done[n] += count
-                pixels[n] += px
-                if progress is not None:
-                    progress(n, done[n], len(plans[n]))
-
+            if progress is not None and workers > 1:
+                progress(n, done[n], len(plans[n]))
     fines = [f.name for f in fine_classes()]
-    doc = planted_relations(
-        spaces, mappings, done,
-        {n: {fines[i]: int(v) for i, v in enumerate(pixels[n])} for n in names},
-        seed=seed, size=(h, w), images_per_dataset=images,
-    )
-    planted = out / PLANTED_FILE
-    write_planted(planted, doc)
-    return SynthReport(out=out, datasets=done, planted_relations=planted, seconds=time.perf_counter() - t0, skipped=skipped)
+    return done, {n: {fines[i]: int(v) for i, v in enumerate(pixels[n])} for n in plans}
+
+
+def _kept_from_world(out: Path, names: Sequence[str], reg: Registry, *, seed: int, size: tuple[int, int],
+                     images: int) -> dict[str, dict]:
+    """The planted-relations entries of the datasets already in ``out`` that this run leaves as they are.
+
+    They are merged into the new file; a world made with other settings is refused (mixing
+    seeds or sizes would make the file lie about them).
+    """
+    path = out / PLANTED_FILE
+    if not path.exists():
+        return {}
+    doc = read_planted(path)
+    kept = {n: e for n, e in doc["datasets"].items() if n not in names and (out / n / MARKER).is_file()}
+    if not kept:
+        return {}
+    then = (doc.get("seed"), doc.get("images"), list(doc.get("size") or []))
+    if then != (seed, images, list(size)):
+        raise UnisegError(
+            f"{out} holds a world made with seed {then[0]}, {then[1]} images, size {'x'.join(map(str, then[2]))} "
+            f"({', '.join(kept)}); write {', '.join(names)} with the same --seed/--images/--size, "
+            "or every dataset, or choose another --out"
+        )
+    unknown = [n for n in kept if n not in reg.names]
+    if unknown:
+        raise UnisegError(f"{path}: lists {', '.join(unknown)}, which the registry does not know; add it with --registry DIR")
+    return kept

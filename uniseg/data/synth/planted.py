@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from uniseg.data.synth.spec import DatasetMapping, fine_classes
+from uniseg.errors import UnisegError
 from uniseg.io import atomic_write_text
 from uniseg.labelspaces.schema import LabelSpace
 
@@ -125,3 +126,15 @@ def write_planted(path: Path, doc: dict) -> None:
         + yaml.safe_dump(rest, default_flow_style=None, **opts)
     )
     atomic_write_text(path, text)
+
+
+def read_planted(path: Path) -> dict:
+    """A planted-relations file as written by ``write_planted``; anything else is a one-line error."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnisegError(f"{path}: unreadable ({first}); move it away or choose another --out") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("datasets"), dict):
+        raise UnisegError(f"{path}: not a planted-relations file (format {FORMAT}); move it away or choose another --out")
+    return doc
