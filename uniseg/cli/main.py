@@ -52,12 +52,13 @@ def _register() -> None:
                 raise
             continue
         app.add_typer(module.app, name=name)
-    from uniseg.cli import evaluate, predict, train
+    from uniseg.cli import demo, evaluate, predict, train
     from uniseg.cli.options import DATASET_EXTRA_ARGS
 
     app.command("train", context_settings=DATASET_EXTRA_ARGS)(train.train)
     app.command("eval", context_settings=DATASET_EXTRA_ARGS)(evaluate.evaluate)
     app.command("predict")(predict.predict)
+    app.command("demo")(demo.demo)
 
 
 _register()

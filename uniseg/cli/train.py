@@ -151,7 +151,7 @@ def train(
     --resume RUN' continues. Several processes: torchrun --nproc_per_node=N -m uniseg train ...
     """
     from uniseg.engine.config import DatasetSpec, TrainConfig, read_config
-    from uniseg.engine.trainer import TrainingInterrupted, resume_config
+    from uniseg.engine.trainer import resume_config
     from uniseg.engine.trainer import train as run_train
 
     given = {
@@ -183,12 +183,8 @@ def train(
         config = (read_config(config_file) if config_file else TrainConfig()).replace(**given)
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 speaks
     events = CliEvents(quiet or fmt != Format.table or not main_process)
-    try:
+    try:  # Ctrl-C ends in TrainingInterrupted: its line and exit code 130 come from the CLI's error handling
         result = run_train(config, out, resume=resume is not None, registry=registry_from(registry), events=events)
-    except TrainingInterrupted as exc:
-        events.close()
-        err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(130) from None
     finally:
         events.close()
     data = {

@@ -32,7 +32,7 @@ from uniseg.engine.config import TrainConfig, dump_config
 from uniseg.engine.runlog import RunLog
 from uniseg.engine.runtime import Runtime, setup_runtime
 from uniseg.engine.schedule import poly_lr, set_lr
-from uniseg.errors import FingerprintMismatch, UnisegError
+from uniseg.errors import FingerprintMismatch, Interrupted, UnisegError
 from uniseg.io import atomic_write_text
 from uniseg.labelspaces.registry import Registry, default_registry
 from uniseg.unify.union import UnionSpace
@@ -40,10 +40,8 @@ from uniseg.unify.union import UnionSpace
 LAST, BEST, CONFIG, UNION = "last.pt", "best.pt", "config.yaml", "union.yaml"
 
 
-class TrainingInterrupted(UnisegError):
-    """Stopped on request after writing ``last.pt``; the message says how to resume."""
-
-    exit_code = 130
+class TrainingInterrupted(Interrupted):
+    """Stopped on request after writing ``last.pt``; the message says how to resume (exit code 130)."""
 
 
 class NonFiniteLoss(UnisegError):

@@ -7,6 +7,7 @@ Written as ``planted_relations.yaml`` beside the synthetic datasets so that rela
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import yaml
 
@@ -138,3 +139,15 @@ def read_planted(path: Path) -> dict:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("datasets"), dict):
         raise UnisegError(f"{path}: not a planted-relations file (format {FORMAT}); move it away or choose another --out")
     return doc
+
+
+def expected_relations(doc: dict, train: Sequence[str]) -> dict[tuple[str, str, str], int]:
+    """The relations mining should find when training on ``train``: ``(dataset, primary, secondary)``
+    -> pixels, for rows whose dataset is trained on, that hold in at least one other trained
+    dataset, and whose primary class has pixels (a relation without support cannot be mined)."""
+    names = set(train)
+    out: dict[tuple[str, str, str], int] = {}
+    for row in doc.get("relations", []):
+        if row["dataset"] in names and names & set(row["holds_in"]) and int(row["pixels"]) > 0:
+            out[(row["dataset"], row["primary"], row["secondary"])] = int(row["pixels"])
+    return out
