@@ -44,6 +44,7 @@ def _register() -> None:
     from uniseg.cli import labels
 
     app.add_typer(labels.app, name="labels")
+    app.add_typer(__import__("uniseg.cli.relations", fromlist=["app"]).app, name="relations")
     for module_name, name in (("uniseg.cli.models", "models"), ("uniseg.cli.data", "data")):
         try:
             module = __import__(module_name, fromlist=["app"])

@@ -4,6 +4,11 @@
 0 negative, -1 null (Eq. 6), datasets in the order ``relations.yaml`` lists them. The YAML
 records the union fingerprint and the table's own fingerprint; ``--loss cr-bce`` refuses a table
 made for another union, and a table that does not match its YAML.
+
+``uniseg relations labels`` also leaves ``union.yaml`` and a copy of the ``similarity.npz`` it
+read in DIR, so the graph commands work from the folder alone; ``relations.yaml`` names both
+(with fingerprints), tau and how it was chosen, and the switched-on relations like the paper's
+Table A-1. Same inputs give the same bytes.
 """
 
 from __future__ import annotations
@@ -16,11 +21,15 @@ from typing import Sequence
 import numpy as np
 
 from uniseg.errors import ConfigError, FingerprintMismatch, UnisegError
+from uniseg.unify.multilabel import TauChoice, auto_tau, given_tau, multilabel_table
+from uniseg.unify.similarity import SIMILARITY_FILE, Similarity, read_similarity, write_similarity
 from uniseg.unify.union import UnionSpace
 
 RELATIONS_FILE = "relations.yaml"
 TABLE_FILE = "table.npy"
+UNION_COPY = "union.yaml"
 FORMAT = "uniseg.relations/v1"
+SCORE_DIGITS = 4  # scores in relations.yaml are for people; the table is computed at full precision
 
 
 def table_fingerprint(table: np.ndarray) -> str:
@@ -109,3 +118,204 @@ def check_table(table: np.ndarray, valid: np.ndarray, datasets: Sequence[str] = 
             raise UnisegError(f"relation table: dataset {name!r} marks one of its own classes null")
         if (rows[:, ~valid[i]] == 0).any():
             raise UnisegError(f"relation table: dataset {name!r} marks a class outside its label space 0 (must be null or 1)")
+
+
+# --------------------------------------------------------------------------------------------
+# building and writing the artifact
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Relation:
+    """One switched-on multi-label: a pixel of ``primary`` in ``dataset`` also trains ``secondary``."""
+
+    dataset: str
+    primary: str
+    secondary: str
+    score: float  # s_{d,primary}(secondary)
+    own_score: float  # s_{d,primary}(primary)
+    in_space: bool  # secondary is a class of the dataset's own label space
+    pixels: int  # pixels of primary in the dataset
+
+
+@dataclass(frozen=True)
+class RelationSet:
+    """Eq. 6 applied to a similarity file: the table (rows in ``similarity.datasets`` order) and
+    everything needed to explain it."""
+
+    similarity: Similarity
+    union: UnionSpace
+    valid: np.ndarray  # D x K bool, similarity.datasets order
+    tau: TauChoice
+    table: np.ndarray  # D x K x K int8
+    source: str = ""
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        return self.similarity.datasets
+
+    @property
+    def switched_on(self) -> np.ndarray:
+        """``D x K x K`` bool: off-diagonal ones of the table (the multi-labels Eq. 6 added)."""
+        on = self.table == 1
+        k = on.shape[1]
+        on[:, np.arange(k), np.arange(k)] = False
+        return on
+
+    def relations(self) -> list[Relation]:
+        """Switched-on relations sorted by primary class, dataset (file order), then -score, secondary."""
+        sim, names = self.similarity, self.similarity.classes
+        out = []
+        for d, c, c2 in np.argwhere(self.switched_on):
+            out.append(Relation(
+                dataset=sim.datasets[d], primary=names[c], secondary=names[c2], score=float(sim.score[d, c, c2]),
+                own_score=float(sim.score[d, c, c]), in_space=bool(self.valid[d, c2]), pixels=int(sim.pixels[d, c]),
+            ))
+        order = {n: i for i, n in enumerate(sim.datasets)}
+        return sorted(out, key=lambda r: (r.primary, order[r.dataset], -r.score, r.secondary))
+
+
+def build_relations(sim: Similarity, union: UnionSpace, tau: float | None = None, source: str = "") -> RelationSet:
+    """Eq. 6 over ``sim`` with ``tau`` (None: the automatic rule); checks the file against ``union``."""
+    valid = sim.valid_for(union)
+    choice = auto_tau(sim.score, valid, sim.pixels) if tau is None else given_tau(tau)
+    table = multilabel_table(sim.score, valid, sim.pixels, choice.tau)
+    check_table(table, valid, sim.datasets)
+    return RelationSet(sim, union, valid, choice, table, source)
+
+
+def _r(x: float) -> float:
+    return round(float(x), SCORE_DIGITS)
+
+
+def relations_doc(rs: RelationSet) -> dict:
+    """The ``relations.yaml`` document (contract keys: format, fingerprint, datasets, table_fingerprint)."""
+    from uniseg import __version__
+
+    entries: list[dict] = []
+    for r in rs.relations():
+        if not entries or (entries[-1]["primary"], entries[-1]["dataset"]) != (r.primary, r.dataset):
+            entries.append({"primary": r.primary, "dataset": r.dataset, "own_score": _r(r.own_score), "pixels": r.pixels, "secondary": []})
+        entries[-1]["secondary"].append({"class": r.secondary, "score": _r(r.score), "in_space": r.in_space})
+    rels = rs.relations()
+    return {
+        "format": FORMAT,
+        "generator": f"uniseg {__version__}",
+        "fingerprint": rs.union.fingerprint,
+        "datasets": list(rs.datasets),
+        "num_classes": rs.union.num_classes,
+        "table": TABLE_FILE,
+        "table_fingerprint": table_fingerprint(rs.table),
+        "union": UNION_COPY,
+        "similarity": {"file": SIMILARITY_FILE, "fingerprint": rs.similarity.content_fingerprint, "source": rs.source},
+        "tau": {"value": float(rs.tau.tau), "how": rs.tau.how, "rows": int(rs.tau.rows), "note": rs.tau.note},
+        "counts": {
+            "relations": len(rels),
+            "outside_space": sum(not r.in_space for r in rels),
+            "in_space": sum(r.in_space for r in rels),
+            "measured_classes": int((rs.valid & rs.similarity.measured).sum()),
+        },
+        "relations": entries,
+    }
+
+
+HEADER = """\
+# Multi-label table of Eq. 6 (UniSeg, ECCV 2022) written by {generator}. Do not edit: fingerprints guard it.
+# table.npy: datasets x classes x classes int8 [dataset, ground-truth class, class]: 1 / 0 / -1 (null),
+#   rows in the order of `datasets`, classes in the order of union.yaml; `uniseg train --loss cr-bce` reads it.
+# tau: the threshold of Eq. 6 (how: auto = the paper's rule, or given).
+# relations: like the paper's Table A-1: a pixel of `primary` in `dataset` also trains each `secondary`
+#   class (score = s_d,primary(secondary), own_score = s_d,primary(primary); in_space: the secondary class
+#   is one of the dataset's own classes).
+"""
+
+
+def dump_relations_yaml(doc: dict) -> str:
+    import yaml
+
+    body = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=None, width=200)
+    return HEADER.format(generator=doc["generator"]) + body
+
+
+def _folder_fingerprint(out: Path) -> str | None:
+    """The union fingerprint recorded by a relations folder already at ``out`` (None if empty)."""
+    from uniseg.unify.artifact import read_fingerprint
+
+    for name in (UNION_COPY, RELATIONS_FILE):
+        if (out / name).is_file():
+            return read_fingerprint(out / name)
+    return None
+
+
+def write_relations(out: str | Path, rs: RelationSet) -> list[Path]:
+    """Write ``relations.yaml``, ``table.npy``, ``union.yaml`` and the similarity copy into ``out``
+    (atomically; ``relations.yaml`` last); refuse a folder holding another union's artifacts."""
+    from uniseg.io import atomic_save_npy, atomic_write_text
+    from uniseg.unify.artifact import dump_union_yaml
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UnisegError(f"--out {out}: exists and is not a folder")
+    held = _folder_fingerprint(out) if out.is_dir() else None
+    if held is not None and held != rs.union.fingerprint:
+        raise FingerprintMismatch(f"--out {out}: folder holds artifacts of union {held}, not {rs.union.fingerprint}; choose another --out")
+    written = [out / UNION_COPY]
+    atomic_write_text(out / UNION_COPY, dump_union_yaml(rs.union))
+    copy = out / SIMILARITY_FILE
+    src = Path(rs.similarity.path)
+    if not (src.is_file() and copy.is_file() and src.resolve() == copy.resolve()):
+        written += write_similarity(out, rs.similarity)
+    atomic_save_npy(out / TABLE_FILE, np.ascontiguousarray(rs.table, dtype=np.int8))
+    atomic_write_text(out / RELATIONS_FILE, dump_relations_yaml(relations_doc(rs)))
+    return [out / RELATIONS_FILE, out / TABLE_FILE, *written]
+
+
+def read_relations(path: str | Path) -> RelationSet:
+    """A relations folder (or its ``relations.yaml``) with its table, union and similarity copy,
+    each checked against the fingerprints ``relations.yaml`` records."""
+    from uniseg.labelspaces.loader import read_yaml
+    from uniseg.unify.artifact import load_union
+
+    rt = read_relation_table(path)
+    yml = Path(rt.path)
+    doc = read_yaml(yml)
+    for key in ("union", "similarity", "tau"):
+        if key not in doc:
+            raise ConfigError(yml, f"missing key {key!r}: written without its union and similarity; rewrite it with 'uniseg relations labels'", key=key)
+    try:
+        sim_file, sim_fp = str(doc["similarity"]["file"]), str(doc["similarity"]["fingerprint"])
+        tau = TauChoice(float(doc["tau"]["value"]), int(doc["tau"].get("rows", 0)), str(doc["tau"]["how"]), str(doc["tau"].get("note", "")))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(yml, f"malformed similarity/tau record ({exc})") from None
+    union = load_union(yml.parent / str(doc["union"]))
+    if union.fingerprint != rt.union_fingerprint:
+        raise FingerprintMismatch(f"{yml.parent / str(doc['union'])}: union {union.fingerprint}, but {yml} was made for {rt.union_fingerprint}")
+    sim = read_similarity(yml.parent / sim_file)
+    if sim.content_fingerprint != sim_fp:
+        raise FingerprintMismatch(f"{sim.path}: similarity fingerprint {sim.content_fingerprint} differs from {yml} ({sim_fp}); the files do not belong together")
+    if sim.datasets != rt.datasets:
+        raise UnisegError(f"{yml}: datasets {', '.join(rt.datasets)} differ from {sim.path} ({', '.join(sim.datasets)})")
+    valid = sim.valid_for(union)
+    return RelationSet(sim, union, valid, tau, rt.table, str(yml.parent))
+
+
+def union_for(sim: Similarity, union_spec: str | None = None, registry=None) -> UnionSpace:
+    """The union a similarity file was mined over: ``--union DIR|NAMES`` when given, else the
+    ``union.yaml`` beside the file, else the registry's union of its datasets."""
+    from uniseg.unify.artifact import UNION_FILE, load_union, resolve_union
+    from uniseg.unify.union import build_union
+
+    if union_spec:
+        return resolve_union(union_spec, registry)[0]
+    beside = Path(sim.path).parent / UNION_FILE
+    if beside.is_file():
+        return load_union(beside)
+    from uniseg.labelspaces.registry import default_registry
+
+    union = build_union((registry or default_registry()).get_many(list(sim.datasets)))
+    if union.fingerprint != sim.fingerprint:
+        raise FingerprintMismatch(
+            f"{sim.path}: made for union {sim.fingerprint}, but the registry's union of {'+'.join(sim.datasets)} is "
+            f"{union.fingerprint}; pass the union used for mining with --union DIR"
+        )
+    return union

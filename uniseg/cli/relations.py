@@ -1,0 +1,228 @@
+"""``uniseg relations``: the multi-label table of Eq. 6 and the class-relation graph.
+
+Thin layer: parse, call ``uniseg.unify`` (similarity, multilabel, relations, graph, plots), render.
+No torch import; numpy, networkx and matplotlib are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from uniseg.cli.options import FormatOpt, RegistryOpt, registry_from
+from uniseg.cli.render import Format, emit
+from uniseg.errors import UnisegError
+
+app = typer.Typer(help="Class relations: multi-label tables (Eq. 6) and the relation graph.", no_args_is_help=True)
+
+RelationsOpt = typer.Option(Path("."), "--relations", "-r", metavar="DIR", help="Folder written by 'uniseg relations labels' (default: here).")
+RelationsReq = typer.Option(..., "--relations", "-r", metavar="DIR", help="Folder written by 'uniseg relations labels'.")
+FloorOpt = typer.Option(None, "--floor", min=0.0, max=1.0, help="Leave out edges scoring below this unless switched on (default 0.1).")
+TABLE_ROWS = 30  # human tables show this many rows; --format json has everything
+
+
+def parse_tau(text: str) -> Optional[float]:
+    """``auto`` -> None (the paper's rule); a number in [0, 1] -> that threshold."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        tau = float(text)
+    except ValueError:
+        raise UnisegError(f"--tau {text!r}: give 'auto' or a number in [0, 1], e.g. --tau 0.48") from None
+    if not 0.0 <= tau <= 1.0:
+        raise UnisegError(f"--tau {text}: scores lie in [0, 1]; give a threshold in [0, 1] or 'auto'")
+    return tau
+
+
+def _more(shown: int, total: int) -> Optional[str]:
+    return f"{total - shown} more rows: --format json lists them all" if total > shown else None
+
+
+@app.command()
+def labels(
+    similarity: Path = typer.Option(..., "--similarity", "-s", metavar="FILE", help="similarity.npz from 'uniseg relations mine' (or any writer of its arrays)."),
+    tau: str = typer.Option("auto", "--tau", metavar="auto|FLOAT", help="Eq. 6 threshold: 'auto' (the paper's rule) or a number in [0, 1]."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Write relations.yaml, table.npy, union.yaml and a copy of the similarity here."),
+    union_spec: Optional[str] = typer.Option(None, "--union", "-u", metavar="DIR|NAMES", help="The union mined over (default: union.yaml beside FILE, else the registry's union of its datasets)."),
+    registry: Optional[List[Path]] = RegistryOpt,
+    fmt: Format = FormatOpt,
+) -> None:
+    """Turn class similarities into the multi-label table of Eq. 6 (what --loss cr-bce trains with).
+
+    Example: uniseg relations labels --similarity runs/mine/similarity.npz --tau auto --out runs/relations
+    """
+    from uniseg.unify.relations import build_relations, relations_doc, union_for, write_relations
+    from uniseg.unify.similarity import read_similarity
+
+    threshold = parse_tau(tau)
+    sim = read_similarity(similarity)
+    union = union_for(sim, union_spec, registry_from(registry))
+    rs = build_relations(sim, union, threshold, source=str(similarity))
+    written = write_relations(out, rs)
+    data = {**relations_doc(rs), "written": [str(p) for p in written]}
+
+    def table():
+        rels = rs.relations()
+        notes = [f"tau: {rs.tau.note}", f"wrote {out}/relations.yaml and table.npy"]
+        if len(rels) > TABLE_ROWS:
+            notes.append(_more(TABLE_ROWS, len(rels)))
+        t = Table(
+            title=f"{len(rels)} relations switched on by Eq. 6, tau = {rs.tau.tau:.4f} ({rs.tau.how})",
+            title_justify="left", caption="\n".join(notes), caption_justify="left",
+        )
+        for col in ("primary", "dataset", "secondary", "score", "own score", "pixels"):
+            t.add_column(col, justify="right" if col in ("score", "own score", "pixels") else "left")
+        for r in rels[:TABLE_ROWS]:
+            sec = r.secondary + ("" if not r.in_space else " [dim](in space)[/]")
+            t.add_row(r.primary, r.dataset, sec, f"{r.score:.3f}", f"{r.own_score:.3f}", str(r.pixels))
+        return t
+
+    emit(data, fmt, table)
+
+
+def _edge_table(title: str, per: dict[str, list[dict]], other: str) -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in ("dataset", other, "score", "kind", "on"):
+        t.add_column(col, justify="right" if col == "score" else "left")
+    for d, rows in per.items():
+        for i, r in enumerate(rows):
+            t.add_row(d if i == 0 else "", r["target"] if other == "to" else r["source"], f"{r['score']:.3f}", r["kind"], "yes" if r["on"] else "")
+    if not per:
+        t.caption = "none above the floor"
+    return t
+
+
+@app.command()
+def show(
+    name: str = typer.Argument(..., metavar="CLASS", help="A unified class name, e.g. rider."),
+    relations: Path = RelationsOpt,
+    top: int = typer.Option(5, "--top", "-n", min=1, help="Edges per dataset and direction."),
+    floor: Optional[float] = FloorOpt,
+    fmt: Format = FormatOpt,
+) -> None:
+    """Strongest outgoing (CLASS -> other) and incoming (other -> CLASS) relations per dataset."""
+    from uniseg.unify.graph import EDGE_FLOOR, class_relations, relation_graph
+    from uniseg.unify.relations import read_relations
+
+    g = relation_graph(read_relations(relations), EDGE_FLOOR if floor is None else floor)
+    data = class_relations(g, name, top)
+
+    def table():
+        from rich.console import Group
+
+        head = f"{data['class']} (#{data['index']}, {data['colour']}) — {data['members']}; tau = {data['tau']:.4f}, floor {data['floor']:g}"
+        return Group(
+            head,
+            _edge_table(f"Outgoing ({name} -> other, on {name}'s pixels)", data["outgoing"], "to"),
+            _edge_table(f"Incoming (other -> {name}, on the other's pixels)", data["incoming"], "from"),
+        )
+
+    emit(data, fmt, table)
+
+
+@app.command()
+def conflicts(
+    relations: Path = RelationsOpt,
+    top: int = typer.Option(20, "--top", "-n", min=1, help="How many pairs."),
+    fmt: Format = FormatOpt,
+) -> None:
+    """Ranked pairs a user should know about: cross-dataset confusions that Eq. 6 left off.
+
+    A conflict: a pixel of class c in dataset d scores at least tau / 2 for a class c' outside d's
+    label space, yet not above max(tau, s(c)), so c' is not trained there. Strongest first.
+    """
+    from uniseg.unify.graph import CONFLICT_FRACTION, conflicts as ranked, relation_graph
+    from uniseg.unify.relations import read_relations
+
+    g = relation_graph(read_relations(relations))
+    rows = ranked(g)
+    data = {"tau": g.graph["tau"], "conflict_at": g.graph["conflict_at"], "total": len(rows), "conflicts": rows[:top]}
+
+    def table():
+        t = Table(
+            title=f"{len(rows)} conflicts: score >= {CONFLICT_FRACTION:g} x tau = {g.graph['conflict_at']:.3f} across label spaces, left off by Eq. 6",
+            title_justify="left", caption=_more(min(top, len(rows)), len(rows)) if len(rows) > top else None,
+        )
+        for col in ("#", "dataset", "class", "scores as", "score", "needs >", "left off by", "reverse on in"):
+            t.add_column(col, justify="right" if col in ("#", "score", "needs >") else "left")
+        for i, r in enumerate(rows[:top], 1):
+            t.add_row(str(i), r["dataset"], r["source"], r["target"], f"{r['score']:.3f}", f"{r['needs']:.3f}", r["left_off_by"], ", ".join(r["reverse_on"]) or "-")
+        return t
+
+    emit(data, fmt, table)
+
+
+@app.command()
+def export(
+    relations: Path = RelationsReq,
+    to: str = typer.Option(..., "--format", "-f", metavar="graphml|gexf|json|dot|csv", help="File format: graphml, gexf (Gephi), json (node-link), dot (Graphviz) or csv (pandas)."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="FILE", help="File to write."),
+    floor: Optional[float] = FloorOpt,
+    report: Format = typer.Option(Format.table, "--report", help="What this command prints: a line for people, or json."),
+) -> None:
+    """Export the relation graph for Gephi, Cytoscape, Graphviz or pandas (--format is the file's)."""
+    from uniseg.unify.graph import EDGE_FLOOR, EXPORT_FORMATS, export_graph, relation_graph
+    from uniseg.unify.relations import read_relations
+
+    if to not in EXPORT_FORMATS:
+        raise UnisegError(f"--format {to!r}: choose one of {', '.join(EXPORT_FORMATS)}")
+    g = relation_graph(read_relations(relations), EDGE_FLOOR if floor is None else floor)
+    path = export_graph(g, to, out)
+    data = {"format": to, "out": str(path), "nodes": g.number_of_nodes(), "edges": g.number_of_edges(), "fingerprint": g.graph["fingerprint"]}
+    emit(data, report, lambda: f"{data['nodes']} classes, {data['edges']} edges -> {path} ({EXPORT_FORMATS[to]})")
+
+
+@app.command()
+def plot(
+    relations: Path = RelationsReq,
+    out: str = typer.Option(..., "--out", "-o", metavar="PREFIX", help="Writes PREFIX_similarity.png and PREFIX_graph.png (a folder: DIR/relations_*.png)."),
+    fmt: Format = FormatOpt,
+) -> None:
+    """PNG heatmap of the similarity (classes grouped by dataset) and a drawing of the switched-on relations."""
+    from uniseg.unify.relation_plots import plot_relations
+    from uniseg.unify.relations import read_relations
+
+    written = plot_relations(read_relations(relations), out)
+    emit({"written": [str(p) for p in written]}, fmt, lambda: "wrote " + " and ".join(str(p) for p in written))
+
+
+@app.command()
+def diff(
+    a: Path = typer.Argument(..., metavar="A", help="First relations folder."),
+    b: Path = typer.Argument(..., metavar="B", help="Second relations folder."),
+    min_change: float = typer.Option(0.05, "--min-change", min=0.0, max=1.0, help="Report score changes at least this large."),
+    fmt: Format = FormatOpt,
+) -> None:
+    """What changed from A to B: tau, relations switched on / off, score changes."""
+    from uniseg.unify.relation_diff import diff_relations
+    from uniseg.unify.relations import read_relations
+
+    d = diff_relations(read_relations(a), read_relations(b), min_change=min_change)
+    data = d.to_dict()
+
+    def table():
+        from rich.console import Group
+
+        head = f"{a} -> {b}: tau {d.tau['a']:.4f} ({d.tau['how_a']}) -> {d.tau['b']:.4f} ({d.tau['how_b']})"
+        if not d.same_union:
+            head += f"; different unions (only in A: {d.only_in_a}, only in B: {d.only_in_b})"
+        if d.unchanged:
+            return head + "; no change"
+        t = Table(title=f"Relations: {len(d.switched_on)} switched on, {len(d.switched_off)} switched off", title_justify="left")
+        for col in ("change", "dataset", "primary", "secondary", "score A", "score B"):
+            t.add_column(col, justify="right" if col.startswith("score") else "left")
+        fmt_s = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        for sign, rows in (("[green]+ on[/]", d.switched_on), ("[red]- off[/]", d.switched_off)):
+            for r in rows:
+                t.add_row(sign, r["dataset"], r["primary"], r["secondary"], fmt_s(r["score_a"]), fmt_s(r["score_b"]))
+        s = Table(title=f"Score changes >= {d.min_change:g}: {len(d.score_changes)}", title_justify="left", caption=_more(min(TABLE_ROWS, len(d.score_changes)), len(d.score_changes)))
+        for col in ("dataset", "class", "other class", "A", "B", "change"):
+            s.add_column(col, justify="right" if col in ("A", "B", "change") else "left")
+        for r in d.score_changes[:TABLE_ROWS]:
+            s.add_row(r["dataset"], r["class"], r["other_class"], f"{r['score_a']:.3f}", f"{r['score_b']:.3f}", f"{r['change']:+.3f}")
+        return Group(head, t, s)
+
+    emit(data, fmt, table)
