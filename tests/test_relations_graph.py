@@ -28,6 +28,8 @@ CASE = {
     ("cityscapes", "road", "lane marking - general"): 0.70, ("cityscapes", "road", "road"): 0.75,
     # two classes of one space the model confuses: similar (in both datasets: parallel edges)
     ("mapillary", "road", "sidewalk"): 0.20, ("cityscapes", "road", "sidewalk"): 0.25,
+    # a conflict held back by tau (its own class scores lower than tau)
+    ("mapillary", "other rider", "rider"): 0.46, ("mapillary", "other rider", "other rider"): 0.40,
     # below the floor: not in the graph
     ("mapillary", "sidewalk", "curb"): 0.09,
 }
@@ -150,7 +152,7 @@ def test_edge_kinds(graph):
     assert _edge(graph, "road", "sidewalk", "cityscapes")["score"] == 0.25 and graph.number_of_edges("road", "sidewalk") == 2
     assert not graph.has_edge("sidewalk", "curb")  # 0.09 < floor 0.1
     kinds = sorted(d["kind"] for _, _, d in graph.edges(data=True))
-    assert kinds == ["conflict"] * 3 + ["equivalent"] * 2 + ["similar"] * 2 + ["subset"] * 3
+    assert kinds == ["conflict"] * 4 + ["equivalent"] * 2 + ["similar"] * 2 + ["subset"] * 3
 
 
 def test_a_confident_model_gives_a_graph_without_edges(cm):
@@ -160,15 +162,18 @@ def test_a_confident_model_gives_a_graph_without_edges(cm):
 
 def test_a_lower_floor_keeps_weaker_edges(rs):
     assert relation_graph(rs, floor=0.05).has_edge("sidewalk", "curb")
-    assert relation_graph(rs, floor=0.05).number_of_edges() == 11
+    assert relation_graph(rs, floor=0.05).number_of_edges() == 12
 
 
 def test_conflicts_are_ranked_with_the_reason(graph):
     rows = conflicts(graph)
-    assert [(r["source"], r["target"]) for r in rows] == [("road", "lane marking - general"), ("rider", "bicyclist"), ("rider", "motorcyclist")]
+    assert [(r["source"], r["target"]) for r in rows] == [
+        ("road", "lane marking - general"), ("other rider", "rider"), ("rider", "bicyclist"), ("rider", "motorcyclist"),
+    ]
     assert rows[0]["left_off_by"] == "own score" and rows[0]["needs"] == 0.75  # 0.70 > tau but <= s(road)
-    assert rows[1]["left_off_by"] == "tau" and rows[1]["needs"] == 0.8  # own score of rider in the hand-made case
-    assert rows[1]["reverse_on"] == ["mapillary"] and rows[2]["reverse_on"] == ["mapillary"]
+    assert rows[1]["left_off_by"] == "tau" and rows[1]["needs"] == 0.5  # 0.46 <= tau; s(other rider) 0.40 is lower
+    assert rows[2]["left_off_by"] == "own score" and rows[2]["needs"] == 0.8  # s(rider) 0.80 is the higher bar
+    assert rows[2]["reverse_on"] == ["mapillary"] and rows[3]["reverse_on"] == ["mapillary"] and rows[1]["reverse_on"] == []
     assert len(conflicts(graph, top=1)) == 1
 
 
@@ -271,3 +276,32 @@ def test_plots_are_pngs_showing_the_data(tmp_path, rs, cm):
     assert (img == np.array(cm.classes[cm.index_of("rider")].colour)).all(axis=1).sum() > 20
     empty = build_relations(hand_made(cm), cm, TAU)
     assert [p.name for p in plot_relations(empty, tmp_path)] == ["relations_similarity.png", "relations_graph.png"]
+
+
+def test_the_union_comes_from_beside_the_file_or_the_registry(tmp_path, cm, registry):
+    from uniseg.unify.artifact import write_union_artifact
+    from uniseg.unify.relations import union_for
+    from uniseg.unify.similarity import read_similarity
+
+    write_similarity(tmp_path / "m", hand_made(cm, CASE))
+    sim = read_similarity(tmp_path / "m")
+    assert union_for(sim).fingerprint == cm.fingerprint  # the registry's union of its datasets
+    assert union_for(sim, "cityscapes,mapillary", registry).fingerprint == cm.fingerprint
+    other = build_union(registry.get_many(["cityscapes", "idd"]))
+    write_union_artifact(other, registry.get_many(["cityscapes", "idd"]), tmp_path / "m")
+    assert union_for(sim).fingerprint == other.fingerprint  # union.yaml beside the file wins ...
+    with pytest.raises(FingerprintMismatch, match="made for union"):
+        build_relations(sim, union_for(sim), TAU)  # ... and a mismatch is caught
+
+
+def test_labels_into_the_mining_folder_keeps_its_similarity_file(tmp_path, cm):
+    from uniseg.unify.similarity import read_similarity
+
+    sim = hand_made(cm, CASE)
+    np.savez(tmp_path / "similarity.npz", score=sim.score, cosine=sim.cosine, pixels=sim.pixels,
+             datasets=np.array(sim.datasets), classes=np.array(sim.classes), fingerprint=np.array(sim.fingerprint))
+    before = (tmp_path / "similarity.npz").read_bytes()
+    on_disk = read_similarity(tmp_path / "similarity.npz")
+    written = write_relations(tmp_path, build_relations(on_disk, cm, TAU))
+    assert (tmp_path / "similarity.npz").read_bytes() == before and tmp_path / "similarity.csv" not in written
+    assert np.array_equal(read_relations(tmp_path).table, build_relations(sim, cm, TAU).table)

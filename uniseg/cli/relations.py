@@ -146,10 +146,11 @@ def conflicts(
             title=f"{len(rows)} conflicts: score >= {CONFLICT_FRACTION:g} x tau = {g.graph['conflict_at']:.3f} across label spaces, left off by Eq. 6",
             title_justify="left", caption=_more(min(top, len(rows)), len(rows)) if len(rows) > top else None,
         )
-        for col in ("#", "dataset", "class", "scores as", "score", "needs >", "left off by", "reverse on in"):
-            t.add_column(col, justify="right" if col in ("#", "score", "needs >") else "left")
+        for col in ("#", "dataset", "class -> scores as", "score", "held by", "reverse on"):
+            t.add_column(col, justify="right" if col in ("#", "score") else "left")
         for i, r in enumerate(rows[:top], 1):
-            t.add_row(str(i), r["dataset"], r["source"], r["target"], f"{r['score']:.3f}", f"{r['needs']:.3f}", r["left_off_by"], ", ".join(r["reverse_on"]) or "-")
+            held = f"{'own' if r['left_off_by'] == 'own score' else 'tau'} {r['needs']:.3f}"  # the bar Eq. 6 needed
+            t.add_row(str(i), r["dataset"], f"{r['source']} -> {r['target']}", f"{r['score']:.3f}", held, ", ".join(r["reverse_on"]) or "-")
         return t
 
     emit(data, fmt, table)

@@ -135,15 +135,17 @@ def class_relations(g: "nx.MultiDiGraph", name: str, top: int = 5) -> dict:
 
 
 def conflicts(g: "nx.MultiDiGraph", top: int | None = None) -> list[dict]:
-    """Conflict edges ranked by score (strongest first), each with why Eq. 6 left it off and
-    whether the opposite direction is switched on somewhere."""
+    """Conflict edges ranked by score (strongest first), each with the bar it missed
+    (``needs`` = max(tau, own score), ``left_off_by`` the larger of the two) and the datasets
+    where the opposite direction is switched on."""
     tau = g.graph["tau"]
     rows = []
     for u, v, data in g.edges(data=True):
         if data["kind"] != "conflict":
             continue
         row = _edge_row(u, v, data)
-        row["left_off_by"] = "own score" if data["score"] > tau else "tau"  # s(c') <= max(tau, s(c))
+        # Eq. 6 needs s(c') > max(tau, s(c)): name the larger of the two, the bar this edge missed
+        row["left_off_by"] = "own score" if data["own_score"] >= tau else "tau"
         row["needs"] = max(tau, data["own_score"])
         row["reverse_on"] = sorted(e["dataset"] for _, t, e in g.out_edges(v, data=True) if t == u and e["on"])
         rows.append(row)

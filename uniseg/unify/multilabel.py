@@ -79,7 +79,8 @@ def auto_tau(score: np.ndarray, valid: np.ndarray, pixels: np.ndarray) -> TauCho
     """The paper's automatic tau: the mean top score over measured rows (d, c) whose top class
     lies outside d's label space (a tie with an in-space class counts as in-space).
 
-    No such row: tau = 1.0, so nothing switches on and the table is the Null-BCE table.
+    Of those rows, the ones above the mean then switch on (one row alone does not). No such
+    row: tau = 1.0, so nothing switches on and the table is the Null-BCE table.
     """
     score, valid, pixels = _check(score, valid, pixels)
     rows = measured_rows(valid, pixels)

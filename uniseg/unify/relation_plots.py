@@ -77,6 +77,26 @@ def similarity_heatmap(rs: RelationSet, path: str | Path) -> Path:
     return _save(fig, Path(path))
 
 
+def packed_layout(g, seed: int = 0) -> dict:
+    """Node positions: each connected group laid out on its own (spring layout, radius growing
+    with its size), the groups packed in rows, largest first, so no group shrinks to a dot."""
+    import networkx as nx
+
+    comps = sorted((sorted(c) for c in nx.weakly_connected_components(g)), key=lambda c: (-len(c), c[0]))
+    radius = [0.5 * np.sqrt(len(c)) for c in comps]
+    row_width = max(max(radius) * 2.0, 1.3 * np.sqrt(sum((2 * r + 0.6) ** 2 for r in radius)))
+    pos, x, y, row_h = {}, 0.0, 0.0, 0.0
+    for comp, r in zip(comps, radius):
+        cell = 2 * r + 0.6
+        if x and x + cell > row_width:
+            x, y, row_h = 0.0, y - row_h, 0.0
+        sub = nx.spring_layout(g.subgraph(comp).to_undirected(), seed=seed, scale=r) if len(comp) > 1 else {comp[0]: np.zeros(2)}
+        for v, p in sub.items():
+            pos[v] = np.asarray(p) + (x + cell / 2, y - cell / 2)
+        x, row_h = x + cell, max(row_h, cell)
+    return pos
+
+
 def relations_drawing(rs: RelationSet, path: str | Path, seed: int = 0) -> Path:
     """The switched-on relations as arrows primary -> secondary (one per pair, labelled with its
     datasets and highest score), nodes in their class colours; subset black, equivalent blue."""
@@ -102,7 +122,7 @@ def relations_drawing(rs: RelationSet, path: str | Path, seed: int = 0) -> Path:
     if not n:
         ax.text(0.5, 0.5, "no relation is switched on", ha="center", va="center", transform=ax.transAxes)
         return _save(fig, Path(path))
-    pos = nx.spring_layout(g.to_undirected(), seed=seed, k=1.8 / max(np.sqrt(n), 1.0))
+    pos = packed_layout(g, seed)
     colours = {c.name: np.array(c.colour) / 255.0 for c in rs.union.classes}
     for u, v, e in g.edges(data=True):
         bend = 0.15 if g.has_edge(v, u) else 0.0
@@ -116,7 +136,8 @@ def relations_drawing(rs: RelationSet, path: str | Path, seed: int = 0) -> Path:
     xy = np.array([pos[v] for v in nodes])
     ax.scatter(xy[:, 0], xy[:, 1], s=180, c=[colours[v] for v in nodes], edgecolors="black", linewidths=0.8, zorder=3)
     for v, (x, y) in zip(nodes, xy):
-        ax.text(x + 0.03, y + 0.03, v, fontsize=8, ha="left", va="bottom", zorder=4)
+        ax.text(x + 0.06, y + 0.06, v, fontsize=8, ha="left", va="bottom", zorder=4)
+    ax.set_aspect("equal")
     ax.margins(0.12)
     return _save(fig, Path(path))
 

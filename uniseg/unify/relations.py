@@ -138,7 +138,7 @@ class Relation:
     pixels: int  # pixels of primary in the dataset
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class RelationSet:
     """Eq. 6 applied to a similarity file: the table (rows in ``similarity.datasets`` order) and
     everything needed to explain it."""

@@ -32,7 +32,7 @@ _HEX16 = re.compile(r"^[0-9a-f]{16}$")
 _SLACK = 1e-6  # rounding room at the ends of [0, 1] / [-1, 1]; values inside it are clipped
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class Similarity:
     """Eq. 7 statistics over a union; construction validates and normalises (see module doc)."""
 
