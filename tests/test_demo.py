@@ -1,0 +1,89 @@
+"""``uniseg demo --quick``: the whole method on the synthetic world, its contract files, and resuming."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "d"
+    res = run_cli("demo", "--quick", "--out", str(out), "--quiet", "--workers", "0")
+    assert res.returncode == 0, res.stderr
+    return out, res
+
+
+def test_quick_demo_leaves_the_contract_files(quick_demo):
+    out, res = quick_demo
+    summary = json.loads((out / "summary.json").read_text())
+    assert (out / "relations.yaml").is_file() and (out / "table.npy").is_file() and (out / "similarity.npz").is_file()
+    assert set(summary["methods"]) == {"ce", "null-bce", "cr-bce"}
+    for m in summary["methods"].values():
+        assert set(m["unseen"]) == {"kitti", "wilddash", "camvid"}
+        assert all(0.0 <= v <= 1.0 for v in m["unseen"].values())
+        assert m["mean"] == pytest.approx(sum(m["unseen"].values()) / 3)
+    assert 0.0 <= summary["precision"] <= 1.0 and 0.0 <= summary["recall"] <= 1.0
+    for method in ("ce", "null-bce", "cr-bce"):
+        assert (out / "runs" / method / "last.pt").is_file()
+        for name in ("kitti", "wilddash", "camvid"):
+            doc = json.loads((out / "eval" / method / f"{name}.json").read_text())
+            assert doc["miou"] == pytest.approx(summary["methods"][method]["unseen"][name])
+    assert "Unseen-dataset mIoU" in (out / "README.md").read_text()
+    assert "UniSeg (C-R BCE)" in res.stdout and "precision" in res.stdout
+
+
+def test_the_second_stage_starts_from_null_bce_with_the_mined_table(quick_demo):
+    import torch
+
+    out, _ = quick_demo
+    cr = torch.load(out / "runs" / "cr-bce" / "last.pt", map_location="cpu", weights_only=True)
+    assert cr["config"]["loss"] == "cr-bce" and cr["config"]["init"].endswith("null-bce/last.pt")
+    assert cr["relations_fingerprint"] is not None
+    ce = torch.load(out / "runs" / "ce" / "last.pt", map_location="cpu", weights_only=True)
+    assert ce["config"]["loss"] == "ce"
+
+
+def test_rerunning_the_demo_resumes_without_redoing_anything(quick_demo):
+    out, _ = quick_demo
+    before = (out / "summary.json").read_bytes()
+    res = run_cli("demo", "--quick", "--out", str(out), "--quiet", "--workers", "0")
+    assert res.returncode == 0, res.stderr
+    assert "training" not in res.stderr and "mining" not in res.stderr
+    assert (out / "summary.json").read_bytes() == before
+    res = run_cli("demo", "--quick", "--seed", "5", "--out", str(out))
+    assert res.returncode == 2 and "another plan or seed" in res.stderr
+
+
+def test_expected_relations_need_support_and_a_trained_holder():
+    from uniseg.data.synth.planted import expected_relations
+
+    doc = {"relations": [
+        {"dataset": "mapillary", "primary": "bicyclist", "secondary": "rider", "holds_in": ["cityscapes"], "pixels": 40},
+        {"dataset": "mapillary", "primary": "caravan", "secondary": "car", "holds_in": ["kitti"], "pixels": 9},  # holder unseen
+        {"dataset": "idd", "primary": "parking", "secondary": "road", "holds_in": ["bdd"], "pixels": 0},  # no support
+        {"dataset": "camvid", "primary": "bicyclist", "secondary": "rider", "holds_in": ["cityscapes"], "pixels": 5},  # not trained
+    ]}
+    assert expected_relations(doc, ["cityscapes", "idd", "mapillary", "bdd"]) == {("mapillary", "bicyclist", "rider"): 40}
+
+
+def test_planted_score_counts_hits_misses_and_false_relations(tmp_path):
+    import yaml
+
+    from uniseg.engine.demo import planted_score
+
+    (tmp_path / "planted_relations.yaml").write_text(yaml.safe_dump({"format": "uniseg-planted-relations/1", "datasets": {}, "relations": [
+        {"dataset": "mapillary", "class": "Bicyclist", "primary": "bicyclist", "secondary": "rider", "kind": "subset", "holds_in": ["cityscapes"], "pixels": 40},
+        {"dataset": "mapillary", "class": "Lane Marking - General", "primary": "lane marking - general", "secondary": "road", "kind": "subset", "holds_in": ["cityscapes"], "pixels": 90},
+    ]}))
+    rel = lambda d, p, s: SimpleNamespace(dataset=d, primary=p, secondary=s, score=0.6)  # noqa: E731
+    rs = SimpleNamespace(relations=lambda: [rel("mapillary", "bicyclist", "rider"), rel("cityscapes", "rider", "bicyclist")],
+                         tau=SimpleNamespace(tau=0.45, how="auto"))
+    got = planted_score(rs, tmp_path, ("cityscapes", "mapillary"))
+    assert got["precision"] == 0.5 and got["recall"] == 0.5
+    assert [m["planted"] for m in got["mined"]] == [False, True]
+    assert got["missed"] == [{"dataset": "mapillary", "primary": "lane marking - general", "secondary": "road", "pixels": 90}]
