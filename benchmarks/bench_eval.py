@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from uniseg.data import SegDataset  # noqa: E402
 from uniseg.data.synth import synthesize  # noqa: E402
 from uniseg.engine.metrics import confusion, scores  # noqa: E402
+from uniseg.unify.apply import read_unified  # noqa: E402
 from uniseg.labelspaces import default_registry  # noqa: E402
 from uniseg.unify import build_union  # noqa: E402
 
@@ -73,14 +74,14 @@ def main() -> None:
         def uniseg_files():
             conf = torch.zeros(19, 19, dtype=torch.int64)
             for i in range(n):
-                _, lab = ds.load(i)  # decode through the registry, as uniseg eval does
-                gt = torch.from_numpy(np.asarray(lab).astype(np.int64))
-                pred = torch.from_numpy(np.asarray(Image.open(preds_cls[i])).astype(np.int64))
+                lab = read_unified(ds.labels[i], ds.lut).image  # the label decoding of uniseg eval, without the photo
+                gt = torch.from_numpy(np.array(lab))
+                pred = torch.from_numpy(np.array(Image.open(preds_cls[i])))
                 conf += confusion(pred, gt, 19)
             return conf
 
-        decoded = [(torch.from_numpy(np.asarray(ds.load(i)[1]).astype(np.int64)),
-                    torch.from_numpy(np.asarray(Image.open(preds_cls[i])).astype(np.int64))) for i in range(n)]
+        decoded = [(torch.from_numpy(np.array(ds.load(i)[1])), torch.from_numpy(np.array(Image.open(preds_cls[i]))))
+                   for i in range(n)]
 
         def uniseg_arrays():
             conf = torch.zeros(19, 19, dtype=torch.int64)

@@ -152,3 +152,17 @@ def test_check_table_rejects_tables_that_break_eq6(registry):
     bad[0, road, outside] = 0
     with pytest.raises(UnisegError, match="outside its label space"):
         check_table(bad, mask)
+
+
+def test_confusion_is_the_same_for_uint8_label_images_and_int64_tensors():
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 6, (40, 50)).astype(np.uint8)
+    target[rng.random(target.shape) < 0.2] = 255
+    pred = rng.integers(0, 6, (40, 50)).astype(np.uint8)
+    a = confusion(torch.from_numpy(pred), torch.from_numpy(target), 6)
+    b = confusion(torch.from_numpy(pred).long(), torch.from_numpy(target).long(), 6)
+    expected = np.zeros((6, 6), np.int64)
+    for t, p in zip(target.ravel(), pred.ravel()):  # the definition, pixel by pixel
+        if t != 255:
+            expected[t, p] += 1
+    assert a.tolist() == b.tolist() == expected.tolist()
