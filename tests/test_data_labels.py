@@ -21,7 +21,7 @@ from uniseg.data.labels import (
 )
 from uniseg.errors import UnisegError
 from uniseg.labelspaces.schema import Encoding, RawValue
-from uniseg.unify.artifact import resolve_union
+from uniseg.unify.artifact import open_union
 from uniseg.unify.lut import build_lut
 
 ALL = ["bdd", "camvid", "camvid-segnet", "cityscapes", "idd", "kitti", "mapillary", "wilddash"]
@@ -29,7 +29,7 @@ ALL = ["bdd", "camvid", "camvid-segnet", "cityscapes", "idd", "kitti", "mapillar
 
 @pytest.fixture(scope="module")
 def union_all(registry):
-    return resolve_union(ALL, registry)
+    return open_union(ALL, registry)
 
 
 # -- decoding ---------------------------------------------------------------------------------
@@ -319,7 +319,7 @@ def test_dataset_target_dataset_classes(tmp_path, registry, union_all):
 def test_dataset_outside_union_has_index_minus_one(tmp_path, registry):
     from uniseg.data import SegDataset
 
-    union, _ = resolve_union("cityscapes,bdd", registry)
+    union, _ = open_union(["cityscapes", "bdd"], registry)
     fx.make_camvid(tmp_path)
     ds = SegDataset("camvid", tmp_path, union, split="all")
     item = ds[0]

@@ -24,13 +24,40 @@ def registry_from(dirs: Optional[List[Path]]) -> Registry:
     return Registry.from_dirs(dirs or [])
 
 
-def union_and_space(union_spec: str, dataset: str, dirs: Optional[List[Path]]):
-    """``(union, label space of dataset)`` for a ``--union`` spec (members come checked against the
-    union by ``resolve_union``; a non-member, an unseen dataset, is read from the registry)."""
-    from uniseg.unify.artifact import resolve_union
+_NAME_SEPARATORS = re.compile(r"[,+\s]+")
 
+
+def union_source(text: str, registry: Registry) -> Path | list[str]:
+    """The ``--union DIR|NAMES`` value: a folder holding ``union.yaml`` (or that file), else dataset
+    names (``a,b`` / ``a+b``). Registered names win over a same-named folder without ``union.yaml``
+    (users keep dataset roots such as ./cityscapes beside their commands)."""
+    from uniseg.unify.artifact import UNION_FILE
+
+    path = Path(text)
+    names = [n for n in _NAME_SEPARATORS.split(text) if n]
+    if (path.is_dir() and (path / UNION_FILE).exists()) or (path.is_file() and path.name == UNION_FILE):
+        return path
+    if path.is_dir() and not all(n in registry for n in names):
+        raise UnisegError(f"--union {text}: no {UNION_FILE} in this folder (write one with 'uniseg labels union NAME... --out DIR')")
+    if ("/" in text or text.startswith(".")) and not path.exists():
+        raise UnisegError(f"--union {text}: no such folder (give a folder written by 'uniseg labels union --out' or dataset names)")
+    if not names:
+        raise UnisegError(f"--union {text!r}: give a folder written by 'uniseg labels union --out' or dataset names (a,b,c)")
+    return names
+
+
+def parse_union(text: str, registry: Registry):
+    """``(union, label spaces of its datasets)`` for a ``--union DIR|NAMES`` value."""
+    from uniseg.unify.artifact import open_union
+
+    return open_union(union_source(text, registry), registry)
+
+
+def union_and_space(union_spec: str, dataset: str, dirs: Optional[List[Path]]):
+    """``(union, label space of dataset)`` for a ``--union`` value (members come checked against the
+    union; a non-member, an unseen dataset, is read from the registry)."""
     reg = registry_from(dirs)
-    uni, spaces = resolve_union(union_spec, reg)
+    uni, spaces = parse_union(union_spec, reg)
     return uni, spaces.get(dataset) or reg.get(dataset)
 
 
@@ -64,7 +91,7 @@ def parse_datasets(values: Optional[List[str]], extra: Optional[List[str]] = Non
     return items
 
 
-_HW = re.compile(r"^\s*(\d+)\s*(?:[xX*,]\s*(\d+))?\s*$")
+_HW = re.compile(r"^\s*(\d+)\s*(?:[xX×*,]\s*(\d+))?\s*$")
 
 
 def parse_hw(text: str, flag: str) -> tuple[int, int]:
