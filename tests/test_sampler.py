@@ -62,9 +62,9 @@ def test_explicit_weights_and_names():
 
 def test_weights_by_dataset_name(tmp_path, registry):
     from uniseg.data import SegDataset
-    from uniseg.unify.artifact import resolve_union
+    from uniseg.unify.artifact import open_union
 
-    union, _ = resolve_union("kitti,wilddash", registry)
+    union, _ = open_union(["kitti", "wilddash"], registry)
     fx.make_kitti(tmp_path / "k", n=4, test=0)
     fx.make_wilddash(tmp_path / "w")
     multi = MultiDataset([SegDataset("kitti", tmp_path / "k", union, split="train"), SegDataset("wilddash", tmp_path / "w", union, split="val")])
@@ -149,9 +149,9 @@ def test_invalid_configurations():
 
 def test_dataloader_is_reproducible_whatever_the_workers(tmp_path, registry):
     from uniseg.data import SegDataset, TrainTransform
-    from uniseg.unify.artifact import resolve_union
+    from uniseg.unify.artifact import open_union
 
-    union, _ = resolve_union("kitti,camvid-segnet", registry)
+    union, _ = open_union(["kitti", "camvid-segnet"], registry)
     fx.make_kitti(tmp_path / "k", n=3, test=0)
     fx.make_camvid_segnet(tmp_path / "s", counts={"train": 3})
     t = TrainTransform(crop=24, short_side=32)
@@ -174,9 +174,9 @@ def test_dataloader_is_reproducible_whatever_the_workers(tmp_path, registry):
 
 def test_sampler_over_a_single_dataset(tmp_path, registry):
     from uniseg.data import SegDataset
-    from uniseg.unify.artifact import resolve_union
+    from uniseg.unify.artifact import open_union
 
-    union, _ = resolve_union("kitti", registry)
+    union, _ = open_union(["kitti"], registry)
     fx.make_kitti(tmp_path, n=3, test=0)
     ds = SegDataset("kitti", tmp_path, union, split="train")
     keys = list(MultiDatasetSampler(ds, seed=0))
