@@ -98,4 +98,4 @@ def test_synth_then_check_every_dataset(tmp_path):
         assert res.returncode == 0, (name, res.stderr)
         assert json.loads(res.stdout)["ok"] is True
     line = _one_line_error(run_cli("data", "synth", "--out", str(out), "--size", "big"))
-    assert "HEIGHTxWIDTH" in line
+    assert "--size 'big' is not HxW" in line
