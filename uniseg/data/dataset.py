@@ -56,6 +56,15 @@ def sample_key(key) -> tuple[int, int | None]:
     return int(key), None
 
 
+def wrap_index(index: int, length: int) -> int:
+    """A Python-style index (negative counts from the end) into ``length`` items; IndexError outside."""
+    if index < 0:
+        index += length
+    if not 0 <= index < length:
+        raise IndexError(f"index {index} out of range for {length} items")
+    return index
+
+
 def rng_for(seed: int | None) -> np.random.Generator:
     if seed is None:
         seed = int(torch.randint(0, 2**62, (1,)).item())
@@ -196,10 +205,7 @@ class SegDataset(Dataset):
         from uniseg.data.transforms import EvalTransform
 
         index, seed = sample_key(key)
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
+        index = wrap_index(index, len(self))
         img, label = self.load(index)
         transform = self.transform or EvalTransform()
         image_t, label_t = transform(img, label, rng_for(seed))

@@ -35,7 +35,7 @@ import numpy as np
 import torch.distributed as dist
 from torch.utils.data import ConcatDataset, Sampler
 
-from uniseg.data.dataset import sample_key
+from uniseg.data.dataset import sample_key, wrap_index
 from uniseg.errors import UnisegError
 
 
@@ -71,10 +71,7 @@ class MultiDataset(ConcatDataset):
         return [0, *self.cumulative_sizes]
 
     def locate(self, index: int) -> tuple[int, int]:
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
+        index = wrap_index(index, len(self))
         d = bisect.bisect_right(self.cumulative_sizes, index)
         return d, index - (self.cumulative_sizes[d - 1] if d else 0)
 
