@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from uniseg.errors import UnisegError
+from uniseg.filetree import visible_files
 from uniseg.labelfiles.select import pattern_for_split as _for_split
 from uniseg.labelspaces.schema import LabelSource, LabelSpace, Layout, compile_pattern, pattern_example
 
@@ -103,17 +104,8 @@ class _Lister:
 
     def files(self, folder: str) -> list[str]:
         if folder not in self._cache:
-            base = self.root / folder if folder else self.root
-            out: list[str] = []
-            if base.is_dir():
-                prefix = f"{folder}/" if folder else ""
-                for dirpath, dirnames, filenames in os.walk(base):
-                    dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                    rel = os.path.relpath(dirpath, base)
-                    rel = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-                    out.extend(prefix + rel + f for f in filenames if not f.startswith("."))
-            out.sort()
-            self._cache[folder] = out
+            prefix = f"{folder}/" if folder else ""
+            self._cache[folder] = [prefix + f for f in visible_files(self.root / folder if folder else self.root)]
         return self._cache[folder]
 
     def matching(self, pattern: str) -> list[tuple[str, dict[str, str]]]:
