@@ -1,16 +1,23 @@
-"""Options and helpers every ``uniseg`` command group shares (registry folders, --format, progress)."""
+"""Options and helpers every ``uniseg`` command group shares (registry folders, --format, progress),
+and the one parser of each user string the commands take (``--union DIR|NAMES``, ``HxW`` sizes,
+``NAME=ROOT``): the library below takes typed values."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from uniseg.cli.render import Format, err_console
 from uniseg.errors import UnisegError
 from uniseg.labelspaces.registry import Registry
+
+if TYPE_CHECKING:
+    from uniseg.labelspaces.schema import LabelSpace
+    from uniseg.unify.union import UnionSpace
 
 RegistryOpt = typer.Option(
     None, "--registry", metavar="DIR", help="Extra folder of <name>.yaml label spaces (repeatable; also UNISEG_REGISTRY)."
@@ -30,7 +37,8 @@ _NAME_SEPARATORS = re.compile(r"[,+\s]+")
 def union_source(text: str, registry: Registry) -> Path | list[str]:
     """The ``--union DIR|NAMES`` value: a folder holding ``union.yaml`` (or that file), else dataset
     names (``a,b`` / ``a+b``). Registered names win over a same-named folder without ``union.yaml``
-    (users keep dataset roots such as ./cityscapes beside their commands)."""
+    (users keep dataset roots such as ./cityscapes beside their commands); a value with a path
+    separator or a leading '.' that names nothing is reported as a missing folder."""
     from uniseg.unify.artifact import UNION_FILE
 
     path = Path(text)
@@ -39,14 +47,14 @@ def union_source(text: str, registry: Registry) -> Path | list[str]:
         return path
     if path.is_dir() and not all(n in registry for n in names):
         raise UnisegError(f"--union {text}: no {UNION_FILE} in this folder (write one with 'uniseg labels union NAME... --out DIR')")
-    if ("/" in text or text.startswith(".")) and not path.exists():
+    if ("/" in text or os.sep in text or text.startswith(".")) and not path.exists():
         raise UnisegError(f"--union {text}: no such folder (give a folder written by 'uniseg labels union --out' or dataset names)")
     if not names:
         raise UnisegError(f"--union {text!r}: give a folder written by 'uniseg labels union --out' or dataset names (a,b,c)")
     return names
 
 
-def parse_union(text: str, registry: Registry):
+def parse_union(text: str, registry: Registry) -> tuple[UnionSpace, dict[str, LabelSpace]]:
     """``(union, label spaces of its datasets)`` for a ``--union DIR|NAMES`` value."""
     from uniseg.unify.artifact import open_union
 

@@ -145,7 +145,7 @@ def member_spaces(union: UnionSpace, registry: Registry | None = None) -> dict[s
 def open_union(source: str | os.PathLike | Sequence[str], registry: Registry | None = None) -> tuple[UnionSpace, dict[str, LabelSpace]]:
     """``(union, label spaces of its datasets)`` from an artifact folder (a path) or dataset names
     (a list). Strings typed by a user (``--union DIR|NAMES``) are told apart by the CLI, not here."""
-    if isinstance(source, str) or isinstance(source, os.PathLike):
+    if isinstance(source, (str, os.PathLike)):
         union = load_union(source)
     else:
         union = union_of(source, registry)
