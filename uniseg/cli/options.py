@@ -34,6 +34,11 @@ def registry_from(dirs: Optional[List[Path]]) -> Registry:
 _NAME_SEPARATORS = re.compile(r"[,+\s]+")
 
 
+def split_names(text: str) -> list[str]:
+    """``"a,b"`` / ``"a+b"`` / ``"a b"`` -> ``["a", "b"]``."""
+    return [n for n in _NAME_SEPARATORS.split(text) if n]
+
+
 def union_source(text: str, registry: Registry) -> Path | list[str]:
     """The ``--union DIR|NAMES`` value: a folder holding ``union.yaml`` (or that file), else dataset
     names (``a,b`` / ``a+b``). Registered names win over a same-named folder without ``union.yaml``
@@ -42,7 +47,7 @@ def union_source(text: str, registry: Registry) -> Path | list[str]:
     from uniseg.unify.artifact import UNION_FILE
 
     path = Path(text)
-    names = [n for n in _NAME_SEPARATORS.split(text) if n]
+    names = split_names(text)
     if (path.is_dir() and (path / UNION_FILE).exists()) or (path.is_file() and path.name == UNION_FILE):
         return path
     if path.is_dir() and not all(n in registry for n in names):

@@ -154,8 +154,10 @@ def open_union(source: str | os.PathLike | Sequence[str], registry: Registry | N
 
 def resolve_union(spec: str | Sequence[str], registry: Registry | None = None) -> tuple[UnionSpace, dict[str, LabelSpace]]:
     """Deprecated: kept for callers not yet moved to :func:`open_union` (library) or
-    ``uniseg.cli.options.parse_union`` (a ``--union DIR|NAMES`` string), which this calls."""
-    from uniseg.cli.options import parse_union
+    ``uniseg.cli.options.parse_union`` (a ``--union DIR|NAMES`` string), which this calls;
+    a list holds dataset names (each may be ``a,b``), as before."""
+    from uniseg.cli.options import parse_union, split_names
 
-    text = spec if isinstance(spec, str) else ",".join(spec)
-    return parse_union(text, registry or default_registry())
+    if isinstance(spec, str):
+        return parse_union(spec, registry or default_registry())
+    return open_union([n for part in spec for n in split_names(part)], registry)
