@@ -30,3 +30,14 @@ def test_parse_datasets_takes_pairs_commas_and_extra_words():
     assert parse_datasets(["cityscapes=/d/cs,idd=/d/idd"], ["bdd=/d/bdd"]) == [("cityscapes", "/d/cs"), ("idd", "/d/idd"), ("bdd", "/d/bdd")]
     with pytest.raises(UnisegError, match="expected NAME=ROOT"):
         parse_datasets(["cityscapes"])
+
+
+def test_train_records_union_as_a_folder_or_names(tmp_path, registry):
+    from uniseg.cli.train import _union
+
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u" / "union.yaml").write_text("fingerprint: x\n")
+    assert _union("cityscapes+idd", registry) == ["cityscapes", "idd"]
+    assert _union(str(tmp_path / "u"), registry) == str(tmp_path / "u")
+    with pytest.raises(UnisegError, match="no union.yaml in this folder"):
+        _union(str(tmp_path), registry)
