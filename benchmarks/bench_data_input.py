@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from uniseg.data import SegDataset, TrainTransform, prepare_cache  # noqa: E402
 from uniseg.labelspaces import default_registry  # noqa: E402
-from uniseg.unify.artifact import resolve_union  # noqa: E402
+from uniseg.unify.artifact import open_union  # noqa: E402
 
 PALETTE = np.random.default_rng(0).integers(0, 256, (256, 3), dtype=np.uint8).ravel().tolist()
 
@@ -88,7 +88,7 @@ def main() -> None:
     h, w = (int(v) for v in args.size.lower().split("x"))
 
     reg = default_registry()
-    union, spaces = resolve_union("cityscapes,bdd,idd,mapillary", reg)
+    union, spaces = open_union(["cityscapes", "bdd", "idd", "mapillary"], reg)
     with tempfile.TemporaryDirectory(prefix="uniseg-bench-") as tmp:
         raw, cache = Path(tmp) / "mapillary", Path(tmp) / "cache"
         t0 = time.perf_counter()

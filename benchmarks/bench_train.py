@@ -33,7 +33,7 @@ from uniseg.engine.runtime import setup_runtime  # noqa: E402
 from uniseg.engine.schedule import poly_lr, set_lr  # noqa: E402
 from uniseg.engine.trainer import build_network, train  # noqa: E402
 from uniseg.labelspaces import default_registry  # noqa: E402
-from uniseg.unify.artifact import resolve_union  # noqa: E402
+from uniseg.unify.artifact import open_union  # noqa: E402
 
 TRAIN = ("cityscapes", "idd", "mapillary")
 
@@ -42,7 +42,7 @@ def make_caches(tmp: Path, images: int, size: tuple[int, int], workers: int) -> 
     world = tmp / "world"
     synthesize(world, images=images, size=size, seed=0, datasets=list(TRAIN))
     reg = default_registry()
-    union, _ = resolve_union(list(TRAIN), reg)
+    union, _ = open_union(list(TRAIN), reg)
     specs = []
     for name in TRAIN:
         out = tmp / "cache" / name
@@ -55,7 +55,7 @@ def bare_loop(cfg: TrainConfig, steps: int, warmup: int) -> float:
     """Seconds per timed step of a plain loop: same model, loss, optimiser, schedule and loader."""
     rt = setup_runtime(cfg.device, cfg.amp, cfg.channels_last)
     reg = default_registry()
-    union, _ = resolve_union([d.name for d in cfg.datasets], reg)
+    union, _ = open_union([d.name for d in cfg.datasets], reg)
     model, _ = build_network(cfg, union)
     model.to(rt.device).train()
     if rt.channels_last:

@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from uniseg.cli.options import parse_union, union_source
 from uniseg.errors import FingerprintMismatch, UnisegError
 from uniseg.unify import build_lut
-from uniseg.unify.artifact import load_union, resolve_union, write_union_artifact
+from uniseg.unify.artifact import load_union, open_union, write_union_artifact
 from uniseg.unify.exports import EXPORTERS, export
 
 from conftest import run_cli
@@ -24,7 +25,7 @@ NAMES = ["cityscapes", "bdd", "idd", "mapillary"]
 
 @pytest.fixture(scope="module")
 def cibm(registry):
-    return resolve_union(NAMES, registry)
+    return open_union(NAMES, registry)
 
 
 def test_artifact_contract(tmp_path, cibm, authors):
@@ -54,21 +55,21 @@ def test_artifact_contract(tmp_path, cibm, authors):
 def test_artifact_is_deterministic_and_loads(tmp_path, cibm, registry):
     union, spaces = cibm
     write_union_artifact(union, list(spaces.values()), tmp_path / "a")
-    union2, spaces2 = resolve_union(list(reversed(NAMES)), registry)
+    union2, spaces2 = open_union(list(reversed(NAMES)), registry)
     write_union_artifact(union2, [spaces2[n] for n in NAMES], tmp_path / "b")
     for f in sorted((tmp_path / "a").rglob("*")):
         if f.is_file() and f.name != "union.yaml":
             assert f.read_bytes() == (tmp_path / "b" / f.relative_to(tmp_path / "a")).read_bytes(), f
     write_union_artifact(union, list(spaces.values()), tmp_path / "c")
     assert (tmp_path / "a/union.yaml").read_bytes() == (tmp_path / "c/union.yaml").read_bytes()
-    loaded, lspaces = resolve_union(str(tmp_path / "a"), registry)
+    loaded, lspaces = open_union(str(tmp_path / "a"), registry)
     assert loaded.fingerprint == union.fingerprint and loaded.datasets == tuple(NAMES) and set(lspaces) == set(NAMES)
 
 
 def test_folder_of_another_union_refused(tmp_path, cibm, registry):
     union, spaces = cibm
     write_union_artifact(union, list(spaces.values()), tmp_path)
-    other, ospaces = resolve_union(["cityscapes", "idd"], registry)
+    other, ospaces = open_union(["cityscapes", "idd"], registry)
     with pytest.raises(FingerprintMismatch, match=f"holds union {union.fingerprint}"):
         write_union_artifact(other, list(ospaces.values()), tmp_path)
 
@@ -93,22 +94,40 @@ def test_union_whose_registry_changed_is_refused(tmp_path, cibm):
     from uniseg.labelspaces import Registry
 
     with pytest.raises(UnisegError, match="differs from the union"):
-        resolve_union(str(tmp_path / "u"), Registry.from_dirs([user], use_env=False))
+        open_union(str(tmp_path / "u"), Registry.from_dirs([user], use_env=False))
 
 
 def test_missing_union_folder(tmp_path, registry):
     with pytest.raises(UnisegError, match="no such folder"):
-        resolve_union(str(tmp_path / "nope") + "/", registry)
+        parse_union(str(tmp_path / "nope") + "/", registry)
     (tmp_path / "empty").mkdir()
     with pytest.raises(UnisegError, match="no union.yaml in this folder"):
-        resolve_union(str(tmp_path / "empty"), registry)
+        parse_union(str(tmp_path / "empty"), registry)
+    with pytest.raises(UnisegError, match="no union.yaml here"):
+        open_union(tmp_path / "empty", registry)
+
+
+def test_union_argument_is_a_folder_or_names(tmp_path, registry, cibm):
+    union, spaces = cibm
+    write_union_artifact(union, list(spaces.values()), tmp_path / "u")
+    assert union_source(str(tmp_path / "u"), registry) == tmp_path / "u"
+    assert union_source(str(tmp_path / "u" / "union.yaml"), registry) == tmp_path / "u" / "union.yaml"
+    assert union_source("cityscapes,bdd+idd mapillary", registry) == NAMES
+    assert parse_union(str(tmp_path / "u"), registry)[0].fingerprint == union.fingerprint
+    with pytest.raises(UnisegError, match="give a folder"):
+        union_source(" , ", registry)
+    # the old entry point, kept for callers not yet moved, reads a string or a list of words the same way
+    from uniseg.unify.artifact import resolve_union
+
+    assert resolve_union(["cityscapes,bdd", "idd", "mapillary"], registry)[0].fingerprint == union.fingerprint
+    assert resolve_union(str(tmp_path / "u"), registry)[0].fingerprint == union.fingerprint
 
 
 def test_dataset_folder_named_like_a_dataset_is_not_a_union(tmp_path, registry, monkeypatch):
     """Users keep dataset roots such as ./cityscapes next to their commands: names still win."""
     (tmp_path / "cityscapes").mkdir()
     monkeypatch.chdir(tmp_path)
-    union, spaces = resolve_union("cityscapes", registry)
+    union, spaces = parse_union("cityscapes", registry)
     assert union.num_classes == 19 and list(spaces) == ["cityscapes"]
 
 
@@ -242,7 +261,7 @@ def mmseg_api(tmp_path, monkeypatch):
 
 
 def test_export_mmseg_registers_a_dataset_and_a_remap_transform(tmp_path, registry, mmseg_api):
-    union, spaces = resolve_union(NAMES + ["camvid"], registry)
+    union, spaces = open_union(NAMES + ["camvid"], registry)
     export(union, list(spaces.values()), "mmseg", tmp_path / "union_mmseg.py")
     mod = _load_module(tmp_path / "union_mmseg.py")
     from mmcv.transforms import BaseTransform
@@ -273,7 +292,7 @@ def test_export_detectron2_is_one_flat_metadata_dict_per_encoding(tmp_path, regi
     stuff_colors list[tuple(r, g, b)] in [0, 255], ignore_label int, stuff_dataset_id_to_contiguous_id
     dict[int->int] into [0, num_categories); ``Metadata.set(**kwargs)`` sets each as an attribute
     (and refuses a second value for one), so no key may be ``name``, which every Metadata has."""
-    union, spaces = resolve_union(NAMES + ["camvid"], registry)
+    union, spaces = open_union(NAMES + ["camvid"], registry)
     export(union, list(spaces.values()), "detectron2", tmp_path / "union_d2.py")
     mod = _load_module(tmp_path / "union_d2.py")
     expected = _expected_maps(union, spaces)

@@ -12,14 +12,14 @@ from PIL import Image
 import fixtures_layouts as fx
 from uniseg.data.cache import MANIFEST, prepare_cache, read_manifest
 from uniseg.errors import FingerprintMismatch, UnisegError
-from uniseg.unify.artifact import resolve_union
+from uniseg.unify.artifact import open_union
 
 BIG = (40, 80)
 
 
 @pytest.fixture()
 def setup(tmp_path, registry):
-    union, spaces = resolve_union("cityscapes,mapillary", registry)
+    union, spaces = open_union(["cityscapes", "mapillary"], registry)
     built = fx.make_mapillary(tmp_path / "raw", counts={"training": 4, "validation": 2}, size=BIG)
     return union, spaces["mapillary"], tmp_path / "raw", built
 
@@ -156,7 +156,7 @@ def test_cache_for_another_union_is_refused(tmp_path, setup, registry):
     union, space, raw, _ = setup
     out = tmp_path / "cache"
     prepare_cache(union, space, raw, out, short_side=20)
-    other, spaces = resolve_union("bdd,mapillary", registry)
+    other, spaces = open_union(["bdd", "mapillary"], registry)
     with pytest.raises(FingerprintMismatch, match=rf"cache made for union {union.fingerprint}.*not {other.fingerprint}"):
         prepare_cache(other, spaces["mapillary"], raw, out, short_side=20)
     with pytest.raises(FingerprintMismatch, match="cache made for union"):
@@ -196,7 +196,7 @@ def test_refuses_a_non_cache_folder_and_the_root_itself(tmp_path, setup):
 
 
 def test_idd_polygons_and_camvid_colours_are_cached(tmp_path, registry):
-    union, spaces = resolve_union("idd,camvid", registry)
+    union, spaces = open_union(["idd", "camvid"], registry)
     fx.make_idd(tmp_path / "idd", mode="polygons")
     fx.make_camvid(tmp_path / "camvid")
     r1 = prepare_cache(union, spaces["idd"], tmp_path / "idd", tmp_path / "c_idd", short_side=0)

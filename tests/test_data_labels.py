@@ -7,8 +7,7 @@ import pickle
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
-from PIL import Image, ImageDraw
+from PIL import Image
 
 import fixtures_layouts as fx
 from uniseg.data.labels import (
@@ -21,7 +20,7 @@ from uniseg.data.labels import (
 )
 from uniseg.errors import UnisegError
 from uniseg.labelspaces.schema import Encoding, RawValue
-from uniseg.unify.artifact import resolve_union
+from uniseg.unify.artifact import open_union
 from uniseg.unify.lut import build_lut
 
 ALL = ["bdd", "camvid", "camvid-segnet", "cityscapes", "idd", "kitti", "mapillary", "wilddash"]
@@ -29,7 +28,7 @@ ALL = ["bdd", "camvid", "camvid-segnet", "cityscapes", "idd", "kitti", "mapillar
 
 @pytest.fixture(scope="module")
 def union_all(registry):
-    return resolve_union(ALL, registry)
+    return open_union(ALL, registry)
 
 
 # -- decoding ---------------------------------------------------------------------------------
@@ -137,60 +136,80 @@ def test_polygons_rasterise_like_the_toolkit(registry):
     assert out.unknown == {"hovercraft": 1}
 
 
-def test_polygon_order_and_known_group_names(registry):
+# Hand-drawn cases of the IDD toolkit's createLabelImage (preperation/json2labelImg.py in
+# github.com/AutoNUE/public-code): start from 'unlabeled' (35); draw objects in file order with
+# Pillow's ImageDraw.polygon(points, fill=id), so a later object covers an earlier one and a pixel
+# (x, y) is filled when that point lies inside the polygon or on its edge; skip objects marked
+# 'deleted' (a missing key means 0, helpers/annotation.py) or with fewer than 3 points; a label
+# the toolkit does not know that ends in 'group' is looked up once more without that suffix
+# (whether or not the class has instances); labels still unknown are skipped. Grids below: one
+# character per pixel, rows top to bottom.
+_IDS = {".": 35, "r": 0, "c": 12, "p": 26, "P": 27, "b": 29, "s": 33}
+
+
+def _grid(*rows: str) -> np.ndarray:
+    return np.array([[_IDS[ch] for ch in row] for row in rows], dtype=np.uint8)
+
+
+def _box(x0: int, y0: int, x1: int, y1: int) -> list[list[int]]:
+    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+
+
+def _obj(label: str, polygon: list, **extra) -> dict:
+    return {"label": label, "polygon": polygon, **extra}
+
+
+POLYGON_CASES = {
+    "rectangle: corners and edges included": (
+        [_obj("road", _box(1, 1, 4, 3), deleted=0)],
+        ("......", ".rrrr.", ".rrrr.", ".rrrr.", "......"),
+    ),
+    "triangle: the pixels with x + y <= 4": (
+        [_obj("car", [[0, 0], [4, 0], [0, 4]], deleted=0)],
+        ("ccccc.", "cccc..", "ccc...", "cc....", "c.....", "......"),
+    ),
+    "later objects cover earlier ones": (
+        [_obj("building", _box(0, 0, 3, 2), deleted=0), _obj("sky", _box(2, 1, 5, 3), deleted=0)],
+        ("bbbb..", "bbssss", "bbssss", "..ssss"),
+    ),
+    "the same objects in the other order": (
+        [_obj("sky", _box(2, 1, 5, 3), deleted=0), _obj("building", _box(0, 0, 3, 2), deleted=0)],
+        ("bbbb..", "bbbbss", "bbbbss", "..ssss"),
+    ),
+    "deleted objects are skipped; no 'deleted' key means drawn": (
+        [_obj("road", _box(0, 0, 3, 2), deleted=1), _obj("car", _box(0, 0, 1, 2)), _obj("sky", _box(2, 0, 3, 2), deleted=0)],
+        ("ccss", "ccss", "ccss"),
+    ),
+    "fewer than 3 points are skipped, 3 are enough": (
+        [_obj("road", [[0, 0], [3, 2]], deleted=0), _obj("car", [[1, 1]], deleted=0), _obj("building", [], deleted=0),
+         _obj("sky", [[0, 0], [1, 0], [0, 1]], deleted=0)],
+        ("ss..", "s...", "...."),
+    ),
+    "'group' is stripped once, only from names the toolkit does not know": (
+        [_obj("cargroup", _box(0, 0, 1, 1)), _obj("polegroup", _box(2, 0, 3, 1)), _obj("roadgroup", _box(4, 0, 5, 1)),
+         _obj("treegroup", _box(6, 0, 7, 1)), _obj("cargroupgroup", _box(8, 0, 9, 1))],
+        ("ccPPrr....", "ccPPrr...."),
+    ),
+}
+
+
+@pytest.mark.parametrize("objects,rows", POLYGON_CASES.values(), ids=list(POLYGON_CASES))
+def test_polygons_follow_the_toolkit_on_hand_drawn_cases(registry, objects, rows):
+    expected = _grid(*rows)
+    doc = {"imgHeight": expected.shape[0], "imgWidth": expected.shape[1], "objects": objects}
+    out = rasterize_polygons(doc, registry.get("idd").encoding("id"))
+    np.testing.assert_array_equal(out.raw, expected)
+
+
+def test_polygon_counts_say_what_was_skipped(registry):
     enc = registry.get("idd").encoding("id")
-    doc = {
-        "imgHeight": 10,
-        "imgWidth": 10,
-        "objects": [
-            {"label": "sky", "polygon": [[0, 0], [9, 0], [9, 9], [0, 9]], "deleted": 0},
-            {"label": "polegroup", "polygon": [[2, 2], [5, 2], [5, 5], [2, 5]], "deleted": 0},
-            {"label": "building", "polygon": [[4, 4], [7, 4], [7, 7], [4, 7]]},  # no 'deleted' key: drawn
-        ],
-    }
-    raw = rasterize_polygons(doc, enc).raw
-    assert raw[0, 0] == 33  # sky
-    assert raw[2, 2] == 27  # 'polegroup' is a known IDD name: kept, not stripped to 'pole' (26)
-    assert raw[4, 4] == 29 and raw[5, 5] == 29  # building drawn last wins the overlap
-    assert raw[3, 3] == 27
-
-
-def _toolkit_create_label_image(doc: dict, name2id: dict, background: int) -> np.ndarray:
-    """The IDD toolkit's createLabelImage for the 'id' encoding, transcribed independently."""
-    img = Image.new("L", (doc["imgWidth"], doc["imgHeight"]), background)
-    drawer = ImageDraw.Draw(img)
-    for obj in doc["objects"]:
-        label, polygon = obj["label"], [tuple(p) for p in obj["polygon"]]
-        if obj.get("deleted", 0) or len(polygon) < 3:
-            continue
-        if label not in name2id and label.endswith("group"):
-            label = label[: -len("group")]
-        if label not in name2id:
-            continue
-        drawer.polygon(polygon, fill=name2id[label])
-    return np.asarray(img)
-
-
-_point = st.tuples(st.floats(-3, 20, allow_nan=False), st.floats(-3, 14, allow_nan=False))
-_obj = st.fixed_dictionaries(
-    {
-        "label": st.sampled_from(["road", "car", "cargroup", "polegroup", "sky", "unknownthing", "license plate", "bicyclegroup"]),
-        "polygon": st.lists(_point, min_size=0, max_size=6).map(lambda ps: [list(p) for p in ps]),
-        "deleted": st.sampled_from([0, 0, 0, 1]),
-    }
-)
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(_obj, max_size=8))
-def test_polygons_match_toolkit_reference(objects):
-    from uniseg.labelspaces import Registry
-
-    enc = Registry.from_dirs(use_env=False).get("idd").encoding("id")
-    doc = {"imgWidth": 17, "imgHeight": 11, "objects": objects}
-    name2id = {v.name: int(v.value) for v in enc.values}
-    expected = _toolkit_create_label_image(doc, name2id, name2id["unlabeled"])
-    np.testing.assert_array_equal(rasterize_polygons(doc, enc).raw, expected)
+    deleted = POLYGON_CASES["deleted objects are skipped; no 'deleted' key means drawn"][0]
+    degenerate = POLYGON_CASES["fewer than 3 points are skipped, 3 are enough"][0]
+    group = POLYGON_CASES["'group' is stripped once, only from names the toolkit does not know"][0]
+    out = rasterize_polygons({"imgHeight": 3, "imgWidth": 4, "objects": deleted + degenerate}, enc)
+    assert (out.drawn, out.skipped_deleted, out.skipped_degenerate, out.unknown) == (3, 1, 3, {})
+    out = rasterize_polygons({"imgHeight": 2, "imgWidth": 10, "objects": group}, enc)
+    assert out.drawn == 3 and out.unknown == {"tree": 1, "cargroup": 1}  # the toolkit's "Label 'tree' not known."
 
 
 def test_bad_polygon_files(tmp_path, registry):
@@ -319,7 +338,7 @@ def test_dataset_target_dataset_classes(tmp_path, registry, union_all):
 def test_dataset_outside_union_has_index_minus_one(tmp_path, registry):
     from uniseg.data import SegDataset
 
-    union, _ = resolve_union("cityscapes,bdd", registry)
+    union, _ = open_union(["cityscapes", "bdd"], registry)
     fx.make_camvid(tmp_path)
     ds = SegDataset("camvid", tmp_path, union, split="all")
     item = ds[0]

@@ -95,6 +95,28 @@ def test_config_refuses_unknown_keys_and_bad_values(tmp_path):
         base.replace(datasets=[DatasetSpec("idd", "/a"), DatasetSpec("idd", "/b")]).validate()
 
 
+def test_config_union_is_a_folder_or_a_list_of_names(tmp_path, registry):
+    from uniseg.engine.trainer import resolve_run_union
+    from uniseg.errors import ConfigError
+    from uniseg.unify.artifact import open_union, write_union_artifact
+
+    base = TrainConfig(datasets=[DatasetSpec("cityscapes", "/d/cs")])
+    names = base.replace(union=["cityscapes", "idd"])
+    (tmp_path / "config.yaml").write_text(dump_config(names))
+    assert "union: [cityscapes, idd]" in (tmp_path / "config.yaml").read_text()
+    assert read_config(tmp_path / "config.yaml").union == ["cityscapes", "idd"]
+    union = resolve_run_union(names, registry)
+    assert union.datasets == ("cityscapes", "idd")
+    folder_union, spaces = open_union(["idd", "cityscapes"], registry)
+    write_union_artifact(folder_union, list(spaces.values()), tmp_path / "u")
+    assert resolve_run_union(base.replace(union=str(tmp_path / "u")), registry).datasets == ("idd", "cityscapes")
+    assert resolve_run_union(base, registry).datasets == ("cityscapes",)  # no union: the training datasets'
+    with pytest.raises(UnisegError, match="'cityscapes' is not in the union \\(idd\\)"):
+        resolve_run_union(base.replace(union=["idd"]), registry)
+    with pytest.raises(ConfigError, match="union"):
+        TrainConfig.from_dict({"union": 3})
+
+
 def _write_relations(folder, union, table, datasets, fingerprint=None):
     from uniseg.unify.relations import table_fingerprint
 

@@ -17,7 +17,7 @@ from conftest import run_cli
 from uniseg.data.cache import prepare_cache, read_manifest
 from uniseg.errors import UnisegError
 from uniseg.io import LOCK_FILE, atomic_write_text, clean_stale_temps, output_folder
-from uniseg.unify.artifact import resolve_union
+from uniseg.unify.artifact import open_union
 from uniseg.unify.lut import build_lut
 from uniseg.unify.remap import MARKER, remap_paths
 
@@ -42,7 +42,7 @@ def cs(tmp_path):
 
 @pytest.fixture()
 def union(registry):
-    return resolve_union("cityscapes,mapillary", registry)[0]
+    return open_union(["cityscapes", "mapillary"], registry)[0]
 
 
 def _remap(registry, union, src, out, **kw):
@@ -61,7 +61,7 @@ def test_every_output_gets_the_mode_the_umask_gives(tmp_path, registry, union, c
     with umask(mask):
         _remap(registry, union, tmp_path / "cs/gtFine", tmp_path / "remapped")
         prepare_cache(union, registry.get("cityscapes"), tmp_path / "cs", tmp_path / "cache", short_side=0)
-        write_union_artifact(union, list(resolve_union("cityscapes,mapillary", registry)[1].values()), tmp_path / "union")
+        write_union_artifact(union, list(open_union(["cityscapes", "mapillary"], registry)[1].values()), tmp_path / "union")
         synthesize(tmp_path / "world", images=1, size=(32, 64), datasets=["kitti"], registry=registry)
     for folder in ("remapped", "cache", "union", "world"):
         assert _modes(tmp_path / folder) == {mode}, folder

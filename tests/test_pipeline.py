@@ -16,7 +16,7 @@ from uniseg.data import MultiDataset, MultiDatasetSampler, SegDataset, TrainTran
 from uniseg.data.synth import synthesize
 from uniseg.models import build_model
 from uniseg.models.losses import ClassRelationalBCELoss, NullBCELoss, UnifiedCrossEntropy, identity_relation_table
-from uniseg.unify.artifact import resolve_union
+from uniseg.unify.artifact import open_union
 
 TRAIN = ["cityscapes", "bdd", "idd", "mapillary"]
 
@@ -25,7 +25,7 @@ TRAIN = ["cityscapes", "bdd", "idd", "mapillary"]
 def world(tmp_path_factory, registry):
     out = tmp_path_factory.mktemp("world")
     synthesize(out, images=6, size=(64, 128), seed=5, datasets=TRAIN, registry=registry)
-    union, _ = resolve_union(TRAIN, registry)
+    union, _ = open_union(TRAIN, registry)
     return out, union
 
 

@@ -21,7 +21,7 @@ from uniseg.data.cache import prepare_cache, read_manifest
 from uniseg.data.check import check_dataset
 from uniseg.errors import UnisegError
 from uniseg.labelfiles import REPORT_TOP
-from uniseg.unify.artifact import resolve_union
+from uniseg.unify.artifact import open_union
 from uniseg.unify.lut import build_lut
 from uniseg.unify.remap import remap_paths
 
@@ -30,7 +30,7 @@ H, W = fx.SIZE
 
 @pytest.fixture(scope="module")
 def union(registry):
-    return resolve_union("cityscapes,bdd,idd,mapillary,camvid", registry)[0]
+    return open_union(["cityscapes", "bdd", "idd", "mapillary", "camvid"], registry)[0]
 
 
 def _unified(union, names) -> np.ndarray:
@@ -157,7 +157,7 @@ def test_a_photo_given_to_camvid_is_refused_and_the_report_is_capped(tmp_path, r
     assert data["done"] == 1 and data["failed"] == 1
     assert not (tmp_path / "out/0001TP_006690_L.png").exists()
     # --strict with thousands of unknown colours still lists only the most frequent ones
-    lut = build_lut(resolve_union("cityscapes,camvid", registry)[0], registry.get("camvid"), "rgb")
+    lut = build_lut(open_union(["cityscapes", "camvid"], registry)[0], registry.get("camvid"), "rgb")
     few = np.array(fx.stripes(fx.CAMVID_COLOURS, (64, 96)))
     few[:2, :3] = [[(1, 2, 3), (4, 5, 6), (7, 8, 9)], [(10, 11, 12), (13, 14, 15), (16, 17, 18)]]  # 6 unknown colours
     Image.fromarray(few, mode="RGB").save(src / "0001TP_006690_L.png")

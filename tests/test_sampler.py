@@ -62,9 +62,9 @@ def test_explicit_weights_and_names():
 
 def test_weights_by_dataset_name(tmp_path, registry):
     from uniseg.data import SegDataset
-    from uniseg.unify.artifact import resolve_union
+    from uniseg.unify.artifact import open_union
 
-    union, _ = resolve_union("kitti,wilddash", registry)
+    union, _ = open_union(["kitti", "wilddash"], registry)
     fx.make_kitti(tmp_path / "k", n=4, test=0)
     fx.make_wilddash(tmp_path / "w")
     multi = MultiDataset([SegDataset("kitti", tmp_path / "k", union, split="train"), SegDataset("wilddash", tmp_path / "w", union, split="val")])
@@ -149,9 +149,9 @@ def test_invalid_configurations():
 
 def test_dataloader_is_reproducible_whatever_the_workers(tmp_path, registry):
     from uniseg.data import SegDataset, TrainTransform
-    from uniseg.unify.artifact import resolve_union
+    from uniseg.unify.artifact import open_union
 
-    union, _ = resolve_union("kitti,camvid-segnet", registry)
+    union, _ = open_union(["kitti", "camvid-segnet"], registry)
     fx.make_kitti(tmp_path / "k", n=3, test=0)
     fx.make_camvid_segnet(tmp_path / "s", counts={"train": 3})
     t = TrainTransform(crop=24, short_side=32)
@@ -174,11 +174,40 @@ def test_dataloader_is_reproducible_whatever_the_workers(tmp_path, registry):
 
 def test_sampler_over_a_single_dataset(tmp_path, registry):
     from uniseg.data import SegDataset
-    from uniseg.unify.artifact import resolve_union
+    from uniseg.unify.artifact import open_union
 
-    union, _ = resolve_union("kitti", registry)
+    union, _ = open_union(["kitti"], registry)
     fx.make_kitti(tmp_path, n=3, test=0)
     ds = SegDataset("kitti", tmp_path, union, split="train")
     keys = list(MultiDatasetSampler(ds, seed=0))
     assert sorted(k.index for k in keys) == [0, 1, 2]
     assert ds[keys[0]]["index"] == keys[0].index
+
+
+class _Keys(torch.utils.data.Dataset):
+    """A member that returns the key it was given."""
+
+    def __init__(self, name: str, n: int) -> None:
+        self.name, self.n = name, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, key):
+        return (self.name, key)
+
+
+def test_multidataset_is_a_concat_dataset_that_forwards_seeds():
+    multi = MultiDataset([_Keys("a", 3), _Keys("b", 1), _Keys("c", 2)])
+    assert isinstance(multi, torch.utils.data.ConcatDataset)
+    assert multi.names == ["a", "b", "c"] and multi.sizes == [3, 1, 2] and multi.offsets == [0, 3, 4, 6] and len(multi) == 6
+    assert [multi.locate(i) for i in range(6)] == [(0, 0), (0, 1), (0, 2), (1, 0), (2, 0), (2, 1)]
+    assert multi.locate(-1) == (2, 1) and multi.locate(-6) == (0, 0)
+    assert multi[4] == ("c", 0) and multi[SampleKey(3, 77)] == ("b", (0, 77)) and multi[(5, 1)] == ("c", (1, 1))
+    for bad in (6, -7):
+        with pytest.raises(IndexError, match="out of range for 6 items"):
+            multi[bad]
+    with pytest.raises(UnisegError, match="dataset 'b' is empty"):
+        MultiDataset([_Keys("a", 2), _Keys("b", 0)])
+    with pytest.raises(UnisegError, match="at least one dataset"):
+        MultiDataset([])

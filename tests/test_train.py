@@ -208,7 +208,7 @@ def test_init_loads_a_trained_checkpoint_and_refuses_another_union(finished_run,
     assert any("initialised from" in n for n in notes)
     linear = build_network(cfg.replace(head="linear"), union)[0].state_dict()
     assert torch.equal(linear["conv1.weight"], _model(out / "last.pt")["conv1.weight"])  # backbone kept, head new
-    other = tiny_config(small_world, init=str(out / "last.pt"), union="cityscapes,idd,mapillary,bdd")
+    other = tiny_config(small_world, init=str(out / "last.pt"), union=["cityscapes", "idd", "mapillary", "bdd"])
     with pytest.raises(FingerprintMismatch):
         build_network(other, resolve_run_union(other, default_registry()))
 

@@ -27,7 +27,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from uniseg.unify.artifact import resolve_union  # noqa: E402
+from uniseg.unify.artifact import open_union  # noqa: E402
 from uniseg.unify.exports import export  # noqa: E402
 from uniseg.unify.lut import build_lut  # noqa: E402
 
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     from mmseg.evaluation import IoUMetric
     from mmseg.registry import DATASETS, TRANSFORMS
 
-    union, spaces = resolve_union(args.union)
+    union, spaces = open_union([n for n in args.union.split(",") if n])
     dataset = union.datasets[0]
     lut = build_lut(union, spaces[dataset], args.encoding)
     failures = 0

@@ -23,6 +23,19 @@ def inside(path: Path, folder: Path) -> bool:
         return False
 
 
+def visible_files(folder: str | os.PathLike) -> list[str]:
+    """Sorted POSIX paths, relative to ``folder``, of the files under it; hidden files and folders
+    (``.name``) are left out. Empty when ``folder`` is not a folder."""
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel = os.path.relpath(dirpath, folder)
+        rel = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        out.extend(rel + f for f in filenames if not f.startswith("."))
+    out.sort()
+    return out
+
+
 def mirror_tree(sources: Sequence[str | os.PathLike], out: str | os.PathLike, suffixes: Sequence[str],
                 out_suffix: str = ".png", what: str = "files") -> list[tuple[Path, Path]]:
     """``(source, destination)`` pairs for every file with one of ``suffixes`` under ``sources``.

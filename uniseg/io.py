@@ -17,6 +17,7 @@ from typing import IO, Iterator, Sequence
 import numpy as np
 
 from uniseg.errors import UnisegError
+from uniseg.filetree import inside
 
 TEMP_TAG = ".uniseg-"  # in every temp file name: .<name>.uniseg-<random>.tmp
 TEMP_SUFFIX = ".tmp"
@@ -110,21 +111,13 @@ def clean_stale_temps(folder: str | os.PathLike) -> int:
     return removed
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-        return True
-    except ValueError:
-        return False
-
-
 def check_output_path(out: str | os.PathLike, sources: Sequence[str | os.PathLike] = (), what: str = "--out") -> Path:
     """Refuse an output folder that names a file, or that is (inside) a source folder."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UnisegError(f"{what} {out}: is a file, not a folder; give a new or empty folder")
     for src in map(Path, sources):
-        if src.is_dir() and _inside(out, src):
+        if src.is_dir() and inside(out, src):
             where = "is the source folder" if out.resolve() == src.resolve() else f"is inside the source folder {src}"
             raise UnisegError(f"{what} {out}: {where}; choose a folder outside the sources")
     return out

@@ -18,7 +18,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, progress_bar, registry_from, union_and_space
+from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, parse_hw, progress_bar, registry_from, union_and_space
 from uniseg.cli.render import Format, console, emit, middle_cut
 from uniseg.errors import Interrupted, UnisegError
 
@@ -178,52 +178,44 @@ def prepare(
     except KeyboardInterrupt:
         raise Interrupted() from None
     data = rep.to_dict()
-
-    def table():
-        from rich.console import Group
-
-        rate = f", {data['images_per_s']} images/s" if data["images_per_s"] else ""
-        head = (
-            f"Cache of [bold]{rep.dataset}[/] ({rep.layout}, {rep.labels}) for union {rep.fingerprint} at {rep.out}: "
-            f"{rep.done} written, {rep.skipped} already done, {len(rep.failed)} failed ({rep.seconds:.1f} s{rate})"
-        )
-        t = Table()
-        t.add_column("split")
-        t.add_column("files", justify="right")
-        for s, n in rep.splits.items():
-            t.add_row(s, str(n))
-        parts = [head, t]
-        if rep.left_out:
-            kinds = ", ".join(f"{n} {k}" for k, n in sorted(rep.left_out.items()))
-            parts.append(f"[dim]left out: label files of the layout's other sources ({kinds})[/]")
-        if rep.unknown:
-            top = sorted(rep.unknown.items(), key=lambda kv: -kv[1])
-            more = f", … ({len(top)} values)" if len(top) > SHOW else ""
-            parts.append("unknown raw values written as 255: " + ", ".join(f"{k} ({v} px)" for k, v in top[:SHOW]) + more)
-        for f in rep.failed[:SHOW]:
-            parts.append(f"[red]failed[/]: {f.key}: {f.error}")
-        return Group(*parts)
-
-    emit(data, fmt, table)
+    emit(data, fmt, lambda: _prepare_view(rep, data))
     if not rep.ok:
         first = rep.failed[0]
         raise UnisegError(f"{len(rep.failed)} of {rep.total} files failed; first: {first.key}: {first.error}")
 
 
-def _parse_size(text: str) -> tuple[int, int]:
-    parts = text.lower().replace("×", "x").split("x")
-    try:
-        h, w = (int(p) for p in parts)
-    except ValueError:
-        raise UnisegError(f"--size {text!r}: expected HEIGHTxWIDTH, e.g. 256x512") from None
-    return h, w
+def _prepare_view(rep, data: dict):
+    """The human report of ``data prepare``: head, files per split, what was left out or failed."""
+    from rich.console import Group
+
+    rate = f", {data['images_per_s']} images/s" if data["images_per_s"] else ""
+    head = (
+        f"Cache of [bold]{rep.dataset}[/] ({rep.layout}, {rep.labels}) for union {rep.fingerprint} at {rep.out}: "
+        f"{rep.done} written, {rep.skipped} already done, {len(rep.failed)} failed ({rep.seconds:.1f} s{rate})"
+    )
+    t = Table()
+    t.add_column("split")
+    t.add_column("files", justify="right")
+    for s, n in rep.splits.items():
+        t.add_row(s, str(n))
+    parts = [head, t]
+    if rep.left_out:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(rep.left_out.items()))
+        parts.append(f"[dim]left out: label files of the layout's other sources ({kinds})[/]")
+    if rep.unknown:
+        top = sorted(rep.unknown.items(), key=lambda kv: -kv[1])
+        more = f", … ({len(top)} values)" if len(top) > SHOW else ""
+        parts.append("unknown raw values written as 255: " + ", ".join(f"{k} ({v} px)" for k, v in top[:SHOW]) + more)
+    for f in rep.failed[:SHOW]:
+        parts.append(f"[red]failed[/]: {f.key}: {f.error}")
+    return Group(*parts)
 
 
 @app.command()
 def synth(
     out: Path = typer.Option(..., "--out", "-o", help="Folder: one <dataset>/ per registry entry plus planted_relations.yaml."),
     images: int = typer.Option(24, "--images", "-n", min=1, help="Images per dataset."),
-    size: str = typer.Option("256x512", "--size", help="Image size HEIGHTxWIDTH."),
+    size: str = typer.Option("256x512", "--size", help="Image size HEIGHTxWIDTH (one number: a square)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed (output is identical for a seed)."),
     dataset: Optional[List[str]] = typer.Option(None, "--dataset", "-d", help="Only this dataset (repeatable; default: all)."),
     registry: Optional[List[Path]] = RegistryOpt,
@@ -232,7 +224,7 @@ def synth(
     """Write the synthetic road world: every dataset in its real layout and encoding."""
     from uniseg.data.synth import synthesize
 
-    h, w = _parse_size(size)
+    h, w = parse_hw(size, "--size")
     reg = registry_from(registry)
     show_bar = fmt == Format.table and console.is_terminal
     with progress_bar("synth", show_bar) as progress:
@@ -247,7 +239,6 @@ def synth(
             rep = synthesize(out, images=images, size=(h, w), seed=seed, datasets=dataset or None, registry=reg, progress=on_progress)
         except KeyboardInterrupt:
             raise Interrupted("interrupted — rerun the same command to write the world") from None
-    skipped = dict(rep.skipped)
     data = {
         "out": str(rep.out),
         "datasets": {n: {"images": k, "root": str(Path(rep.out) / n)} for n, k in rep.datasets.items()},
@@ -255,21 +246,22 @@ def synth(
         "size": [h, w],
         "seed": seed,
         "seconds": round(rep.seconds, 3),
-        "skipped": skipped,
+        "skipped": dict(rep.skipped),
     }
+    emit(data, fmt, lambda: _synth_view(rep, h, w, seed))
 
-    def table():
-        from rich.console import Group
 
-        head = f"Synthetic road world at {rep.out}: {sum(rep.datasets.values())} images, {h}x{w}, seed {seed} ({rep.seconds:.1f} s)"
-        t = Table()
-        t.add_column("dataset")
-        t.add_column("images", justify="right")
-        t.add_column("root")
-        for n, k in rep.datasets.items():
-            t.add_row(n, str(k), str(Path(rep.out) / n))
-        for n, why in skipped.items():
-            t.add_row(f"[dim]{n}[/]", "-", f"[dim]skipped: {why}[/]")
-        return Group(head, t, f"planted relations: {rep.planted_relations}")
+def _synth_view(rep, h: int, w: int, seed: int):
+    """The human report of ``data synth``: one row per dataset written or skipped."""
+    from rich.console import Group
 
-    emit(data, fmt, table)
+    head = f"Synthetic road world at {rep.out}: {sum(rep.datasets.values())} images, {h}x{w}, seed {seed} ({rep.seconds:.1f} s)"
+    t = Table()
+    t.add_column("dataset")
+    t.add_column("images", justify="right")
+    t.add_column("root")
+    for n, k in rep.datasets.items():
+        t.add_row(n, str(k), str(Path(rep.out) / n))
+    for n, why in rep.skipped.items():
+        t.add_row(f"[dim]{n}[/]", "-", f"[dim]skipped: {why}[/]")
+    return Group(head, t, f"planted relations: {rep.planted_relations}")

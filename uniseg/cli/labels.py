@@ -13,7 +13,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, progress_bar, registry_from, union_and_space
+from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, parse_union, progress_bar, registry_from, union_and_space
 from uniseg.cli.render import Format, console, emit, middle_cut, swatch
 from uniseg.errors import Interrupted, UnisegError
 
@@ -244,7 +244,7 @@ def remap(
     except KeyboardInterrupt:
         raise Interrupted() from None
     colour = lut.kind == "rgb"
-    outside = [c.name for c in space.classes if uni.index_of(c.unified) is None]
+    outside = list(uni.eval_map(space).missing)
     data = {
         "dataset": report.dataset,
         "encoding": report.encoding,
@@ -312,10 +312,9 @@ def export(
     fmt: Format = FormatOpt,
 ) -> None:
     """Export the union and its remap tables for other codebases."""
-    from uniseg.unify.artifact import resolve_union
     from uniseg.unify.exports import EXPORTERS, export as do_export, left_out
 
-    uni, spaces = resolve_union(union_spec, registry_from(registry))
+    uni, spaces = parse_union(union_spec, registry_from(registry))
     written = do_export(uni, list(spaces.values()), to, out)
     skipped = left_out(uni, list(spaces.values()), to)
     data = {"format": to, "fingerprint": uni.fingerprint, "written": [str(p) for p in written], "left_out": skipped}

@@ -1,16 +1,23 @@
-"""Options and helpers every ``uniseg`` command group shares (registry folders, --format, progress)."""
+"""Options and helpers every ``uniseg`` command group shares (registry folders, --format, progress),
+and the one parser of each user string the commands take (``--union DIR|NAMES``, ``HxW`` sizes,
+``NAME=ROOT``): the library below takes typed values."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from uniseg.cli.render import Format, err_console
 from uniseg.errors import UnisegError
 from uniseg.labelspaces.registry import Registry
+
+if TYPE_CHECKING:
+    from uniseg.labelspaces.schema import LabelSpace
+    from uniseg.unify.union import UnionSpace
 
 RegistryOpt = typer.Option(
     None, "--registry", metavar="DIR", help="Extra folder of <name>.yaml label spaces (repeatable; also UNISEG_REGISTRY)."
@@ -24,13 +31,46 @@ def registry_from(dirs: Optional[List[Path]]) -> Registry:
     return Registry.from_dirs(dirs or [])
 
 
-def union_and_space(union_spec: str, dataset: str, dirs: Optional[List[Path]]):
-    """``(union, label space of dataset)`` for a ``--union`` spec (members come checked against the
-    union by ``resolve_union``; a non-member, an unseen dataset, is read from the registry)."""
-    from uniseg.unify.artifact import resolve_union
+_NAME_SEPARATORS = re.compile(r"[,+\s]+")
 
+
+def split_names(text: str) -> list[str]:
+    """``"a,b"`` / ``"a+b"`` / ``"a b"`` -> ``["a", "b"]``."""
+    return [n for n in _NAME_SEPARATORS.split(text) if n]
+
+
+def union_source(text: str, registry: Registry) -> Path | list[str]:
+    """The ``--union DIR|NAMES`` value: a folder holding ``union.yaml`` (or that file), else dataset
+    names (``a,b`` / ``a+b``). Registered names win over a same-named folder without ``union.yaml``
+    (users keep dataset roots such as ./cityscapes beside their commands); a value with a path
+    separator or a leading '.' that names nothing is reported as a missing folder."""
+    from uniseg.unify.artifact import UNION_FILE
+
+    path = Path(text)
+    names = split_names(text)
+    if (path.is_dir() and (path / UNION_FILE).exists()) or (path.is_file() and path.name == UNION_FILE):
+        return path
+    if path.is_dir() and not all(n in registry for n in names):
+        raise UnisegError(f"--union {text}: no {UNION_FILE} in this folder (write one with 'uniseg labels union NAME... --out DIR')")
+    if ("/" in text or os.sep in text or text.startswith(".")) and not path.exists():
+        raise UnisegError(f"--union {text}: no such folder (give a folder written by 'uniseg labels union --out' or dataset names)")
+    if not names:
+        raise UnisegError(f"--union {text!r}: give a folder written by 'uniseg labels union --out' or dataset names (a,b,c)")
+    return names
+
+
+def parse_union(text: str, registry: Registry) -> tuple[UnionSpace, dict[str, LabelSpace]]:
+    """``(union, label spaces of its datasets)`` for a ``--union DIR|NAMES`` value."""
+    from uniseg.unify.artifact import open_union
+
+    return open_union(union_source(text, registry), registry)
+
+
+def union_and_space(union_spec: str, dataset: str, dirs: Optional[List[Path]]):
+    """``(union, label space of dataset)`` for a ``--union`` value (members come checked against the
+    union; a non-member, an unseen dataset, is read from the registry)."""
     reg = registry_from(dirs)
-    uni, spaces = resolve_union(union_spec, reg)
+    uni, spaces = parse_union(union_spec, reg)
     return uni, spaces.get(dataset) or reg.get(dataset)
 
 
@@ -64,7 +104,7 @@ def parse_datasets(values: Optional[List[str]], extra: Optional[List[str]] = Non
     return items
 
 
-_HW = re.compile(r"^\s*(\d+)\s*(?:[xX*,]\s*(\d+))?\s*$")
+_HW = re.compile(r"^\s*(\d+)\s*(?:[xX×*,]\s*(\d+))?\s*$")
 
 
 def parse_hw(text: str, flag: str) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from typing import List, Optional
 
 import typer
 
-from uniseg.cli.options import DatasetsOpt, DeviceOpt, FormatOpt, RegistryOpt, parse_datasets, parse_hw, registry_from
+from uniseg.cli.options import DatasetsOpt, DeviceOpt, FormatOpt, RegistryOpt, parse_datasets, parse_hw, registry_from, union_source
 from uniseg.cli.render import Format, emit, err_console
 from uniseg.errors import UnisegError
 
@@ -43,6 +43,12 @@ def _scale(text: str) -> tuple[float, float]:
         return (float(lo), float(hi)) if sep else (float(lo), float(lo))
     except ValueError:
         raise UnisegError(f"--scale {text!r}: give LOW-HIGH, e.g. 0.5-2") from None
+
+
+def _union(text: str, registry) -> str | list[str]:
+    """``--union DIR|NAMES`` as the config records it: the folder (a string) or the names (a list)."""
+    source = union_source(text, registry)
+    return str(source) if isinstance(source, Path) else source
 
 
 class CliEvents:
@@ -154,11 +160,12 @@ def train(
     from uniseg.engine.trainer import resume_config
     from uniseg.engine.trainer import train as run_train
 
+    reg = registry_from(registry)
     given = {
-        "union": union, "loss": loss, "relations": relations, "model": model, "head": head, "pretrained": pretrained,
-        "init": init, "batch_size": batch_size, "iterations": iterations, "short_side": short_side, "lr": lr, "seed": seed,
+        "loss": loss, "relations": relations, "model": model, "head": head, "pretrained": pretrained, "init": init, "batch_size": batch_size, "iterations": iterations, "short_side": short_side, "lr": lr, "seed": seed,
         "workers": workers, "val_every": val_every, "checkpoint_every": checkpoint_every, "log_every": log_every,
         "device": device, "amp": amp,
+        "union": _union(union, reg) if union is not None else None,
         "crop": parse_hw(crop, "--crop") if crop is not None else None,
         "scale": _scale(scale) if scale is not None else None,
         "dataset_weights": _weights(dataset_weights) if dataset_weights is not None else None,
@@ -184,7 +191,7 @@ def train(
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 speaks
     events = CliEvents(quiet or fmt != Format.table or not main_process)
     try:  # Ctrl-C ends in TrainingInterrupted: its line and exit code 130 come from the CLI's error handling
-        result = run_train(config, out, resume=resume is not None, registry=registry_from(registry), events=events)
+        result = run_train(config, out, resume=resume is not None, registry=reg, events=events)
     finally:
         events.close()
     data = {

@@ -15,8 +15,7 @@ Names are imported lazily, so ``import uniseg.data`` does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from uniseg._lazy import lazy_exports
 
 _EXPORTS = {
     "SampleRef": "layout",
@@ -51,16 +50,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'uniseg.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"uniseg.data.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

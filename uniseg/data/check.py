@@ -19,10 +19,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from uniseg.data.layout import Discovery, SampleRef, discover, example
+from uniseg.data.layout import Discovery, SampleRef, discover
 from uniseg.errors import UnisegError
 from uniseg.labelfiles import LabelFileError, open_image, unpack_rgb
-from uniseg.labelspaces.schema import Encoding, LabelSpace
+from uniseg.labelspaces.schema import Encoding, LabelSpace, pattern_example
 from uniseg.unify.apply import read_unified
 from uniseg.unify.lut import LookupTable, build_dataset_lut
 
@@ -212,7 +212,7 @@ def check_dataset(
     labelled = [sf for sf in found.splits.values() if sf.labelled]
     if labelled:
         d = labelled[0].dir
-        report.expected_labels = " or ".join(example(src.pattern.replace("{split}", d)) for src in found.layout.labels)
+        report.expected_labels = " or ".join(pattern_example(src.pattern.replace("{split}", d)) for src in found.layout.labels)
     if found.source is not None:
         _check_values(space, found, report, sample, progress)
     return report

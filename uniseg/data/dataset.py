@@ -29,24 +29,22 @@ order; a plain ``int`` draws the sample seed from torch's RNG (seeded per DataLo
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 import numpy as np
+import torch
+from torch.utils.data import Dataset
 
 from uniseg.errors import UnisegError
 from uniseg.labelspaces.registry import Registry, default_registry
-from uniseg.labelspaces.schema import LabelSpace
+from uniseg.labelspaces.schema import Encoding, LabelSpace, pattern_example
+from uniseg.unify.lut import LookupTable
 from uniseg.unify.union import UnionSpace
 
 Target = Literal["unified", "dataset"]
 Transform = Callable[..., tuple]
-
-
-try:  # subclass torch's Dataset when torch is there (it always is for training)
-    from torch.utils.data import Dataset as _Base
-except ImportError:  # pragma: no cover
-    _Base = object  # type: ignore[misc, assignment]
 
 
 def sample_key(key) -> tuple[int, int | None]:
@@ -58,22 +56,80 @@ def sample_key(key) -> tuple[int, int | None]:
     return int(key), None
 
 
+def wrap_index(index: int, length: int) -> int:
+    """A Python-style index (negative counts from the end) into ``length`` items; IndexError outside."""
+    if index < 0:
+        index += length
+    if not 0 <= index < length:
+        raise IndexError(f"index {index} out of range for {length} items")
+    return index
+
+
 def rng_for(seed: int | None) -> np.random.Generator:
     if seed is None:
-        import torch
-
         seed = int(torch.randint(0, 2**62, (1,)).item())
     return np.random.default_rng(seed)
 
 
-class SegDataset(_Base):  # type: ignore[misc, valid-type]
+@dataclass
+class _Items:
+    """What a root holds for the dataset: ``(image, label or None)`` paths and how to read labels."""
+
+    pairs: list[tuple[str, str | None]]
+    source: str  # 'raw' | 'cache'
+    format: str  # label file format: 'png' | 'polygons' | 'unified' (a cache)
+    lut: LookupTable | None = None  # raw value -> target id (None: a cache's labels are unified ids)
+    encoding: Encoding | None = None  # for polygon files, whose labels are names
+    layout: str | None = None
+    labels_source: str | None = None
+    missing_labels: int = 0
+
+
+def _cache_items(root: Path, union: UnionSpace, space: LabelSpace, split, target: Target) -> _Items:
+    """The files of a ``uniseg data prepare`` cache (unified ids only)."""
+    from uniseg.data.cache import cache_items
+
+    if target != "unified":
+        raise UnisegError(f"{root}: a prepare cache holds unified ids only; read the raw root for target='dataset'")
+    return _Items(cache_items(root, union, space, split), source="cache", format="unified")
+
+
+def _raw_items(root: Path, union: UnionSpace, space: LabelSpace, split, target: Target,
+               layout: str | None, labels: str | None) -> _Items:
+    """The pairs of a raw root in its layout, with the table that maps its label values to ``target`` ids.
+
+    A labelled split without any label file is refused; images of labelled splits that lack a
+    label are left out and counted (``uniseg data check`` lists them).
+    """
+    from uniseg.data.layout import discover
+    from uniseg.unify.lut import build_dataset_lut, build_lut
+
+    found = discover(space, root, split=split, layout=layout, labels=labels)
+    files = found.split_files(split)
+    pairs = [(str(root / r.image), None if r.label is None else str(root / r.label)) for sf in files for r in sf.samples]
+    if found.source is not None and not any(lab for _, lab in pairs) and any(sf.labelled for sf in files):
+        pattern = pattern_example(found.source.pattern.replace("{split}", files[0].dir))
+        raise UnisegError(
+            f"{root}: no {space.title} labels for split {', '.join(sf.split for sf in files)} "
+            f"(expected {pattern}); run 'uniseg data check {space.name} {root}'"
+        )
+    enc = space.encoding(found.encoding)
+    lut = build_lut(union, space, enc) if target == "unified" else build_dataset_lut(space, enc)
+    return _Items(
+        pairs, source="raw", format=found.format, lut=lut, encoding=enc if found.format == "polygons" else None,
+        layout=found.layout.name, labels_source=None if found.source is None else found.source.name,
+        missing_labels=sum(len(sf.missing_labels) for sf in files),
+    )
+
+
+class SegDataset(Dataset):
     """One dataset of a union: ``(image, label in unified ids, dataset index, path)`` items."""
 
     def __init__(
         self,
         dataset: str | LabelSpace,
         root: str | os.PathLike,
-        union: UnionSpace | str | Sequence[str],
+        union: UnionSpace,
         *,
         split: str | Sequence[str] | None = "train",
         transform: Transform | None = None,
@@ -83,68 +139,33 @@ class SegDataset(_Base):  # type: ignore[misc, valid-type]
         registry: Registry | None = None,
         dataset_index: int | None = None,
     ) -> None:
-        from uniseg.data import cache as cache_mod
-        from uniseg.data.layout import discover
-        from uniseg.unify.lut import build_dataset_lut, build_lut
+        from uniseg.data.cache import is_cache
 
-        registry = registry or default_registry()
-        spaces: dict[str, LabelSpace] = {}
         if not isinstance(union, UnionSpace):
-            from uniseg.unify.artifact import resolve_union
-
-            union, spaces = resolve_union(union, registry)
-        space = dataset if isinstance(dataset, LabelSpace) else (spaces.get(dataset) or registry.get(dataset))
-        union.check_member(space)
+            raise TypeError(f"union must be a UnionSpace (uniseg.unify.artifact.open_union), got {type(union).__name__}")
         if target not in ("unified", "dataset"):
             raise UnisegError(f"target must be 'unified' or 'dataset', got {target!r}")
+        space = dataset if isinstance(dataset, LabelSpace) else (registry or default_registry()).get(dataset)
+        union.check_member(space)
         self.name = space.name
         self.root = Path(root)
         self.union_fingerprint = union.fingerprint
         self.num_classes = union.num_classes if target == "unified" else space.num_classes
         self.target = target
         self.transform = transform
-        self.dataset_index = (
-            dataset_index if dataset_index is not None else (union.datasets.index(space.name) if space.name in union.datasets else -1)
-        )
-        self._encoding = None
-        self.missing_labels = 0
-        self.layout: str | None = None
-        self.labels_source: str | None = None
-        if cache_mod.is_cache(self.root):
-            if target != "unified":
-                raise UnisegError(f"{self.root}: a prepare cache holds unified ids only; read the raw root for target='dataset'")
-            items = cache_mod.cache_items(self.root, union, space, split)
-            self.source = "cache"
-            self.format = "unified"
-            self.lut = None
+        if dataset_index is None:
+            dataset_index = union.datasets.index(space.name) if space.name in union.datasets else -1
+        self.dataset_index = dataset_index
+        if is_cache(self.root):
+            items = _cache_items(self.root, union, space, split, target)
         else:
-            found = discover(space, self.root, split=split, layout=layout, labels=labels)
-            refs = found.samples(None if split is None else split)
-            items = [(str(self.root / r.image), None if r.label is None else str(self.root / r.label)) for r in refs]
-            labelled = [lab for _, lab in items if lab is not None]
-            wanted = found._names(split)
-            if found.source is not None and not labelled and any(found.splits[n].labelled for n in wanted):
-                from uniseg.data.layout import example
-
-                pattern = example(found.source.pattern.replace("{split}", found.splits[wanted[0]].dir))
-                raise UnisegError(
-                    f"{self.root}: no {space.title} labels for split {', '.join(wanted)} "
-                    f"(expected {pattern}); run 'uniseg data check {space.name} {self.root}'"
-                )
-            # images of labelled splits without a label are left out ('uniseg data check' lists them)
-            self.missing_labels = sum(len(found.splits[n].missing_labels) for n in wanted)
-            self.source = "raw"
-            self.format = found.format
-            enc = space.encoding(found.encoding) if found.encoding else space.default_encoding
-            self._encoding = enc if self.format == "polygons" else None
-            lut = build_lut(union, space, enc) if target == "unified" else build_dataset_lut(space, enc)
-            self.lut = lut
-            self.layout = found.layout.name
-            self.labels_source = None if found.source is None else found.source.name
-        if not items:
+            items = _raw_items(self.root, union, space, split, target, layout, labels)
+        if not items.pairs:
             raise UnisegError(f"{self.root}: no {space.title} images for split {split!r}")
-        self.images = [a for a, _ in items]
-        self.labels = [b for _, b in items]
+        self.source, self.format, self.lut, self._encoding = items.source, items.format, items.lut, items.encoding
+        self.layout, self.labels_source, self.missing_labels = items.layout, items.labels_source, items.missing_labels
+        self.images = [a for a, _ in items.pairs]
+        self.labels = [b for _, b in items.pairs]
 
     def __len__(self) -> int:
         return len(self.images)
@@ -184,10 +205,7 @@ class SegDataset(_Base):  # type: ignore[misc, valid-type]
         from uniseg.data.transforms import EvalTransform
 
         index, seed = sample_key(key)
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
+        index = wrap_index(index, len(self))
         img, label = self.load(index)
         transform = self.transform or EvalTransform()
         image_t, label_t = transform(img, label, rng_for(seed))

@@ -3,7 +3,7 @@
 A layout gives an image pattern and one or more label sources per split, e.g. Cityscapes
 ``leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png`` with ``gtFine/.../{stem}_gtFine_labelIds.png``.
 ``discover`` lists the files under each pattern's fixed folder (one ``os.walk`` per folder),
-matches images with ``Layout.image_regex``, derives each label path from the image's fields
+matches images with the image pattern's regex (``compile_pattern``), derives each label path from the image's fields
 with ``Layout.label_path`` and picks, among the layouts and label sources of the label space,
 the one with the most images that have a label (ties: the order in the YAML). That is how BDD's
 current and legacy layouts, Mapillary v1.2 and v1.1, and IDD's level-3 PNGs, raw-id PNGs and
@@ -18,16 +18,14 @@ A root where no layout finds any image raises ``UnisegError`` saying what was ex
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from uniseg.errors import UnisegError
+from uniseg.filetree import visible_files
 from uniseg.labelfiles.select import pattern_for_split as _for_split
-from uniseg.labelspaces.schema import LabelSource, LabelSpace, Layout, compile_pattern
-
-_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+from uniseg.labelspaces.schema import LabelSource, LabelSpace, Layout, compile_pattern, pattern_example
 
 
 @dataclass(frozen=True)
@@ -74,17 +72,17 @@ class Discovery:
         return "png" if self.source is None else self.source.format
 
     def samples(self, split: str | Sequence[str] | None = None) -> list[SampleRef]:
-        names = self._names(split)
-        return [s for n in names for s in self.splits[n].samples]
+        return [s for sf in self.split_files(split) for s in sf.samples]
 
-    def _names(self, split: str | Sequence[str] | None) -> list[str]:
+    def split_files(self, split: str | Sequence[str] | None = None) -> list[SplitFiles]:
+        """The files of one split, several, or (None) every split found; a split not found raises."""
         if split is None:
-            return list(self.splits)
+            return list(self.splits.values())
         names = [split] if isinstance(split, str) else list(split)
         for n in names:
             if n not in self.splits:
                 raise UnisegError(f"{self.root}: split {n!r} not found (found: {', '.join(self.splits) or 'none'})")
-        return names
+        return [self.splits[n] for n in names]
 
 
 # -- patterns ---------------------------------------------------------------------------------
@@ -97,11 +95,6 @@ def _fixed_folder(pattern: str) -> str:
     return head.rsplit("/", 1)[0] if "/" in head else ""
 
 
-def example(pattern: str) -> str:
-    """``leftImg8bit/train/{city}/{stem}_x.png`` -> ``leftImg8bit/train/<city>/<stem>_x.png``."""
-    return _FIELD.sub(lambda m: f"<{m.group(1)}>", pattern)
-
-
 class _Lister:
     """Root-relative POSIX paths of the files under a folder, each folder walked once."""
 
@@ -111,17 +104,8 @@ class _Lister:
 
     def files(self, folder: str) -> list[str]:
         if folder not in self._cache:
-            base = self.root / folder if folder else self.root
-            out: list[str] = []
-            if base.is_dir():
-                prefix = f"{folder}/" if folder else ""
-                for dirpath, dirnames, filenames in os.walk(base):
-                    dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                    rel = os.path.relpath(dirpath, base)
-                    rel = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-                    out.extend(prefix + rel + f for f in filenames if not f.startswith("."))
-            out.sort()
-            self._cache[folder] = out
+            prefix = f"{folder}/" if folder else ""
+            self._cache[folder] = [prefix + f for f in visible_files(self.root / folder if folder else self.root)]
         return self._cache[folder]
 
     def matching(self, pattern: str) -> list[tuple[str, dict[str, str]]]:
@@ -260,8 +244,8 @@ def _expected(space: LabelSpace, layouts: Sequence[Layout], wanted: Sequence[str
             continue
         labelled = [s for s in names if lay.splits[s].labelled] or names
         sp = lay.splits[labelled[0]]
-        img = example(_for_split(lay.image, sp.dir))
-        labs = " or ".join(example(_for_split(src.pattern, sp.dir)) for src in lay.labels)
+        img = pattern_example(_for_split(lay.image, sp.dir))
+        labs = " or ".join(pattern_example(_for_split(src.pattern, sp.dir)) for src in lay.labels)
         parts.append(f"{img} with {labs}" if labs else img)
     return "; or ".join(dict.fromkeys(parts))
 

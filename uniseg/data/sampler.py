@@ -1,6 +1,7 @@
 """Multi-dataset training input: a concatenation that keeps each sample's dataset, and a sampler.
 
-``MultiDataset`` concatenates ``SegDataset``s (each item keeps its ``dataset_index``).
+``MultiDataset`` concatenates ``SegDataset``s as ``torch.utils.data.ConcatDataset`` does (each
+item keeps its ``dataset_index``) and also takes ``(index, seed)`` keys.
 
 ``MultiDatasetSampler`` draws one epoch of indices into it:
 
@@ -31,14 +32,11 @@ import bisect
 from typing import Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
+import torch.distributed as dist
+from torch.utils.data import ConcatDataset, Sampler
 
+from uniseg.data.dataset import sample_key, wrap_index
 from uniseg.errors import UnisegError
-
-try:
-    from torch.utils.data import Dataset as _Dataset, Sampler as _Sampler
-except ImportError:  # pragma: no cover
-    _Dataset = object  # type: ignore[misc, assignment]
-    _Sampler = object  # type: ignore[misc, assignment]
 
 
 class SampleKey(NamedTuple):
@@ -46,41 +44,41 @@ class SampleKey(NamedTuple):
     seed: int
 
 
-class MultiDataset(_Dataset):  # type: ignore[misc, valid-type]
-    """Concatenation of datasets; ``ds[i]`` / ``ds[(i, seed)]`` returns the member's item unchanged
-    (its ``dataset_index`` included); ``locate(i)`` gives ``(member, local index)``."""
+class MultiDataset(ConcatDataset):
+    """``torch.utils.data.ConcatDataset`` whose keys may carry a seed: ``ds[i]`` / ``ds[(i, seed)]``
+    return the member's item unchanged (its ``dataset_index`` included); ``locate(i)`` gives
+    ``(member, local index)``; ``names``, ``sizes`` and ``offsets`` describe the members."""
 
     def __init__(self, datasets: Sequence) -> None:
         if not datasets:
             raise UnisegError("MultiDataset needs at least one dataset")
-        self.datasets = list(datasets)
-        self.sizes = [len(d) for d in self.datasets]
-        if any(n == 0 for n in self.sizes):
-            empty = next(i for i, n in enumerate(self.sizes) if n == 0)
-            raise UnisegError(f"dataset {getattr(self.datasets[empty], 'name', empty)!r} is empty")
-        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64).tolist()
+        empty = next((d for d in datasets if len(d) == 0), None)
+        if empty is not None:
+            raise UnisegError(f"dataset {getattr(empty, 'name', list(datasets).index(empty))!r} is empty")
+        super().__init__(datasets)
 
     @property
     def names(self) -> list[str]:
         return [str(getattr(d, "name", i)) for i, d in enumerate(self.datasets)]
 
-    def __len__(self) -> int:
-        return int(self.offsets[-1])
+    @property
+    def sizes(self) -> list[int]:
+        return [len(d) for d in self.datasets]
+
+    @property
+    def offsets(self) -> list[int]:
+        """Global index of each member's first item, then the total: ``[0, n0, n0 + n1, ...]``."""
+        return [0, *self.cumulative_sizes]
 
     def locate(self, index: int) -> tuple[int, int]:
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
-        d = bisect.bisect_right(self.offsets, index) - 1
-        return d, index - self.offsets[d]
+        index = wrap_index(index, len(self))
+        d = bisect.bisect_right(self.cumulative_sizes, index)
+        return d, index - (self.cumulative_sizes[d - 1] if d else 0)
 
     def __getitem__(self, key):
-        if isinstance(key, (tuple, list)):
-            d, local = self.locate(int(key[0]))
-            return self.datasets[d][(local, int(key[1]))]
-        d, local = self.locate(int(key))
-        return self.datasets[d][local]
+        index, seed = sample_key(key)
+        d, local = self.locate(index)
+        return self.datasets[d][local if seed is None else (local, seed)]
 
 
 def resolve_weights(weights, sizes: Sequence[int], names: Sequence[str] | None = None) -> np.ndarray | None:
@@ -118,7 +116,7 @@ def quotas(total: int, shares: np.ndarray) -> np.ndarray:
     return base
 
 
-class MultiDatasetSampler(_Sampler):  # type: ignore[misc, valid-type]
+class MultiDatasetSampler(Sampler):
     """Shuffled, optionally weighted, sharded sampler over a ``MultiDataset`` (see module doc)."""
 
     def __init__(
@@ -218,11 +216,6 @@ class MultiDatasetSampler(_Sampler):  # type: ignore[misc, valid-type]
 
 
 def _dist_defaults() -> tuple[int, int]:
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_world_size(), dist.get_rank()
-    except ImportError:  # pragma: no cover
-        pass
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
     return 1, 0

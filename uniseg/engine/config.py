@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Union
 
 from uniseg.errors import ConfigError, UnisegError
 
@@ -39,7 +39,7 @@ class TrainConfig:
     """Every setting of a training run (see the module docstring for where the defaults come from)."""
 
     datasets: list[DatasetSpec] = field(default_factory=list)
-    union: Optional[str] = None  # a union folder or dataset names; None: the union of ``datasets``
+    union: Union[str, list[str], None] = None  # a union folder (str) or dataset names (list); None: the union of ``datasets``
     loss: str = "null-bce"
     relations: Optional[str] = None  # cr-bce: relations.yaml (or its folder) from 'uniseg relations labels'
     model: str = "hrnet_w18_small_v2"
@@ -154,6 +154,12 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     try:
         if key == "datasets":
             return [DatasetSpec(str(d["name"]), str(d["root"])) for d in value]
+        if key == "union" and value is not None:
+            if isinstance(value, str):
+                return value
+            if not isinstance(value, (list, tuple)) or not all(isinstance(n, str) for n in value):
+                raise TypeError(value)
+            return list(value)
         if key in ("crop", "scale"):
             a, b = value
             return (int(a), int(b)) if key == "crop" else (float(a), float(b))

@@ -88,7 +88,7 @@ class Encoding:
         return {v.name: v for v in self.values}
 
 
-_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")  # one ``{name}`` field of a path pattern
 
 
 @dataclass(frozen=True)
@@ -127,14 +127,6 @@ class Layout:
     def fields(pattern: str) -> list[str]:
         return _FIELD.findall(pattern)
 
-    def image_glob(self, split: str) -> str:
-        """A glob (relative to the root) that finds candidate images of ``split``."""
-        return _FIELD.sub("*", self.image.replace("{split}", self.splits[split].dir))
-
-    def image_regex(self, split: str) -> re.Pattern[str]:
-        """A regex over root-relative POSIX paths whose named groups are the pattern fields."""
-        return compile_pattern(self.image.replace("{split}", self.splits[split].dir))
-
     def label_path(self, source: LabelSource, split: str, fields: dict[str, str]) -> str:
         return source.pattern.replace("{split}", self.splits[split].dir).format(**fields)
 
@@ -148,6 +140,11 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
         pos = m.end()
     out.append(re.escape(pattern[pos:]))
     return re.compile("^" + "".join(out) + "$")
+
+
+def pattern_example(pattern: str) -> str:
+    """``leftImg8bit/train/{city}/{stem}_x.png`` -> ``leftImg8bit/train/<city>/<stem>_x.png`` (for messages)."""
+    return _FIELD.sub(lambda m: f"<{m.group(1)}>", pattern)
 
 
 @dataclass(frozen=True)
@@ -191,9 +188,3 @@ class LabelSpace:
         raise UnisegError(
             f"label space {self.name!r} has no encoding {name!r}; choose one of: {', '.join(self.encodings)}"
         )
-
-    def class_by_name(self, name: str) -> ClassDef:
-        for c in self.classes:
-            if c.name == name:
-                return c
-        raise KeyError(name)

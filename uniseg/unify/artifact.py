@@ -1,14 +1,14 @@
 """The union artifact folder: ``union.yaml`` plus ``remap/<dataset>.<encoding>.{csv,npy}``.
 
 ``union.yaml`` records the fingerprint; loading re-computes it and refuses an edited file, and
-writing into a folder that holds another union is refused. ``resolve_union`` turns a
-``--union DIR|NAMES`` argument into a union and its label spaces.
+writing into a folder that holds another union is refused. ``open_union`` gives a union and
+its label spaces from a folder (a path) or from dataset names (a list).
 """
 
 from __future__ import annotations
 
 import io
-import re
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -125,33 +125,39 @@ def load_union(folder: str | Path) -> UnionSpace:
     return union
 
 
-_SPLIT_NAMES = re.compile(r"[,+\s]+")
+def union_of(names: Sequence[str], registry: Registry | None = None) -> UnionSpace:
+    """The union of the registered label spaces called ``names`` (each name once)."""
+    return build_union((registry or default_registry()).get_many(list(names)))
+
+
+def member_spaces(union: UnionSpace, registry: Registry | None = None) -> dict[str, LabelSpace]:
+    """The registry's label spaces of the union's datasets, each checked against what the union
+    recorded (a label space edited since the union was built is refused)."""
+    registry = registry or default_registry()
+    spaces = {}
+    for name in union.datasets:
+        space = registry.get(name)
+        union.check_member(space)
+        spaces[name] = space
+    return spaces
+
+
+def open_union(source: str | os.PathLike | Sequence[str], registry: Registry | None = None) -> tuple[UnionSpace, dict[str, LabelSpace]]:
+    """``(union, label spaces of its datasets)`` from an artifact folder (a path) or dataset names
+    (a list). Strings typed by a user (``--union DIR|NAMES``) are told apart by the CLI, not here."""
+    if isinstance(source, (str, os.PathLike)):
+        union = load_union(source)
+    else:
+        union = union_of(source, registry)
+    return union, member_spaces(union, registry)
 
 
 def resolve_union(spec: str | Sequence[str], registry: Registry | None = None) -> tuple[UnionSpace, dict[str, LabelSpace]]:
-    """``--union`` value -> (union, label spaces of its datasets).
+    """Deprecated: kept for callers not yet moved to :func:`open_union` (library) or
+    ``uniseg.cli.options.parse_union`` (a ``--union DIR|NAMES`` string), which this calls;
+    a list holds dataset names (each may be ``a,b``), as before."""
+    from uniseg.cli.options import parse_union, split_names
 
-    ``spec`` is an artifact folder (with ``union.yaml``) or dataset names (``a,b`` / ``a+b`` / a
-    list). A folder's datasets must still match the registry, else the union is refused.
-    """
-    registry = registry or default_registry()
-    if isinstance(spec, (list, tuple)):
-        names = [n for part in spec for n in _SPLIT_NAMES.split(part) if n]
-    else:
-        path = Path(spec)
-        names = [n for n in _SPLIT_NAMES.split(spec) if n]
-        is_artifact = (path.is_dir() and (path / UNION_FILE).exists()) or (path.is_file() and path.name == UNION_FILE)
-        if not is_artifact and path.is_dir() and not all(n in registry for n in names):
-            raise UnisegError(f"--union {spec}: no {UNION_FILE} in this folder (write one with 'uniseg labels union NAME... --out DIR')")
-        if not is_artifact and ("/" in spec or spec.startswith(".")) and not path.exists():
-            raise UnisegError(f"--union {spec}: no such folder (give a folder written by 'uniseg labels union --out' or dataset names)")
-        if is_artifact:
-            union = load_union(path)
-            spaces = {}
-            for name in union.datasets:
-                space = registry.get(name)
-                union.check_member(space)
-                spaces[name] = space
-            return union, spaces
-    spaces_list = registry.get_many(names)
-    return build_union(spaces_list), {s.name: s for s in spaces_list}
+    if isinstance(spec, str):
+        return parse_union(spec, registry or default_registry())
+    return open_union([n for part in spec for n in split_names(part)], registry)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from uniseg.errors import FingerprintMismatch, UnisegError
+from uniseg.filetree import visible_files
 from uniseg.io import atomic_save_image, atomic_write_text, check_output_path, output_folder
 from uniseg.labelfiles import format_raw, select_label_files, top_values
 from uniseg.labelspaces.schema import Encoding, LabelSpace
@@ -71,14 +72,6 @@ class Job:
     mtime_ns: int
 
 
-def _files_under(folder: Path) -> list[Path]:
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        out += [Path(dirpath) / f for f in filenames if not f.startswith(".")]
-    return sorted(out)
-
-
 def plan(sources: Sequence[str | os.PathLike], out: str | os.PathLike, space: LabelSpace | None = None,
          encoding: str | None = None) -> tuple[list[Job], dict[str, int]]:
     """Jobs for the label files of ``space``'s ``encoding`` under ``sources`` (a file goes to
@@ -92,7 +85,7 @@ def plan(sources: Sequence[str | os.PathLike], out: str | os.PathLike, space: La
         if src.is_file():
             files, base = [src], None
         elif src.is_dir():
-            files, base = _files_under(src), src
+            files, base = sorted(src / f for f in visible_files(src)), src
         else:
             raise UnisegError(f"{src}: no such file or folder (give label images or folders of them)")
         sel = select_label_files(space or empty, encoding or "", files)

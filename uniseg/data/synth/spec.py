@@ -142,7 +142,15 @@ def label_source(space: LabelSpace) -> tuple[Layout, LabelSource]:
     raise UnisegError(f"label space {space.name!r}: layout {layout.name!r} has no PNG label source to write")
 
 
-def _entry(doc: dict, name: str, path: Path, seen: tuple[str, ...] = ()) -> dict:
+@dataclass(frozen=True)
+class _Entry:
+    """A dataset's mapping entry with ``like:`` resolved, and the YAML node its errors point at."""
+
+    values: dict  # label, void, png, classes (keys beside ``like`` override the base entry's)
+    lines: Any  # the dataset's own node (line-tracking mapping): where error messages point
+
+
+def _entry(doc: dict, name: str, path: Path, seen: tuple[str, ...] = ()) -> _Entry:
     """The dataset's entry with ``like:`` resolved (keys beside ``like`` override)."""
     node = doc[name]
     if not isinstance(node, dict):
@@ -153,11 +161,11 @@ def _entry(doc: dict, name: str, path: Path, seen: tuple[str, ...] = ()) -> dict
             hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(sorted(_MAP_KEYS))}"
             raise ConfigError(path, f"unknown key ({hint})", line=_line(node, k), key=f"{name}.{k}")
     if "like" not in node:
-        return dict(node)
+        return _Entry(dict(node), node)
     base = node["like"]
     if base not in doc or base in seen or base == name:
         raise ConfigError(path, f"'like: {base}' names no other dataset entry (or loops)", line=_line(node, "like"), key=f"{name}.like")
-    merged = _entry(doc, base, path, seen + (name,))
+    merged = dict(_entry(doc, base, path, seen + (name,)).values)
     for k, v in node.items():
         if k == "like":
             continue
@@ -165,8 +173,7 @@ def _entry(doc: dict, name: str, path: Path, seen: tuple[str, ...] = ()) -> dict
             merged["classes"] = {**merged.get("classes", {}), **v}
         else:
             merged[k] = v
-    merged["_lines"] = node
-    return merged
+    return _Entry(merged, node)
 
 
 def _resolve_target(enc: Encoding, space: LabelSpace, target: str) -> tuple[str, int | tuple[int, int, int], str | None] | None:
@@ -189,8 +196,8 @@ def load_mapping(space: LabelSpace, path: str | Path = MAPPING_FILE, fine_path: 
     name = space.name
     if name not in doc:
         raise UnisegError(f"{path}: no entry for dataset {name!r} (map every fine class of {fine_path.name} to a {name} class)")
-    node = _entry(doc, name, path)
-    lines = node.pop("_lines", doc[name])
+    entry = _entry(doc, name, path)
+    node, lines = entry.values, entry.lines
     layout, source = label_source(space)
     enc = space.encodings[source.encoding]
 
