@@ -2,25 +2,93 @@
 
 Every error becomes one line on stderr and exit code 2; ``--debug`` (anywhere on the command
 line) or ``UNISEG_DEBUG=1`` shows the traceback instead.
+
+Sub-commands load lazily, so ``uniseg --help`` and ``uniseg labels list`` import only what they
+use. To add one, add a row to :data:`COMMANDS`: ``name -> ("module:attribute", one-line help)``,
+where the attribute is a ``typer.Typer`` (a command group, e.g. ``uniseg labels ...``) or a plain
+function (a single command, e.g. ``uniseg train ...``; typer reads its signature). The module is
+imported when the command runs (or a typo needs suggestions); ``uniseg --help`` shows the
+one-line help from the table. Keep heavy imports (torch) inside the command functions.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from uniseg import __version__
 from uniseg.errors import UnisegError
 
+#: name -> ("module:attribute", one-line help for the listing of ``uniseg --help``), in that order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "labels": ("uniseg.cli.labels:app", "Label spaces, unions, remap tables and exports."),
+    "models": ("uniseg.cli.models:app", "Segmentation networks, their parameters and MACs."),
+    "data": ("uniseg.cli.data:app", "Dataset roots: check, prepare caches, synthesise a road world."),
+}
+
+# Plain click help: typer's rich help panels import rich's markdown and traceback machinery,
+# which doubles the time of ``uniseg --help`` (benchmarks/bench_startup.py).
+HELP_MARKUP = None
+
+
+def _load(name: str):
+    """The click command behind ``COMMANDS[name]``: a typer app as a group, a function as one command."""
+    target, help_text = COMMANDS[name]
+    module_name, _, attr = target.partition(":")
+    obj = getattr(importlib.import_module(module_name), attr)
+    if isinstance(obj, typer.Typer):
+        obj.rich_markup_mode = HELP_MARKUP  # as if added with add_typer: the root decides how help looks
+        cmd = typer.main.get_group(obj)
+    else:
+        single = typer.Typer(add_completion=False, rich_markup_mode=HELP_MARKUP)
+        single.command(name)(obj)
+        cmd = typer.main.get_command(single)
+    cmd.help = cmd.help or help_text
+    return cmd
+
+
+class LazyGroup(TyperGroup):
+    """A typer group whose :data:`COMMANDS` are imported on first use, not at start-up."""
+
+    def list_commands(self, ctx) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx, cmd_name: str):
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            self.add_command(_load(cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in COMMANDS and args[0] not in self.commands:
+            for name in COMMANDS:  # a typo: load every command so that typer's suggestions see them all
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx, formatter) -> None:
+        """The commands section of ``--help``: the table's one-line help, so nothing is imported for it."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in COMMANDS:
+                rows.append((name, COMMANDS[name][1]))
+            elif not self.commands[name].hidden:
+                rows.append((name, self.commands[name].get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="uniseg",
+    cls=LazyGroup,
     help="Train one segmentation model on many datasets whose label spaces differ (UniSeg).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=HELP_MARKUP,
 )
 
 
@@ -36,24 +104,6 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show a traceback on errors (also UNISEG_DEBUG=1)."),
 ) -> None:
     """uniseg: label spaces, unions, remap tables, models and data for multi-dataset segmentation."""
-
-
-def _register() -> None:
-    """Attach the sub-apps; each imports heavy libraries (torch) only inside its commands."""
-    from uniseg.cli import labels
-
-    app.add_typer(labels.app, name="labels")
-    for module_name, name in (("uniseg.cli.models", "models"), ("uniseg.cli.data", "data")):
-        try:
-            module = __import__(module_name, fromlist=["app"])
-        except ModuleNotFoundError as exc:  # sub-app not written yet
-            if exc.name != module_name:
-                raise
-            continue
-        app.add_typer(module.app, name=name)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> None:

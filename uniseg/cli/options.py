@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from uniseg.cli.render import Format, err_console
-from uniseg.labelspaces.registry import Registry
+
+if TYPE_CHECKING:  # the registry (numpy, yaml) loads when a command needs it, not at start-up
+    from uniseg.labelspaces.registry import Registry
 
 RegistryOpt = typer.Option(
     None, "--registry", metavar="DIR", help="Extra folder of <name>.yaml label spaces (repeatable; also UNISEG_REGISTRY)."
@@ -19,6 +21,8 @@ UnionOpt = typer.Option(..., "--union", "-u", metavar="DIR|NAMES", help="A folde
 
 def registry_from(dirs: Optional[List[Path]]) -> Registry:
     """The built-in registry plus UNISEG_REGISTRY plus the ``--registry`` folders."""
+    from uniseg.labelspaces.registry import Registry
+
     return Registry.from_dirs(dirs or [])
 
 
