@@ -7,6 +7,7 @@ between shapes at the same depth.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,13 +24,14 @@ class Canvas:
         self.albedo = np.zeros((height, width, 3), np.float32)
         self.depth = np.full((height, width), FAR * 10, np.float32)
         self.emit = np.zeros((height, width), np.bool_)
+        self.lit = False  # has any light source been drawn (else ``emit`` is all False)
 
     def box(self, x0: float, y0: float, x1: float, y1: float):
         """Pixel box covering [x0, x1) x [y0, y1), clipped: (row0, col0, row centres (h,1), col centres (1,w)) or None."""
-        ix0 = max(int(np.floor(x0)), 0)
-        ix1 = min(int(np.ceil(x1)), self.W)
-        iy0 = max(int(np.floor(y0)), 0)
-        iy1 = min(int(np.ceil(y1)), self.H)
+        ix0 = max(math.floor(x0), 0)
+        ix1 = min(math.ceil(x1), self.W)
+        iy0 = max(math.floor(y0), 0)
+        iy1 = min(math.ceil(y1), self.H)
         if ix1 <= ix0 or iy1 <= iy0:
             return None
         xx = np.arange(ix0, ix1, dtype=np.float32)[None, :] + 0.5
@@ -48,7 +50,8 @@ class Canvas:
         self.albedo[sl][m] = colour[m] if isinstance(colour, np.ndarray) and colour.ndim == 3 else colour
         if emit:
             self.emit[sl][m] = True
-        elif self.emit[sl].any():
+            self.lit = True
+        elif self.lit:
             self.emit[sl][m] = False
 
     def shade(self, iy0: int, ix0: int, mask: np.ndarray, factor: float, classes: np.ndarray) -> None:
@@ -74,7 +77,7 @@ def rect(cv: Canvas, x0, y0, x1, y1, cls, colour, z, emit=False) -> None:
     if b is None:
         return
     iy0, ix0, yy, xx = b
-    m = (xx >= x0) & (xx < x1) & (yy >= y0) & (yy < y1)
+    m = ((yy >= y0) & (yy < y1)) & ((xx >= x0) & (xx < x1))  # a row mask and a column mask, then one 2-D and
     cv.put(iy0, ix0, m, cls, colour, z, emit)
 
 

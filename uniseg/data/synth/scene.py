@@ -544,7 +544,8 @@ def draw_plane(cv: Canvas, cam: Camera, X: float, segs: list[Seg], rng: np.rando
     for k in range(3):
         np.copyto(dst[..., k], alb[k], where=m)
     np.copyto(cv.depth[sl], Zc[None, :], where=m)
-    cv.emit[sl] &= ~m
+    if cv.lit:
+        cv.emit[sl] &= ~m
 
 
 def _fill(planes: np.ndarray, mask: np.ndarray, rgb) -> None:
