@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -107,7 +108,9 @@ def _imports_torch(*args: str) -> tuple[bool, str]:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    return res.stderr.strip().splitlines()[-1] == "TORCH", res.stdout
+    *before, marker = res.stderr.splitlines()
+    assert before == [], before  # nothing else on stderr: no spinner in a pipe
+    return marker == "TORCH", res.stdout
 
 
 def test_builtin_figures_at_the_default_and_official_sizes_need_no_torch():
@@ -128,3 +131,12 @@ def test_other_class_counts_are_counted_and_agree_with_the_recorded_figures(caps
     assert err == "" and recorded["feature_channels"] == 120
     assert counted["params"] - recorded["params"] == 51 * 121
     assert counted["macs"] - recorded["macs"] == 51 * 120 * 128 * 256
+
+
+def test_a_spinner_while_counting_on_a_terminal():
+    """(In a pipe there is none: see the test above, whose stderr stays empty.)"""
+    args = [sys.executable, "-m", "uniseg.cli.main", "models", "info", "hrnet_tiny", "--classes", "7", "-f", "json"]
+    env = {k: v for k, v in os.environ.items() if k != "UNISEG_DEBUG"}
+    tty = subprocess.run(args, capture_output=True, text=True, env={**env, "FORCE_COLOR": "1"})  # rich: a terminal
+    assert tty.returncode == 0 and json.loads(tty.stdout)["classes"] == 7
+    assert "counting hrnet_tiny: 7-class linear head at 512x1024" in tty.stderr
