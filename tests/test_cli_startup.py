@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from uniseg.cli import main as cli_main
-from uniseg.cli.main import COMMANDS, main
+from uniseg.cli.main import COMMANDS, Command, main
 
 
 def _run(capsys, *args: str) -> tuple[int, str, str]:
@@ -31,8 +31,8 @@ def test_root_help_lists_every_command_without_importing_any():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert res.stderr.strip() == "[] []"
-    for name, (_, help_text) in COMMANDS.items():
-        assert name in res.stdout and help_text.split()[0] in res.stdout
+    for name, row in COMMANDS.items():
+        assert f"  {name}  " in res.stdout and row.help.split()[0] in res.stdout
 
 
 def test_a_sub_command_loads_and_runs(capsys):
@@ -49,13 +49,14 @@ def test_a_plain_function_becomes_one_command(capsys, tmp_path, monkeypatch):
     (tmp_path / "hello_cmd.py").write_text(textwrap.dedent('''
         import typer
 
-        def hello(name: str = typer.Option("world", "--name", help="Who to greet.")) -> None:
+        def hello(ctx: typer.Context, name: str = typer.Option("world", "--name", help="Who to greet.")) -> None:
             """Say hello."""
-            print(f"hello {name}")
+            print(f"hello {name}", *ctx.args)
     '''))
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(cli_main.COMMANDS, "hello", ("hello_cmd:hello", "Say hello."))
+    monkeypatch.setitem(cli_main.COMMANDS, "hello", Command("hello_cmd:hello", "Say hello.", {"allow_extra_args": True}))
     assert _run(capsys, "hello", "--name", "uniseg")[:2] == (0, "hello uniseg\n")
+    assert _run(capsys, "hello", "--name", "uniseg", "and", "more")[:2] == (0, "hello uniseg and more\n")  # context settings
     code, out, _ = _run(capsys, "--help")
     assert code == 0 and "hello" in out and "Say hello." in out
     code, out, _ = _run(capsys, "hello", "--help")
@@ -67,8 +68,8 @@ def _every_command() -> list[list[str]]:
     import typer
 
     out = []
-    for name, (target, _) in COMMANDS.items():
-        module, _, attr = target.partition(":")
+    for name, row in COMMANDS.items():
+        module, _, attr = row.target.partition(":")
         obj = getattr(__import__(module, fromlist=[attr]), attr)
         out.append([name])
         if isinstance(obj, typer.Typer):

@@ -4,11 +4,16 @@ Every error becomes one line on stderr and exit code 2; ``--debug`` (anywhere on
 line) or ``UNISEG_DEBUG=1`` shows the traceback instead.
 
 Sub-commands load lazily, so ``uniseg --help`` and ``uniseg labels list`` import only what they
-use. To add one, add a row to :data:`COMMANDS`: ``name -> ("module:attribute", one-line help)``,
-where the attribute is a ``typer.Typer`` (a command group, e.g. ``uniseg labels ...``) or a plain
-function (a single command, e.g. ``uniseg train ...``; typer reads its signature). The module is
-imported when the command runs (or a typo needs suggestions); ``uniseg --help`` shows the
-one-line help from the table. Keep heavy imports (torch) inside the command functions.
+use. To add one, add a row to :data:`COMMANDS`::
+
+    "train": Command("uniseg.cli.train:train", "Train a model on several datasets.",
+                     context_settings={"allow_extra_args": True}),
+
+The target is a ``typer.Typer`` (a command group, e.g. ``uniseg labels ...``) or a plain function
+(a single command, e.g. ``uniseg train ...``; typer reads its signature, ``context_settings`` go
+to click as with ``app.command(...)``). Its module is imported when the command runs (or when a
+typo needs suggestions); ``uniseg --help`` lists the table's one-line help. Keep heavy imports
+(torch) inside the command functions.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import NamedTuple, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -23,11 +29,19 @@ from typer.core import TyperGroup
 from uniseg import __version__
 from uniseg.errors import UnisegError
 
-#: name -> ("module:attribute", one-line help for the listing of ``uniseg --help``), in that order.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "labels": ("uniseg.cli.labels:app", "Label spaces, unions, remap tables and exports."),
-    "models": ("uniseg.cli.models:app", "Segmentation networks, their parameters and MACs."),
-    "data": ("uniseg.cli.data:app", "Dataset roots: check, prepare caches, synthesise a road world."),
+class Command(NamedTuple):
+    """A lazily loaded sub-command: ``"module:attribute"`` and its line in ``uniseg --help``."""
+
+    target: str
+    help: str
+    context_settings: Optional[dict] = None  # for a plain-function command, as app.command(...) takes them
+
+
+#: The sub-commands, in the order ``uniseg --help`` lists them.
+COMMANDS: dict[str, Command] = {
+    "labels": Command("uniseg.cli.labels:app", "Label spaces, unions, remap tables and exports."),
+    "models": Command("uniseg.cli.models:app", "Segmentation networks, their parameters and MACs."),
+    "data": Command("uniseg.cli.data:app", "Dataset roots: check, prepare caches, synthesise a road world."),
 }
 
 # Plain click help: typer's rich help panels import rich's markdown and traceback machinery,
@@ -37,17 +51,17 @@ HELP_MARKUP = None
 
 def _load(name: str):
     """The click command behind ``COMMANDS[name]``: a typer app as a group, a function as one command."""
-    target, help_text = COMMANDS[name]
-    module_name, _, attr = target.partition(":")
+    row = COMMANDS[name]
+    module_name, _, attr = row.target.partition(":")
     obj = getattr(importlib.import_module(module_name), attr)
     if isinstance(obj, typer.Typer):
         obj.rich_markup_mode = HELP_MARKUP  # as if added with add_typer: the root decides how help looks
         cmd = typer.main.get_group(obj)
     else:
         single = typer.Typer(add_completion=False, rich_markup_mode=HELP_MARKUP)
-        single.command(name)(obj)
+        single.command(name, context_settings=row.context_settings)(obj)
         cmd = typer.main.get_command(single)
-    cmd.help = cmd.help or help_text
+    cmd.help = cmd.help or row.help
     return cmd
 
 
@@ -73,7 +87,7 @@ class LazyGroup(TyperGroup):
         rows = []
         for name in self.list_commands(ctx):
             if name in COMMANDS:
-                rows.append((name, COMMANDS[name][1]))
+                rows.append((name, COMMANDS[name].help))
             elif not self.commands[name].hidden:
                 rows.append((name, self.commands[name].get_short_help_str(formatter.width - 6 - len(name))))
         if rows:

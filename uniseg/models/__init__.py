@@ -11,9 +11,9 @@ torch-backed names (``HRNet``, the heads, ``load_pretrained``) load on first acc
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from uniseg._lazy import lazy_exports
 from uniseg.models import registry as _registry
 from uniseg.models.registry import (
     ModelSpec,
@@ -34,28 +34,16 @@ if TYPE_CHECKING:
     from uniseg.models.hrnet import HRNet
     from uniseg.models.pretrained import LoadReport, load_pretrained
 
-# name -> module that defines it; imported on first access (these modules import torch)
-_LAZY = {
-    "HEADS": "uniseg.models.heads",
-    "CosineClassifier": "uniseg.models.heads",
-    "LinearClassifier": "uniseg.models.heads",
-    "build_head": "uniseg.models.heads",
-    "HRNet": "uniseg.models.hrnet",
-    "LoadReport": "uniseg.models.pretrained",
-    "load_pretrained": "uniseg.models.pretrained",
+# name -> submodule that defines it, imported on first access (these import torch)
+_EXPORTS = {
+    "HEADS": "heads",
+    "CosineClassifier": "heads",
+    "LinearClassifier": "heads",
+    "build_head": "heads",
+    "HRNet": "hrnet",
+    "LoadReport": "pretrained",
+    "load_pretrained": "pretrained",
 }
 
-__all__ = sorted([*_LAZY, *_registry.__all__])
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'uniseg.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__all__ = sorted([*_EXPORTS, *_registry.__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
