@@ -16,12 +16,15 @@ FAR = np.float32(1e6)
 
 
 class Canvas:
-    """The fine label (uint8), albedo (float32 RGB in 0-1), depth (metres) and emissive mask of a scene."""
+    """The fine label (uint8), albedo (float32 RGB in 0-1), depth (metres) and emissive mask of a scene.
+
+    The albedo is planar, ``(3, H, W)``: whole-image steps work on contiguous channel planes.
+    """
 
     def __init__(self, height: int, width: int) -> None:
         self.H, self.W = height, width
         self.label = np.zeros((height, width), np.uint8)
-        self.albedo = np.zeros((height, width, 3), np.float32)
+        self.albedo = np.zeros((3, height, width), np.float32)
         self.depth = np.full((height, width), FAR * 10, np.float32)
         self.emit = np.zeros((height, width), np.bool_)
         self.lit = False  # has any light source been drawn (else ``emit`` is all False)
@@ -47,7 +50,9 @@ class Canvas:
             return
         self.label[sl][m] = cls
         depth[m] = z
-        self.albedo[sl][m] = colour[m] if isinstance(colour, np.ndarray) and colour.ndim == 3 else colour
+        per_pixel = isinstance(colour, np.ndarray) and colour.ndim == 3  # an (h, w, 3) image, else one RGB
+        for k in range(3):
+            self.albedo[k][sl][m] = colour[..., k][m] if per_pixel else colour[k]
         if emit:
             self.emit[sl][m] = True
             self.lit = True
@@ -59,7 +64,8 @@ class Canvas:
         h, w = mask.shape
         sl = (slice(iy0, iy0 + h), slice(ix0, ix0 + w))
         m = mask & classes[self.label[sl]]
-        self.albedo[sl][m] *= factor
+        for k in range(3):
+            self.albedo[k][sl][m] *= factor
 
 
 def _widen(a: float, b: float) -> tuple[float, float]:

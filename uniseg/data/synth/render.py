@@ -32,9 +32,9 @@ def render(scene: Scene, look: dict, rng: np.random.Generator) -> np.ndarray:
     """The RGB uint8 image of ``scene`` under the dataset's ``look`` (domains.yaml)."""
     H, W = scene.fine.shape
     lab = scene.fine
-    # Planar float32 (3, H, W): every step below is a contiguous H x W operation per channel,
-    # several times faster than broadcasting H x W x 1 factors over interleaved RGB.
-    img = np.ascontiguousarray(scene.albedo.transpose(2, 0, 1))
+    # Planar float32 (3, H, W), as the scene's albedo: every step below is a contiguous H x W
+    # operation per channel, several times faster than broadcasting H x W x 1 factors over RGB.
+    img = scene.albedo.copy()
 
     n1 = smooth_noise(rng, H, W, max(H // 10, 2), max(W // 10, 2))
     n2 = smooth_noise(rng, H, W, 2, 2)
@@ -74,7 +74,7 @@ def render(scene: Scene, look: dict, rng: np.random.Generator) -> np.ndarray:
     if scene.emit.any():
         lit = scene.emit
         for c in range(3):
-            img[c][lit] = np.maximum(img[c][lit], scene.albedo[..., c][lit] * np.float32(1.1))
+            img[c][lit] = np.maximum(img[c][lit], scene.albedo[c][lit] * np.float32(1.1))
     np.clip(img, 0.0, 1.0, out=img)
     gamma = float(look["gamma"])
     if gamma != 1.0:

@@ -54,7 +54,7 @@ TYRE = np.array([22, 22, 24], np.float32) / 255.0
 
 @dataclass
 class Scene:
-    """A drawn scene: ``fine`` (uint8 fine ids), ``albedo``, ``depth`` (metres), ``emit`` (light sources)."""
+    """A drawn scene: ``fine`` (uint8 fine ids), ``albedo`` (planar 3 x H x W), ``depth`` (metres), ``emit`` (light sources)."""
 
     fine: np.ndarray
     albedo: np.ndarray
@@ -269,20 +269,20 @@ def draw_sky(cv: Canvas, cam: Camera, rng: np.random.Generator, look: dict, nigh
     ys = (np.arange(rows, dtype=np.float32) + 0.5) / max(cam.yh, 1.0)
     t = np.clip(ys, 0, 1)[:, None] ** 0.7
     grad = top[None, :] * (1 - t) + hor[None, :] * t  # (rows, 3)
-    sky = cv.albedo[:rows]
+    sky = cv.albedo[:, :rows]
     cloudiness = float(look["clouds"]) * _u(rng, (0.3, 1.5))
     if cloudiness > 0:
         n = smooth_noise(rng, rows, cv.W, max(cv.H // 6, 2), max(cv.W // 5, 2))
         n = n + 0.5 * smooth_noise(rng, rows, cv.W, max(cv.H // 20, 2), max(cv.W // 14, 2))
         c = np.clip((n - 0.6 + cloudiness) * 1.5, 0, 1) * min(cloudiness, 1.0)
         cloud = np.float32(0.9 if not night else 0.2) * (1 - 0.15 * np.clip(n, 0, 1))
-        for k in range(3):  # sky = grad + (cloud - grad) * c, channel by channel (contiguous rows)
+        for k in range(3):  # sky = grad + (cloud - grad) * c
             g = grad[:, k : k + 1]
-            sky[..., k] = g + (cloud - g) * c
+            sky[k] = g + (cloud - g) * c
     else:
-        sky[:] = grad[:, None, :]
+        sky[:] = grad.T[:, :, None]
     cv.label[:] = K.sky
-    cv.albedo[rows:] = sky[-1:]
+    cv.albedo[:, rows:] = sky[:, -1:]
     cv.depth[:] = FAR
 
 
@@ -382,7 +382,7 @@ def draw_ground(cv: Canvas, cam: Camera, rng: np.random.Generator, road: Road, p
     sl = slice(r0, cv.H)
     cv.label[sl] = lab
     for k in range(3):
-        cv.albedo[sl, :, k] = np.take(pal.colours[:, k], lab) * shade
+        cv.albedo[k, sl] = np.take(pal.colours[:, k], lab) * shade
     cv.depth[sl] = np.broadcast_to(Z, lab.shape)
 
 
@@ -540,9 +540,8 @@ def draw_plane(cv: Canvas, cam: Camera, X: float, segs: list[Seg], rng: np.rando
                 _fill(sub, bm, bcol)
                 _fill(sub, bm & ((Yb - by0) % 0.8 < 0.3), bcol * 0.6 + 0.35)
     np.copyto(cv.label[sl], lab, where=m)
-    dst = cv.albedo[sl]
     for k in range(3):
-        np.copyto(dst[..., k], alb[k], where=m)
+        np.copyto(cv.albedo[k][sl], alb[k], where=m)
     np.copyto(cv.depth[sl], Zc[None, :], where=m)
     if cv.lit:
         cv.emit[sl] &= ~m
