@@ -38,7 +38,7 @@ def render(scene: Scene, look: dict, rng: np.random.Generator) -> np.ndarray:
 
     n1 = smooth_noise(rng, H, W, max(H // 10, 2), max(W // 10, 2))
     n2 = smooth_noise(rng, H, W, 2, 2)
-    amp = _TEX[lab] * np.float32(look["texture"])
+    amp = np.take(_TEX, lab) * np.float32(look["texture"])
     img *= 1.0 + amp * (0.5 * n1 + 0.8 * n2)
 
     vis = float(look["visibility"]) * _u(rng, (0.7, 1.3))
