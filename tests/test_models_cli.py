@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -96,3 +97,46 @@ def test_cli_modules_do_not_import_torch():
     code = "import sys, uniseg.cli.main; assert 'torch' not in sys.modules, 'torch imported at CLI start-up'"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+def _imports_torch(*args: str) -> tuple[bool, str]:
+    """Run the CLI in a fresh interpreter: (was torch imported, stdout)."""
+    code = (
+        "import sys\nfrom uniseg.cli.main import main\n"
+        f"try:\n    main({list(args)!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    *before, marker = res.stderr.splitlines()
+    assert before == [], before  # nothing else on stderr: no spinner in a pipe
+    return marker == "TORCH", res.stdout
+
+
+def test_builtin_figures_at_the_default_and_official_sizes_need_no_torch():
+    for args in (["models", "list"], ["models", "info", "hrnet_w48", "-f", "json"], ["models", "info", "hrnet_w18_small_v2", "--size", "1024x2048", "--head", "cosine"]):
+        torch, out = _imports_torch(*args)
+        assert not torch, args
+        assert out
+
+
+def test_other_class_counts_are_counted_and_agree_with_the_recorded_figures(capsys):
+    """K classes instead of 19 changes only the head: (K - 19) x (C + 1) parameters for the linear
+    head (C = 120 feature channels of hrnet_tiny), and (K - 19) x C x 128 x 256 MACs at 512x1024."""
+    torch, out = _imports_torch("models", "info", "hrnet_tiny", "--classes", "70", "-f", "json")
+    assert torch  # not recorded: counted
+    counted = json.loads(out)
+    _, out, err = _run(capsys, "models", "info", "hrnet_tiny", "-f", "json")
+    recorded = json.loads(out)
+    assert err == "" and recorded["feature_channels"] == 120
+    assert counted["params"] - recorded["params"] == 51 * 121
+    assert counted["macs"] - recorded["macs"] == 51 * 120 * 128 * 256
+
+
+def test_a_spinner_while_counting_on_a_terminal():
+    """(In a pipe there is none: see the test above, whose stderr stays empty.)"""
+    args = [sys.executable, "-m", "uniseg.cli.main", "models", "info", "hrnet_tiny", "--classes", "7", "-f", "json"]
+    env = {k: v for k, v in os.environ.items() if k != "UNISEG_DEBUG"}
+    tty = subprocess.run(args, capture_output=True, text=True, env={**env, "FORCE_COLOR": "1"})  # rich: a terminal
+    assert tty.returncode == 0 and json.loads(tty.stdout)["classes"] == 7
+    assert "counting hrnet_tiny: 7-class linear head at 512x1024" in tty.stderr

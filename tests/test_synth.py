@@ -430,3 +430,22 @@ def test_the_readers_discover_and_read_every_synthetic_dataset(world, registry, 
         raw = labels_mod.read_label(world / name / ref.label, enc)
         values = {tuple(c) for c in np.unique(raw.reshape(-1, 3), axis=0).tolist()} if enc.kind == "rgb" else set(np.unique(raw).tolist())
         assert values <= known
+
+
+def test_the_fast_weighted_pick_is_numpys_choice():
+    """scene._pick stands in for Generator.choice(n, p=p): same indices, same random stream after."""
+    from uniseg.data.synth.scene import _cdf, _pick
+
+    for weights in ([0.82, 0.05, 0.08, 0.05], [1, 1, 1], [0.0, 3.0, 1.0], [0.7, 0.3]):
+        p = np.array(weights, np.float64)
+        a, b = np.random.default_rng(7), np.random.default_rng(7)
+        cdf = _cdf(weights)
+        assert [int(a.choice(len(p), p=p / p.sum())) for _ in range(2000)] == [_pick(b, cdf) for _ in range(2000)]
+        assert a.random() == b.random()
+
+
+def test_frac_is_the_float_modulo_one():
+    from uniseg.data.synth.scene import _frac
+
+    v = np.concatenate([np.random.default_rng(0).normal(0, 40, 100_000), [-1e-9, -0.5, 0.0, 1.0, -3.0, 2.5]]).astype(np.float32)
+    assert np.array_equal(_frac(v), v % 1.0)

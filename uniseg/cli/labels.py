@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, parse_union, progress_bar, registry_from, union_and_space
@@ -38,32 +39,43 @@ def list_(registry: Optional[List[Path]] = RegistryOpt, fmt: Format = FormatOpt)
         )
 
     def table() -> Table:
-        t = Table(title="Label spaces", title_justify="left")
-        for col in ("name", "title", "classes", "encodings", "layouts", "version", "source"):
-            t.add_column(col, justify="right" if col == "classes" else "left")
-        for r in rows:
-            t.add_row(r["name"], r["title"], str(r["classes"]), ", ".join(r["encodings"]), ", ".join(r["layouts"]), r["version"], r["source"])
+        # fits the terminal: encodings and layouts wrap between items, the last column (title,
+        # version, source) is cut to the width left (--format json|yaml has everything whole)
+        cols = ["name", "classes", "encodings", "layouts"]
+        items = [[[r["name"]], [str(r["classes"])], r["encodings"], r["layouts"]] for r in rows]
+        natural = [max(len(col), *(len(", ".join(it[i])) for it in items)) for i, col in enumerate(cols)]
+        narrowest = [max(len(col), *(len(x) for it in items for x in it[i])) for i, col in enumerate(cols)]
+        overhead = 3 * (len(cols) + 1) + 1  # padding and rules around each column
+        left = console.width - sum(natural) - overhead
+        wrap = left < 24  # too narrow for one line per space: encodings and layouts wrap first
+        if wrap:
+            left = console.width - sum(narrowest) - overhead
+        t = Table(title="Label spaces", title_justify="left", box=box.SIMPLE_HEAD)
+        for col, w in zip(cols, narrowest if wrap else natural):
+            t.add_column(col, justify="right" if col == "classes" else "left", no_wrap=col in ("name", "classes"), min_width=w)
+        t.add_column("title, version", no_wrap=True, overflow="ellipsis", max_width=max(left, 16))
+        for r, it in zip(rows, items):
+            origin = "" if r["source"] == "builtin" else f"from {r['source']}: "
+            t.add_row(*(", ".join(x) for x in it), f"{origin}{r['title']}, {r['version']}")
         return t
 
     emit(rows, fmt, table)
 
 
-@app.command()
-def show(
-    name: str = typer.Argument(..., help="Label space name, e.g. cityscapes."),
-    encoding: Optional[str] = typer.Option(None, "--encoding", "-e", help="Also list every raw value of this encoding."),
-    registry: Optional[List[Path]] = RegistryOpt,
-    fmt: Format = FormatOpt,
-) -> None:
-    """Classes in training order with their raw ids per encoding, unified names and colours."""
-    space = registry_from(registry).get(name)
+def _raw(value) -> str:
+    """A raw id as people read it: ``7``, or ``(128, 64, 128)`` for a colour."""
+    return str(tuple(value)) if isinstance(value, list) else str(value)
+
+
+def _space_to_dict(space, enc) -> dict:
+    """Everything ``labels show`` knows about ``space`` as plain data (``enc``: also list its raw values)."""
     raw_ids: dict[str, dict[int, list]] = {}
-    for enc in space.encodings.values():
+    for e in space.encodings.values():
         per: dict[int, list] = {}
-        for v in enc.values:
+        for v in e.values:
             if v.cls is not None:
-                per.setdefault(v.cls, []).append(list(v.value) if enc.kind == "rgb" else v.value)
-        raw_ids[enc.name] = per
+                per.setdefault(v.cls, []).append(list(v.value) if e.kind == "rgb" else v.value)
+        raw_ids[e.name] = per
     data = {
         "name": space.name,
         "title": space.title,
@@ -98,51 +110,109 @@ def show(
             for lay in space.layouts.values()
         },
     }
-    enc = space.encoding(encoding) if encoding else None
     if enc is not None:
         data["values"] = [
             {"raw": list(v.value) if enc.kind == "rgb" else v.value, "name": v.name, "class": None if v.cls is None else space.classes[v.cls].name}
             for v in enc.values
         ]
+    return data
 
-    def table():
-        from rich.console import Group
 
-        t = Table(title=f"{space.title} ({space.name}) — {space.num_classes} classes, {space.version}", title_justify="left")
-        t.add_column("#", justify="right")
-        t.add_column("name")
-        t.add_column("unified")
-        for e in space.encodings:
-            t.add_column(f"{e} ids")
-        t.add_column("colour")
-        for c in data["classes"]:
-            ids = [", ".join(str(tuple(x)) if isinstance(x, list) else str(x) for x in c["ids"][e]) for e in space.encodings]
-            uni = c["unified"] if c["unified"] != c["name"] else f"[dim]{c['unified']}[/]"
-            t.add_row(str(c["index"]), c["name"], uni, *ids, swatch(c["colour"]))
-        parts = [t]
-        voids = Table(title="Encodings", title_justify="left")
-        for col in ("encoding", "kind", "void values", "description"):
-            voids.add_column(col)
-        for e, info in data["encodings"].items():
-            shown = ", ".join(str(tuple(v)) if isinstance(v, list) else str(v) for v in info["void"])
-            voids.add_row(e, info["kind"], shown or "-", info["description"])
-        parts.append(voids)
-        if enc is not None:
-            vt = Table(title=f"Raw values of {enc.name}", title_justify="left")
-            for col in ("raw", "raw name", "class"):
-                vt.add_column(col)
-            for v in data["values"]:
-                vt.add_row(str(tuple(v["raw"])) if isinstance(v["raw"], list) else str(v["raw"]), v["name"], v["class"] or "[dim]void[/]")
-            parts.append(vt)
-        return Group(*parts)
+def _space_tables(data: dict):
+    """``labels show`` for people: one line per class (raw ids per encoding, colour), then the encodings."""
+    from rich.console import Group
 
-    emit(data, fmt, table)
+    encodings = list(data["encodings"])
+    t = Table(title=f"{data['title']} ({data['name']}) — {len(data['classes'])} classes, {data['version']}", title_justify="left",
+              box=box.SIMPLE_HEAD)
+    t.add_column("#", justify="right", no_wrap=True)
+    t.add_column("name", overflow="fold")
+    t.add_column("unified", overflow="fold")
+    for e in encodings:
+        t.add_column(e)
+    t.add_column("colour", no_wrap=True)
+    for c in data["classes"]:
+        uni = c["unified"] if c["unified"] != c["name"] else f"[dim]{c['unified']}[/]"
+        t.add_row(str(c["index"]), c["name"], uni, *(", ".join(_raw(x) for x in c["ids"][e]) for e in encodings), swatch(c["colour"]))
+    voids = Table(title="Encodings", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("encoding", "kind", "void values", "description"):
+        voids.add_column(col, no_wrap=col in ("encoding", "kind"))
+    for e, info in data["encodings"].items():
+        voids.add_row(e, info["kind"], ", ".join(_raw(v) for v in info["void"]) or "-", info["description"])
+    parts = [t, voids]
+    if "values" in data:
+        vt = Table(title=f"Raw values of {data['encoding']}", title_justify="left", box=box.SIMPLE_HEAD)
+        for col in ("raw", "raw name", "class"):
+            vt.add_column(col)
+        for v in data["values"]:
+            vt.add_row(_raw(v["raw"]), v["name"], v["class"] or "[dim]void[/]")
+        parts.append(vt)
+    return Group(*parts)
+
+
+@app.command()
+def show(
+    name: str = typer.Argument(..., help="Label space name, e.g. cityscapes."),
+    encoding: Optional[str] = typer.Option(None, "--encoding", "-e", help="Also list every raw value of this encoding."),
+    registry: Optional[List[Path]] = RegistryOpt,
+    fmt: Format = FormatOpt,
+) -> None:
+    """Classes in training order with their raw ids per encoding, unified names and colours."""
+    space = registry_from(registry).get(name)
+    enc = space.encoding(encoding) if encoding else None
+    data = _space_to_dict(space, enc)
+    emit(data, fmt, lambda: _space_tables({**data, "encoding": enc.name if enc is not None else None}))
+
+
+def _by_members(uni) -> list[tuple[tuple[str, ...], list[str]]]:
+    """Union classes grouped by the datasets that have them: widest sharing first, then union order."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for c in uni.classes:
+        groups.setdefault(tuple(d for d in uni.datasets if d in c.members), []).append(c.name)
+    order = {d: i for i, d in enumerate(uni.datasets)}
+    return sorted(groups.items(), key=lambda kv: (-len(kv[0]), [order[d] for d in kv[0]]))
+
+
+def _members_label(members: tuple[str, ...], datasets: tuple[str, ...]) -> str:
+    """``all``, ``all but idd``, or ``idd + mapillary``: which datasets of the union have a class."""
+    if len(datasets) > 1 and len(members) == len(datasets):
+        return "all"
+    if len(datasets) > 2 and len(members) == len(datasets) - 1:
+        return "all but " + next(d for d in datasets if d not in members)
+    return " + ".join(members)
+
+
+def _union_summary(uni, caption: Optional[str]):
+    """One row per set of datasets sharing classes: fits a screen where the full table takes 70+ lines."""
+    t = Table(title=f"Union of {', '.join(uni.datasets)}: {uni.num_classes} classes, fingerprint {uni.fingerprint}",
+              title_justify="left", box=box.SIMPLE_HEAD, caption=caption, caption_justify="left")
+    t.add_column("in", max_width=max(24, len(max(uni.datasets, key=len)) + 8))
+    t.add_column("n", justify="right", no_wrap=True)
+    t.add_column("classes", ratio=1)
+    for members, names in _by_members(uni):
+        t.add_row(_members_label(members, uni.datasets), str(len(names)), ", ".join(names))
+    return t
+
+
+def _union_table(uni, caption: Optional[str]):
+    """Every class with its colour and each dataset's names for it (--all)."""
+    t = Table(title=f"Union of {', '.join(uni.datasets)}: {uni.num_classes} classes, fingerprint {uni.fingerprint}",
+              title_justify="left", box=box.SIMPLE_HEAD, caption=caption, caption_justify="left")
+    t.add_column("#", justify="right", no_wrap=True)
+    t.add_column("name", overflow="fold")
+    t.add_column("colour", no_wrap=True)
+    for d in uni.datasets:
+        t.add_column(d, overflow="fold")
+    for c in uni.classes:
+        t.add_row(str(c.index), c.name, swatch(c.colour, numbers=False), *[", ".join(c.members.get(d, ())) for d in uni.datasets])
+    return t
 
 
 @app.command()
 def union(
     names: List[str] = typer.Argument(..., help="Label space names, e.g. cityscapes bdd idd mapillary."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write union.yaml and remap/<dataset>.<encoding>.{csv,npy} here."),
+    all_: bool = typer.Option(False, "--all", "-a", help="List every class with its colour and each dataset's names (default: classes grouped by the datasets sharing them)."),
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
@@ -154,21 +224,11 @@ def union(
     data = union_to_dict(uni)
     if out is not None:
         data["written"] = [str(p) for p in written]
-
-    def table() -> Table:
-        t = Table(title=f"Union of {', '.join(uni.datasets)}: {uni.num_classes} classes, fingerprint {uni.fingerprint}", title_justify="left")
-        t.add_column("#", justify="right")
-        t.add_column("name")
-        t.add_column("colour")
-        for d in uni.datasets:
-            t.add_column(d)
-        for c in uni.classes:
-            t.add_row(str(c.index), c.name, swatch(c.colour, numbers=False), *[", ".join(c.members.get(d, ())) for d in uni.datasets])
-        if out is not None:
-            t.caption = f"wrote {out}/union.yaml and {len(written) - 1} remap files"
-        return t
-
-    emit(data, fmt, table)
+    notes = [f"wrote {out}/union.yaml and {len(written) - 1} remap files"] if out is not None else []
+    if not all_:
+        notes.append("--all for every class with its colour and names; --format json|yaml for all data")
+    caption = "\n".join(notes) or None
+    emit(data, fmt, lambda: _union_table(uni, caption) if all_ else _union_summary(uni, caption))
 
 
 @app.command()

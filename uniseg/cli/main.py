@@ -3,25 +3,114 @@
 Every error becomes one line on stderr and exit code 2; ``--debug`` (anywhere on the command
 line) or ``UNISEG_DEBUG=1`` prints the traceback first (same line, same exit code). Ctrl-C
 exits 130.
+
+Sub-commands load lazily, so ``uniseg --help`` and ``uniseg labels list`` import only what they
+use. To add one, add a row to :data:`COMMANDS`::
+
+    "train": Command("uniseg.cli.train:train", "Train a model on several datasets.",
+                     context_settings={"allow_extra_args": True}),
+
+The target is a ``typer.Typer`` (a command group, e.g. ``uniseg labels ...``) or a plain function
+(a single command, e.g. ``uniseg train ...``; typer reads its signature, ``context_settings`` go
+to click as with ``app.command(...)``). Its module is imported when the command runs (or when a
+typo needs suggestions); ``uniseg --help`` lists the table's one-line help. Keep heavy imports
+(torch) inside the command functions.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from typing import NamedTuple, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from uniseg import __version__
 from uniseg.errors import Interrupted, UnisegError
 
+class Command(NamedTuple):
+    """A lazily loaded sub-command: ``"module:attribute"`` and its line in ``uniseg --help``."""
+
+    target: str
+    help: str
+    context_settings: Optional[dict] = None  # for a plain-function command, as app.command(...) takes them
+
+
+#: The sub-commands, in the order ``uniseg --help`` lists them.
+COMMANDS: dict[str, Command] = {
+    "labels": Command("uniseg.cli.labels:app", "Label spaces, unions, remap tables and exports."),
+    "models": Command("uniseg.cli.models:app", "Segmentation networks, their parameters and MACs."),
+    "data": Command("uniseg.cli.data:app", "Dataset roots: check, prepare caches, synthesise a road world."),
+    "train": Command("uniseg.cli.train:train", "Train one model on several datasets over their union (CE, Null BCE, C-R BCE).",
+                     context_settings={"allow_extra_args": True, "ignore_unknown_options": False}),
+    "eval": Command("uniseg.cli.evaluate:evaluate", "Score a checkpoint on datasets (seen or unseen) in their own label spaces.",
+                    context_settings={"allow_extra_args": True, "ignore_unknown_options": False}),
+    "predict": Command("uniseg.cli.predict:predict", "Write label PNGs for images in a label space (and Figure 4's multi-label view)."),
+    "relations": Command("uniseg.cli.relations:app", "Class relations: mining, the multi-label table (Eq. 6), the relation graph."),
+    "demo": Command("uniseg.cli.demo:demo", "The UniSeg method end to end on the synthetic road world (the paper's Table 1)."),
+}
+
+# Plain click help: typer's rich help panels import rich's markdown and traceback machinery,
+# which doubles the time of ``uniseg --help`` (benchmarks/bench_startup.py).
+HELP_MARKUP = None
+
+
+def _load(name: str):
+    """The click command behind ``COMMANDS[name]``: a typer app as a group, a function as one command."""
+    row = COMMANDS[name]
+    module_name, _, attr = row.target.partition(":")
+    obj = getattr(importlib.import_module(module_name), attr)
+    if isinstance(obj, typer.Typer):
+        obj.rich_markup_mode = HELP_MARKUP  # as if added with add_typer: the root decides how help looks
+        cmd = typer.main.get_group(obj)
+    else:
+        single = typer.Typer(add_completion=False, rich_markup_mode=HELP_MARKUP)
+        single.command(name, context_settings=row.context_settings)(obj)
+        cmd = typer.main.get_command(single)
+    cmd.help = cmd.help or row.help
+    return cmd
+
+
+class LazyGroup(TyperGroup):
+    """A typer group whose :data:`COMMANDS` are imported on first use, not at start-up."""
+
+    def list_commands(self, ctx) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx, cmd_name: str):
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            self.add_command(_load(cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in COMMANDS and args[0] not in self.commands:
+            for name in COMMANDS:  # a typo: load every command so that typer's suggestions see them all
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx, formatter) -> None:
+        """The commands section of ``--help``: the table's one-line help, so nothing is imported for it."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in COMMANDS:
+                rows.append((name, COMMANDS[name].help))
+            elif not self.commands[name].hidden:
+                rows.append((name, self.commands[name].get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="uniseg",
+    cls=LazyGroup,
     help="Train one segmentation model on many datasets whose label spaces differ (UniSeg).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=HELP_MARKUP,
 )
 
 
@@ -37,32 +126,6 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show a traceback on errors (also UNISEG_DEBUG=1)."),
 ) -> None:
     """uniseg: label spaces, unions, remap tables, models and data for multi-dataset segmentation."""
-
-
-def _register() -> None:
-    """Attach the sub-apps; each imports heavy libraries (torch) only inside its commands."""
-    from uniseg.cli import labels
-
-    app.add_typer(labels.app, name="labels")
-    app.add_typer(__import__("uniseg.cli.relations", fromlist=["app"]).app, name="relations")
-    for module_name, name in (("uniseg.cli.models", "models"), ("uniseg.cli.data", "data")):
-        try:
-            module = __import__(module_name, fromlist=["app"])
-        except ModuleNotFoundError as exc:  # sub-app not written yet
-            if exc.name != module_name:
-                raise
-            continue
-        app.add_typer(module.app, name=name)
-    from uniseg.cli import demo, evaluate, predict, train
-    from uniseg.cli.options import DATASET_EXTRA_ARGS
-
-    app.command("train", context_settings=DATASET_EXTRA_ARGS)(train.train)
-    app.command("eval", context_settings=DATASET_EXTRA_ARGS)(evaluate.evaluate)
-    app.command("predict")(predict.predict)
-    app.command("demo")(demo.demo)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> None:

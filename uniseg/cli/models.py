@@ -1,20 +1,22 @@
 """``uniseg models``: the registered segmentation networks, their parameters and MACs.
 
-Thin layer: parse, call ``uniseg.models``, render. torch is imported inside the commands only, so
-``uniseg labels`` keeps starting fast. Networks are built on the ``meta`` device (shapes, no
-weights), so even HRNet-W48 at 1024x2048 is counted in about a second.
+Thin layer: parse, call ``uniseg.models``, render. The built-in networks' figures at the default
+class count and sizes are recorded facts (``uniseg/models/facts.json``, checked against the
+computation by the tests), so ``list`` and ``info`` answer without importing torch; another size,
+class count or model is counted on the ``meta`` device (shapes, no weights) behind a spinner.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import re
 from typing import Optional
 
 import typer
-from rich.table import Table
 
-from uniseg.cli.render import Format, emit
+from uniseg.cli.options import FormatOpt
+from uniseg.cli.render import Format, emit, err_console
 from uniseg.errors import UnisegError
 
 app = typer.Typer(help="Segmentation networks: list them, count parameters and multiply-accumulates.", no_args_is_help=True)
@@ -30,7 +32,6 @@ class Head(str, enum.Enum):
     cosine = "cosine"
 
 
-FormatOpt = typer.Option(Format.table, "--format", "-f", help="Output: a table for people, json/yaml for scripts.")
 SizeOpt = typer.Option(DEFAULT_SIZE, "--size", "-s", metavar="HxW", help="Input size for the MAC count, e.g. 512x1024 (or one number for a square).")
 ClassesOpt = typer.Option(None, "--classes", "-k", metavar="K", help=f"Number of classes of the head (default {DEFAULT_CLASSES}, or the union's size with --union).")
 UnionOpt = typer.Option(None, "--union", "-u", metavar="DIR|NAMES", help="Take K from a union: a folder from 'labels union --out', or dataset names (a,b,c).")
@@ -67,16 +68,24 @@ def _classes(classes: Optional[int], union: Optional[str]) -> int:
     return classes
 
 
-def _measure(name: str, classes: int, head: str, size: tuple[int, int]) -> dict:
-    import torch
+def _busy(message: str):
+    """A spinner on stderr while torch loads and counts (nothing when stderr is not a terminal)."""
+    return err_console.status(message) if err_console.is_terminal else contextlib.nullcontext()
 
-    from uniseg.models import build_model, model_info
-    from uniseg.models.complexity import measure
 
-    info = model_info(name)
-    with torch.device("meta"):
-        model = build_model(name, classes, head=head)
-    c = measure(model, size)
+def _figures(name: str, classes: int, head: str, size: tuple[int, int]):
+    """``(row, Complexity)``: name, description, params and MACs of ``name``, recorded or else counted."""
+    from uniseg.models.facts import recorded_complexity, recorded_info
+
+    info = recorded_info(name)
+    c = recorded_complexity(name, classes, head, size)
+    if info is None or c is None:
+        with _busy(f"counting {name}: {classes}-class {head} head at {size[0]}x{size[1]} (loading torch)"):
+            from uniseg.models import model_info
+            from uniseg.models.complexity import count_model
+
+            info = info if info is not None else model_info(name)
+            c = c if c is not None else count_model(name, classes, head, size)
     data = {
         "name": name,
         "family": info["family"],
@@ -93,7 +102,7 @@ def _measure(name: str, classes: int, head: str, size: tuple[int, int]) -> dict:
     for key in ("feature_channels", "stages", "official"):
         if key in info:
             data[key] = info[key]
-    return data
+    return data, c
 
 
 def _millions(n: int) -> str:
@@ -113,11 +122,13 @@ def list_(
 
     hw = parse_size(size)
     k = _classes(classes, union)
-    rows = [_measure(name, k, head.value, hw) for name in list_models()]
+    rows = [_figures(name, k, head.value, hw)[0] for name in list_models()]
     for r in rows:
         r.pop("stages", None)
 
-    def table() -> Table:
+    def table():
+        from rich.table import Table
+
         t = Table(title=f"Networks: {k}-class {head.value} head, MACs per image at {hw[0]}x{hw[1]}", title_justify="left")
         for col, just in (("name", "left"), ("architecture", "left"), ("params", "right"), ("GMACs", "right"), ("official*", "right")):
             t.add_column(col, justify=just)
@@ -149,10 +160,12 @@ def info(
     get_spec(name)  # unknown names fail here, with suggestions, before anything is built
     hw = parse_size(size)
     k = _classes(classes, union)
-    data = _measure(name, k, head.value, hw)
-    data["official_gflops"] = round(data["macs"] / 2**30, 2)
+    data, c = _figures(name, k, head.value, hw)
+    data["official_gflops"] = round(c.official_gflops, 2)
 
-    def table() -> Table:
+    def table():
+        from rich.table import Table
+
         t = Table(title=f"{name}: {data['description']}", title_justify="left", show_header=False)
         t.add_column("key")
         t.add_column("value")

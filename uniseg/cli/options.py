@@ -13,9 +13,9 @@ import typer
 
 from uniseg.cli.render import Format, err_console
 from uniseg.errors import UnisegError
-from uniseg.labelspaces.registry import Registry
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the registry (numpy, yaml) loads when a command needs it, not at start-up
+    from uniseg.labelspaces.registry import Registry
     from uniseg.labelspaces.schema import LabelSpace
     from uniseg.unify.union import UnionSpace
 
@@ -28,6 +28,8 @@ UnionOpt = typer.Option(..., "--union", "-u", metavar="DIR|NAMES", help="A folde
 
 def registry_from(dirs: Optional[List[Path]]) -> Registry:
     """The built-in registry plus UNISEG_REGISTRY plus the ``--registry`` folders."""
+    from uniseg.labelspaces.registry import Registry
+
     return Registry.from_dirs(dirs or [])
 
 

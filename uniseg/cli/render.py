@@ -44,10 +44,14 @@ def emit(data: Any, fmt: Format, table: Callable[[], Any] | None = None) -> None
 
 
 def swatch(rgb, numbers: bool = True) -> str:
-    """A coloured block for rich markup (``[on rgb(128,64,128)]    [/]``), optionally with the values."""
+    """Rich markup for a colour: a coloured block (``numbers``: and its values) where colour shows;
+    just the values where it cannot (a pipe, a file, ``NO_COLOR``, a dumb terminal)."""
     r, g, b = (int(v) for v in rgb)
+    values = f"{r},{g},{b}"
+    if console.color_system is None:
+        return values
     block = f"[on rgb({r},{g},{b})]    [/]"
-    return f"{block} {r:3d},{g:3d},{b:3d}" if numbers else block
+    return f"{block} {values}" if numbers else block
 
 
 def middle_cut(text: str, width: int) -> str:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
+if TYPE_CHECKING:  # numpy loads with the first lookup table: `uniseg labels list/show` never need it
+    import numpy as np
 
 RGB = tuple[int, int, int]
 EncodingKind = Literal["index", "rgb"]
@@ -68,6 +69,8 @@ class Encoding:
         """Dense ``raw id -> class index`` table (index encodings), 255 for void and unknown."""
         if self.kind != "index":
             raise ValueError(f"encoding {self.name!r} is {self.kind}, not index")
+        import numpy as np
+
         dtype = np.uint8 if self.bits == 8 else np.uint16
         lut = np.full(self.size, IGNORE, dtype=dtype)
         for v in self.values:
@@ -79,6 +82,8 @@ class Encoding:
         """Boolean table over raw ids: True where the value is listed (class or void)."""
         if self.kind != "index":
             raise ValueError(f"encoding {self.name!r} is {self.kind}, not index")
+        import numpy as np
+
         known = np.zeros(self.size, dtype=bool)
         known[[int(v.value) for v in self.values]] = True
         return known

@@ -10,15 +10,12 @@ ReLU, upsampling and additions are not counted. The forward pass runs on the ``m
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
-from torch import nn
-from torch.func import functional_call
+if TYPE_CHECKING:  # torch is imported by the counting functions only: Complexity records stay cheap
+    from torch import nn
 
-from uniseg.models.heads import CosineClassifier
-
-__all__ = ["Complexity", "count_macs", "count_params", "measure"]
+__all__ = ["Complexity", "count_macs", "count_model", "count_params", "measure"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +54,12 @@ def count_macs(model: nn.Module, size: Sequence[int], in_channels: int = 3) -> i
     Parameters and buffers are swapped for ``meta`` tensors for the pass, so the model itself
     (on any device) is neither copied nor changed.
     """
+    import torch
+    from torch import nn
+    from torch.func import functional_call
+
+    from uniseg.models.heads import CosineClassifier
+
     h, w = (int(v) for v in size)
     total = 0
 
@@ -97,3 +100,14 @@ def measure(model: nn.Module, size: Sequence[int] = (512, 1024)) -> Complexity:
     """:class:`Complexity` of ``model`` at ``size`` = (H, W)."""
     h, w = (int(v) for v in size)
     return Complexity(count_params(model), count_params(model, trainable_only=True), count_macs(model, (h, w)), (h, w))
+
+
+def count_model(name: str, num_classes: int, head: str = "linear", size: Sequence[int] = (512, 1024)) -> Complexity:
+    """:class:`Complexity` of registered model ``name``, built on the ``meta`` device (shapes only, no weights)."""
+    import torch
+
+    from uniseg.models.registry import build_model
+
+    with torch.device("meta"):
+        model = build_model(name, num_classes, head=head)
+    return measure(model, size)

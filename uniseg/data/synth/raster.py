@@ -7,6 +7,7 @@ between shapes at the same depth.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,21 +16,25 @@ FAR = np.float32(1e6)
 
 
 class Canvas:
-    """The fine label (uint8), albedo (float32 RGB in 0-1), depth (metres) and emissive mask of a scene."""
+    """The fine label (uint8), albedo (float32 RGB in 0-1), depth (metres) and emissive mask of a scene.
+
+    The albedo is planar, ``(3, H, W)``: whole-image steps work on contiguous channel planes.
+    """
 
     def __init__(self, height: int, width: int) -> None:
         self.H, self.W = height, width
         self.label = np.zeros((height, width), np.uint8)
-        self.albedo = np.zeros((height, width, 3), np.float32)
+        self.albedo = np.zeros((3, height, width), np.float32)
         self.depth = np.full((height, width), FAR * 10, np.float32)
         self.emit = np.zeros((height, width), np.bool_)
+        self.lit = False  # has any light source been drawn (else ``emit`` is all False)
 
     def box(self, x0: float, y0: float, x1: float, y1: float):
         """Pixel box covering [x0, x1) x [y0, y1), clipped: (row0, col0, row centres (h,1), col centres (1,w)) or None."""
-        ix0 = max(int(np.floor(x0)), 0)
-        ix1 = min(int(np.ceil(x1)), self.W)
-        iy0 = max(int(np.floor(y0)), 0)
-        iy1 = min(int(np.ceil(y1)), self.H)
+        ix0 = max(math.floor(x0), 0)
+        ix1 = min(math.ceil(x1), self.W)
+        iy0 = max(math.floor(y0), 0)
+        iy1 = min(math.ceil(y1), self.H)
         if ix1 <= ix0 or iy1 <= iy0:
             return None
         xx = np.arange(ix0, ix1, dtype=np.float32)[None, :] + 0.5
@@ -45,10 +50,13 @@ class Canvas:
             return
         self.label[sl][m] = cls
         depth[m] = z
-        self.albedo[sl][m] = colour[m] if isinstance(colour, np.ndarray) and colour.ndim == 3 else colour
+        per_pixel = isinstance(colour, np.ndarray) and colour.ndim == 3  # an (h, w, 3) image, else one RGB
+        for k in range(3):
+            self.albedo[k][sl][m] = colour[..., k][m] if per_pixel else colour[k]
         if emit:
             self.emit[sl][m] = True
-        elif self.emit[sl].any():
+            self.lit = True
+        elif self.lit:
             self.emit[sl][m] = False
 
     def shade(self, iy0: int, ix0: int, mask: np.ndarray, factor: float, classes: np.ndarray) -> None:
@@ -56,7 +64,8 @@ class Canvas:
         h, w = mask.shape
         sl = (slice(iy0, iy0 + h), slice(ix0, ix0 + w))
         m = mask & classes[self.label[sl]]
-        self.albedo[sl][m] *= factor
+        for k in range(3):
+            self.albedo[k][sl][m] *= factor
 
 
 def _widen(a: float, b: float) -> tuple[float, float]:
@@ -74,7 +83,7 @@ def rect(cv: Canvas, x0, y0, x1, y1, cls, colour, z, emit=False) -> None:
     if b is None:
         return
     iy0, ix0, yy, xx = b
-    m = (xx >= x0) & (xx < x1) & (yy >= y0) & (yy < y1)
+    m = ((yy >= y0) & (yy < y1)) & ((xx >= x0) & (xx < x1))  # a row mask and a column mask, then one 2-D and
     cv.put(iy0, ix0, m, cls, colour, z, emit)
 
 
