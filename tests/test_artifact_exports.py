@@ -116,11 +116,12 @@ def test_union_argument_is_a_folder_or_names(tmp_path, registry, cibm):
     assert parse_union(str(tmp_path / "u"), registry)[0].fingerprint == union.fingerprint
     with pytest.raises(UnisegError, match="give a folder"):
         union_source(" , ", registry)
-    # the old entry point, kept for callers not yet moved, reads a string or a list of words the same way
-    from uniseg.unify.artifact import resolve_union
+    # the library takes typed values: a folder path or a list of names
+    from uniseg.unify.artifact import open_union
 
-    assert resolve_union(["cityscapes,bdd", "idd", "mapillary"], registry)[0].fingerprint == union.fingerprint
-    assert resolve_union(str(tmp_path / "u"), registry)[0].fingerprint == union.fingerprint
+    assert open_union(["cityscapes", "bdd", "idd", "mapillary"], registry)[0].fingerprint == union.fingerprint
+    assert open_union(tmp_path / "u", registry)[0].fingerprint == union.fingerprint
+    assert parse_union("cityscapes,bdd+idd mapillary", registry)[0].fingerprint == union.fingerprint
 
 
 def test_dataset_folder_named_like_a_dataset_is_not_a_union(tmp_path, registry, monkeypatch):

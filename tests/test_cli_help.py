@@ -38,7 +38,8 @@ COMMANDS = _commands()
 
 
 def _flat(text: str) -> str:
-    return re.sub(r"[\s│|]+", " ", text).strip()
+    """Whitespace and box lines folded; a word click broke at its hyphen ("multi-\nlabel") joined again."""
+    return re.sub(r"-\s+", "-", re.sub(r"[\s│|]+", " ", text)).strip()
 
 
 def test_the_app_has_the_documented_commands():

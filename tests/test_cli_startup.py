@@ -61,23 +61,3 @@ def test_a_plain_function_becomes_one_command(capsys, tmp_path, monkeypatch):
     assert code == 0 and "hello" in out and "Say hello." in out
     code, out, _ = _run(capsys, "hello", "--help")
     assert code == 0 and "--name" in out and "Who to greet." in out
-
-
-def _every_command() -> list[list[str]]:
-    """[group] and [group, command] for every registered command (imports the sub-apps, no torch)."""
-    import typer
-
-    out = []
-    for name, row in COMMANDS.items():
-        module, _, attr = row.target.partition(":")
-        obj = getattr(__import__(module, fromlist=[attr]), attr)
-        out.append([name])
-        if isinstance(obj, typer.Typer):
-            out += [[name, c.name or c.callback.__name__] for c in obj.registered_commands]
-    return out
-
-
-@pytest.mark.parametrize("args", _every_command(), ids=" ".join)
-def test_every_command_has_help(capsys, args):
-    code, out, err = _run(capsys, *args, "--help")
-    assert code == 0 and out.startswith(f"Usage: uniseg {' '.join(args)} ") and err == ""

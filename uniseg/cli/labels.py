@@ -217,9 +217,10 @@ def union(
     fmt: Format = FormatOpt,
 ) -> None:
     """The union of label spaces: classes merged on unified names, sorted alphabetically."""
-    from uniseg.unify.artifact import resolve_union, union_to_dict, write_union_artifact
+    from uniseg.cli.options import split_names
+    from uniseg.unify.artifact import open_union, union_to_dict, write_union_artifact
 
-    uni, spaces = resolve_union(list(names), registry_from(registry))
+    uni, spaces = open_union([n for part in names for n in split_names(part)], registry_from(registry))
     written = write_union_artifact(uni, list(spaces.values()), out) if out is not None else []
     data = union_to_dict(uni)
     if out is not None:

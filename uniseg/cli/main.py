@@ -137,16 +137,26 @@ def main(argv: list[str] | None = None) -> None:
         rv = app(args=args, prog_name="uniseg", standalone_mode=False)
     except BrokenPipeError:
         sys.exit(0)
-    except (Exception, KeyboardInterrupt) as exc:
-        code, line = _outcome(exc, debug)
-        if debug:
-            import traceback
-
-            traceback.print_exception(exc)
-        if line:
-            print(line, file=sys.stderr)
-        sys.exit(code)
+    except Exception as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # 'uniseg' or a group alone: its help, on stdout, exit 0
+            print(exc.format_message())  # type: ignore[attr-defined]
+            sys.exit(0)
+        _fail(exc, debug)
+    except KeyboardInterrupt as exc:
+        _fail(exc, debug)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _fail(exc: BaseException, debug: bool) -> None:
+    """One line on stderr (after the traceback with ``--debug``) and the exit code."""
+    code, line = _outcome(exc, debug)
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    if line:
+        print(line, file=sys.stderr)
+    sys.exit(code)
 
 
 def _outcome(exc: BaseException, debug: bool) -> tuple[int, str]:
@@ -158,8 +168,6 @@ def _outcome(exc: BaseException, debug: bool) -> tuple[int, str]:
         return exc.exit_code, f"error: {exc}"
     if isinstance(exc, KeyboardInterrupt) or name == "Abort":
         return 130, "error: interrupted"
-    if name == "NoArgsIsHelpError":  # 'uniseg' or a group alone: the help was printed, nothing failed
-        return 0, ""
     # click's exceptions (typer vendors click in recent releases): matched by shape, not import
     if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
         ctx = getattr(exc, "ctx", None)

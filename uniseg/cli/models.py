@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import re
 from typing import Optional
 
 import typer
@@ -37,30 +36,20 @@ ClassesOpt = typer.Option(None, "--classes", "-k", metavar="K", help=f"Number of
 UnionOpt = typer.Option(None, "--union", "-u", metavar="DIR|NAMES", help="Take K from a union: a folder from 'labels union --out', or dataset names (a,b,c).")
 HeadOpt = typer.Option(Head.linear, "--head", help="Classifier: linear (1x1 conv + bias) or cosine (Appendix G).")
 
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*(?:[xX*,]\s*(\d+))?\s*$")
-
-
 def parse_size(text: str) -> tuple[int, int]:
     """``"512x1024"`` -> (512, 1024); ``"512"`` -> (512, 512); anything else raises UnisegError."""
-    m = _SIZE_RE.match(text or "")
-    if not m:
-        raise UnisegError(f"--size {text!r} is not HxW; give height x width in pixels, e.g. --size 512x1024")
-    h = int(m.group(1))
-    w = int(m.group(2)) if m.group(2) is not None else h
-    if h < 1 or w < 1:
-        raise UnisegError(f"--size {text!r}: height and width must be positive, e.g. --size 512x1024")
-    if h > 16384 or w > 16384:
-        raise UnisegError(f"--size {text!r}: larger than 16384 pixels on a side; give a realistic input size, e.g. 1024x2048")
-    return h, w
+    from uniseg.cli.options import parse_hw
+
+    return parse_hw(text, "--size")
 
 
 def _classes(classes: Optional[int], union: Optional[str]) -> int:
     if classes is not None and union is not None:
         raise UnisegError("give --classes or --union, not both (--union sets K to the union's size)")
     if union is not None:
-        from uniseg.unify.artifact import resolve_union
+        from uniseg.cli.options import parse_union, registry_from
 
-        return resolve_union(union)[0].num_classes
+        return parse_union(union, registry_from(None))[0].num_classes
     if classes is None:
         return DEFAULT_CLASSES
     if classes < 1:

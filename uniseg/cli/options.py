@@ -116,6 +116,8 @@ def parse_hw(text: str, flag: str) -> tuple[int, int]:
         raise UnisegError(f"{flag} {text!r} is not HxW; give height x width in pixels, e.g. {flag} 512x1024")
     h = int(m.group(1))
     w = int(m.group(2)) if m.group(2) is not None else h
-    if not (1 <= h <= 16384 and 1 <= w <= 16384):
-        raise UnisegError(f"{flag} {text!r}: height and width must be 1..16384 pixels")
+    if h < 1 or w < 1:
+        raise UnisegError(f"{flag} {text!r}: height and width must be positive, e.g. {flag} 512x1024")
+    if h > 16384 or w > 16384:
+        raise UnisegError(f"{flag} {text!r}: larger than 16384 pixels on a side; give a realistic size, e.g. {flag} 1024x2048")
     return h, w

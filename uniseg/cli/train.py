@@ -149,7 +149,7 @@ def train(
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
-    """Train one model on several datasets over their union (CE, Null BCE or class-relational BCE).
+    """Train one model on several datasets over their union (CE, Null BCE or class relational BCE).
 
     Example: uniseg train --datasets cityscapes=/data/cs mapillary=/data/vistas --out runs/w18
 
