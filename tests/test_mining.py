@@ -244,6 +244,7 @@ def test_torchrun_two_cpu_processes_give_the_one_process_statistics(mined, runs,
         ("unseen", "--datasets kitti: not a training dataset of"),
         ("twice", "--datasets idd: given twice"),
         ("other_union", "holds artifacts of union"),
+        ("split", "cityscapes has no split 'trian'"),
     ],
 )
 def test_refusals_are_one_line_with_exit_2(runs, small_world, tmp_path, capsys, case, message):
@@ -253,6 +254,7 @@ def test_refusals_are_one_line_with_exit_2(runs, small_world, tmp_path, capsys, 
         "unseen": _mine_args(small_world, runs / "cosine", out, "idd", "kitti"),
         "twice": _mine_args(small_world, runs / "cosine", out, "idd", "idd"),
         "other_union": _mine_args(small_world, runs / "cosine", out),
+        "split": [*_mine_args(small_world, runs / "cosine", out), "--split", "trian"],
     }[case]
     if case == "other_union":
         assert _cli("labels", "union", "cityscapes", "bdd", "--out", str(out)) == 0
@@ -260,4 +262,4 @@ def test_refusals_are_one_line_with_exit_2(runs, small_world, tmp_path, capsys, 
     assert _cli(*args) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
-    assert not (out / "similarity.npz").exists()
+    assert not (out / "similarity.npz").exists() if case == "other_union" else not out.exists()  # refused before writing

@@ -72,7 +72,7 @@ def mine(
     import time
 
     from uniseg.engine.checkpoint import load_trained
-    from uniseg.engine.mining import check_minable, check_out_folder, clear_state, mine as run_mine, summary
+    from uniseg.engine.mining import check_out_folder, clear_state, mine as run_mine, open_sets, summary
     from uniseg.engine.runtime import setup_runtime
     from uniseg.io import atomic_write_text, output_folder
     from uniseg.unify.artifact import UNION_FILE, dump_union_yaml
@@ -89,10 +89,10 @@ def mine(
     started = time.perf_counter()
     try:
         trained = load_trained(checkpoint, rt.device)
-        check_minable(trained, [n for n, _ in pairs])  # every process refuses alike, before any waits
+        sets = open_sets(trained, pairs, reg, splits, short_side)  # every process refuses alike, before any waits
         check_out_folder(out, trained.union)
         union = trained.union
-        with output_folder(out) if rt.is_main else contextlib.nullcontext(out):
+        with output_folder(out, [root for _, root in pairs]) if rt.is_main else contextlib.nullcontext(out):
             rt.barrier()  # the folder exists before any process saves its partial sums there
             show = fmt == Format.table and rt.is_main
             with progress_bar("mine", show and console.is_terminal) as bar:
@@ -107,7 +107,7 @@ def mine(
                     res = run_mine(
                         trained, pairs, reg, device=rt.device, split=splits, short_side=short_side, workers=workers,
                         autocast=rt.autocast(), rank=rt.rank, world_size=rt.world_size,
-                        all_reduce=rt.all_reduce_ if rt.distributed else None, state_dir=out, progress=progress,
+                        all_reduce=rt.all_reduce_ if rt.distributed else None, state_dir=out, progress=progress, sets=sets,
                     )
                 except Interrupted:
                     if not rt.is_main:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from uniseg.engine.checkpoint import TrainedModel
-from uniseg.errors import Interrupted, UnisegError
+from uniseg.errors import FingerprintMismatch, Interrupted, UnisegError
 from uniseg.io import atomic_open
 from uniseg.labelspaces.registry import Registry
 from uniseg.labelspaces.schema import IGNORE
@@ -166,8 +166,6 @@ def held_fingerprint(out: Path) -> Optional[str]:
 
 def check_out_folder(out: Path, union: UnionSpace) -> None:
     """Refuse an output folder that holds another union's artifacts."""
-    from uniseg.errors import FingerprintMismatch
-
     held = held_fingerprint(Path(out))
     if held is not None and held != union.fingerprint:
         raise FingerprintMismatch(f"--out {out}: holds artifacts of union {held}, not the checkpoint's {union.fingerprint}; choose another --out")
@@ -241,6 +239,7 @@ def _load_state(path: Optional[Path], key: str, device: torch.device) -> Optiona
 
 
 def _save_state(path: Path, key: str, sums: MiningSums, done: dict[str, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)  # a process on another machine may see no DIR yet
     with atomic_open(path, "wb") as fh:
         torch.save({"format": STATE_FORMAT, "key": key, "sig": sums.sig.cpu(), "cos": sums.cos.cpu(),
                     "pixels": sums.pixels.cpu(), "done": dict(done)}, fh)
@@ -250,6 +249,17 @@ def clear_state(state_dir: Path) -> None:
     """Remove every process's partial sums (after the statistics are written)."""
     for p in Path(state_dir).glob(STATE.format("*")):
         p.unlink(missing_ok=True)
+
+
+def open_sets(trained: TrainedModel, datasets: Sequence[tuple[str, str]], registry: Registry, split: Sequence[str] = ("train",),
+              short_side: int = 1080) -> list[tuple[str, object]]:
+    """``(name, SegDataset)`` per NAME, ROOT pair, after :func:`check_minable`: images at
+    ``short_side`` (0 = native), labels NEAREST-resized to them. Bad roots or splits fail here."""
+    from uniseg.data import EvalTransform, SegDataset
+
+    check_minable(trained, [n for n, _ in datasets])
+    tf = EvalTransform(short_side=short_side or None, resize_label=True)
+    return [(name, SegDataset(name, root, trained.union, split=list(split), transform=tf, registry=registry)) for name, root in datasets]
 
 
 def mine(
@@ -269,22 +279,21 @@ def mine(
     save_every: int = 200,
     progress: Optional[Callable[[str, int, int], None]] = None,
     method: Optional[str] = None,
+    sets: Optional[Sequence[tuple[str, object]]] = None,
 ) -> MiningResult:
     """Accumulate Eq. 7 over ``datasets`` (NAME, ROOT pairs of the model's training datasets).
 
     With ``state_dir`` the pass is resumable: Ctrl-C (SIGINT/SIGTERM) finishes the current image,
     saves this process's sums and raises :class:`~uniseg.errors.Interrupted`. ``progress(name,
-    done, total)`` counts this process's images. ``method``: see :func:`class_sums`.
+    done, total)`` counts this process's images. ``method``: see :func:`class_sums`. ``sets``:
+    the datasets as :func:`open_sets` opened them for these arguments (opened here by default).
     """
-    from uniseg.data import EvalTransform, SegDataset
     from uniseg.engine.inputs import quiet_worker
     from uniseg.engine.trainer import StopRequest
 
-    check_minable(trained, [n for n, _ in datasets])
+    sets = sets if sets is not None else open_sets(trained, datasets, registry, split, short_side)
     model, union = trained.model.eval(), trained.union
     scale = float(model.classifier.scale)
-    tf = EvalTransform(short_side=short_side or None, resize_label=True)
-    sets = [(name, SegDataset(name, root, union, split=list(split), transform=tf, registry=registry)) for name, root in datasets]
     key = run_key(trained, sets, split, short_side, world_size, autocast)
     state_path = _state_path(state_dir, rank, world_size)
     loaded = _load_state(state_path, key, device)
