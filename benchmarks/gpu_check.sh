@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One prepared pass over the CUDA paths that CI cannot run (no GPU there): training with bf16 and
 # fp16 autocast + channels_last, eval and predict on the GPU, the losses on CUDA against float64 CPU,
-# and the GPU figures of bench_train.py and bench_hrnet.py. Run from the repository root on a
-# machine with torch + CUDA:  bash benchmarks/gpu_check.sh [OUTDIR]
+# relation mining's GPU scatter, and the GPU figures of bench_train.py, bench_hrnet.py and
+# bench_mine.py. Run from the repository root on a machine with torch + CUDA:
+#   bash benchmarks/gpu_check.sh [OUTDIR]
 set -uo pipefail
 OUT=${1:-${OUT:-/tmp/gpu_check}}
 mkdir -p "$OUT"
@@ -58,4 +59,24 @@ log bench_train on GPU
 $PY benchmarks/bench_train.py --device cuda --model hrnet_w18_small_v2 --crop 512 --batch 16 --steps 40 --warmup 8 --workers 8 --images 32 --size 512x1024 --repeat 2
 log bench_hrnet AMP
 $PY benchmarks/bench_hrnet.py --models hrnet_w18_small_v1 hrnet_w18_small_v2 hrnet_w48 --size 512x1024 --repeat 5 --budget 20
+log "relations mine on GPU (bf16 forward, batched-GEMM scatter), then the scatter against CPU float64 and run to run"
+time $PY -m uniseg relations mine --checkpoint $OUT/run_bf16/last.pt --datasets cityscapes=$W/cityscapes idd=$W/idd mapillary=$W/mapillary \
+  --short-side 512 --workers 4 --out $OUT/mine --format json > $OUT/mine.json || exit 1
+head -c 600 $OUT/mine.json; echo
+$PY - <<'PYEOF'
+import torch
+from uniseg.engine.mining import class_sums
+g = torch.Generator().manual_seed(0)
+n = 1080 * 1920
+v = torch.rand(70, n, generator=g)
+ix = torch.randint(0, 71, (n,), generator=g)
+ix[: n // 2] = 3  # a large region of one class
+ref = torch.zeros(70, 71, dtype=torch.float64).index_add_(1, ix, v.double())
+for m in ("gemm", "index"):
+    a, b = class_sums(v.cuda(), ix.cuda(), 71, m), class_sums(v.cuda(), ix.cuda(), 71, m)
+    torch.cuda.synchronize()
+    print(f"{m:6} max rel err vs float64 {((a.cpu() - ref).abs() / ref.abs().clamp(min=1)).max().item():.2e}, same bits twice: {torch.equal(a, b)}")
+PYEOF
+log bench_mine on GPU
+$PY benchmarks/bench_mine.py --device cuda --model hrnet_w48 --size 1024x2048 --short-side 1080 --images 6 --workers 8 --repeat 3
 log done

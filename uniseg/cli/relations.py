@@ -1,20 +1,24 @@
-"""``uniseg relations``: the multi-label table of Eq. 6 and the class-relation graph.
+"""``uniseg relations``: mining (Eq. 7), the multi-label table of Eq. 6 and the class-relation graph.
 
-Thin layer: parse, call ``uniseg.unify`` (similarity, multilabel, relations, graph, plots), render.
-No torch import; numpy, networkx and matplotlib are imported inside the commands.
+Thin layer: parse, call ``uniseg.engine.mining`` and ``uniseg.unify`` (similarity, multilabel,
+relations, graph, plots), render. No torch import at module level; torch, numpy, networkx and
+matplotlib are imported inside the commands.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 from rich.table import Table
 
-from uniseg.cli.options import FormatOpt, RegistryOpt, registry_from
-from uniseg.cli.render import Format, emit
-from uniseg.errors import UnisegError
+from uniseg.cli.options import (
+    DATASET_EXTRA_ARGS, DatasetsOpt, DeviceOpt, FormatOpt, RegistryOpt, parse_datasets, progress_bar, registry_from,
+)
+from uniseg.cli.render import Format, console, emit
+from uniseg.errors import Interrupted, UnisegError
 
 app = typer.Typer(help="Class relations: multi-label tables (Eq. 6) and the relation graph.", no_args_is_help=True)
 
@@ -39,6 +43,113 @@ def parse_tau(text: str) -> Optional[float]:
 
 def _more(shown: int, total: int) -> Optional[str]:
     return f"{total - shown} more rows: --format json lists them all" if total > shown else None
+
+
+@app.command(context_settings=DATASET_EXTRA_ARGS)
+def mine(
+    ctx: typer.Context,
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", metavar="CKPT", help="A cosine-head uniseg checkpoint (RUN/best.pt, RUN/last.pt) or its run folder."),
+    datasets: Optional[List[str]] = DatasetsOpt,
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Write similarity.npz, similarity.csv and union.yaml here (partial sums too, while mining)."),
+    split: str = typer.Option("train", "--split", "-s", metavar="NAME[,NAME]", help="Split(s) to mine: the training data, as the paper does."),
+    short_side: int = typer.Option(1080, "--short-side", min=0, help="Resize the shorter side to N, labels NEAREST to match (0 = native); the training default."),
+    workers: int = typer.Option(2, "--workers", "-w", min=0, help="DataLoader worker processes."),
+    device: Optional[str] = DeviceOpt,
+    amp: str = typer.Option("auto", "--amp", help="Mixed precision of the forward pass: auto (CUDA: bf16), off, bf16, fp16."),
+    registry: Optional[List[Path]] = RegistryOpt,
+    fmt: Format = FormatOpt,
+) -> None:
+    """Mine class relations (Eq. 7): mean sigmoid(t x cosine) of every class on each dataset's classes.
+
+    One pass over the training datasets, eval mode, no augmentation.
+
+    Ctrl-C keeps the partial sums in DIR; the same command resumes.
+
+    Several processes: torchrun --nproc_per_node=N -m uniseg relations mine ...
+
+    Example: uniseg relations mine --checkpoint runs/w18/last.pt --datasets cityscapes=/data/cs mapillary=/data/vistas --out runs/mine
+    """
+    import time
+
+    from uniseg.engine.checkpoint import load_trained
+    from uniseg.engine.mining import check_out_folder, clear_state, mine as run_mine, open_sets, summary
+    from uniseg.engine.runtime import setup_runtime
+    from uniseg.io import atomic_write_text, output_folder
+    from uniseg.unify.artifact import UNION_FILE, dump_union_yaml
+    from uniseg.unify.similarity import similarity_for, write_similarity
+
+    pairs = parse_datasets(datasets, ctx.args)
+    if not pairs:
+        raise UnisegError("no dataset to mine: give --datasets NAME=ROOT for the checkpoint's training datasets")
+    splits = [p.strip() for p in split.split(",") if p.strip()]
+    if not splits:
+        raise UnisegError(f"--split {split!r}: give a split name, e.g. --split train")
+    reg = registry_from(registry)
+    rt = setup_runtime(device or "auto", amp)
+    started = time.perf_counter()
+    try:
+        trained = load_trained(checkpoint, rt.device)
+        sets = open_sets(trained, pairs, reg, splits, short_side)  # every process refuses alike, before any waits
+        check_out_folder(out, trained.union)
+        union = trained.union
+        with output_folder(out, [root for _, root in pairs]) if rt.is_main else contextlib.nullcontext(out):
+            rt.barrier()  # the folder exists before any process saves its partial sums there
+            show = fmt == Format.table and rt.is_main
+            with progress_bar("mine", show and console.is_terminal) as bar:
+                tasks: dict[str, int] = {}
+
+                def progress(name: str, done: int, total: int) -> None:
+                    if name not in tasks:
+                        tasks[name] = bar.add_task(name, total=total * rt.world_size)
+                    bar.update(tasks[name], completed=done * rt.world_size)
+
+                try:
+                    res = run_mine(
+                        trained, pairs, reg, device=rt.device, split=splits, short_side=short_side, workers=workers,
+                        autocast=rt.autocast(), rank=rt.rank, world_size=rt.world_size,
+                        all_reduce=rt.all_reduce_ if rt.distributed else None, state_dir=out, progress=progress, sets=sets,
+                    )
+                except Interrupted:
+                    if not rt.is_main:
+                        raise Interrupted("") from None  # rank 0 alone speaks
+                    raise
+            if rt.is_main:
+                atomic_write_text(out / UNION_FILE, dump_union_yaml(union))
+                written = [out / UNION_FILE, *write_similarity(out, similarity_for(union, res.score, res.cosine, res.pixels, res.datasets))]
+                clear_state(out)
+    finally:
+        rt.close()
+    if not rt.is_main:
+        return
+    rows = summary(res, union)
+    data = {
+        "out": str(out), "written": [str(p) for p in written], "checkpoint": trained.path, "iteration": trained.iteration,
+        "union_fingerprint": union.fingerprint, "split": splits, "short_side": short_side, "processes": rt.world_size,
+        "amp": rt.amp_name, "resumed_images": res.resumed, "seconds": round(time.perf_counter() - started, 2),
+        "datasets": rows, "not_mined": [d for d in union.datasets if d not in res.mined],
+    }
+
+    def table():
+        t = Table(
+            title=f"Eq. 7 over {sum(r['images'] for r in rows)} images with {trained.path} (iteration {trained.iteration}, union {union.fingerprint})",
+            title_justify="left", caption_justify="left",
+        )
+        for col in ("dataset", "images", "pixels", "classes seen", "mean own score", "strongest class outside its space"):
+            t.add_column(col, justify="left" if col in ("dataset", "strongest class outside its space") else "right")
+        for r in rows:
+            top = r["top_outside"]
+            t.add_row(r["dataset"], str(r["images"]), str(r["pixels"]), f"{r['classes_seen']}/{r['classes']}",
+                      "-" if r["mean_own_score"] is None else f"{r['mean_own_score']:.3f}",
+                      "-" if top is None else f"{top['class']} -> {top['other_class']} {top['score']:.3f}")
+        notes = [f"wrote {out}/similarity.npz, similarity.csv and union.yaml; next: uniseg relations labels --similarity {out}/similarity.npz --out DIR"]
+        if data["not_mined"]:
+            notes.append(f"not mined (rows without pixels): {', '.join(data['not_mined'])}")
+        if res.resumed:
+            notes.append(f"resumed: {res.resumed} images came from the partial sums of an interrupted run")
+        t.caption = "\n".join(notes)
+        return t
+
+    emit(data, fmt, table)
 
 
 @app.command()

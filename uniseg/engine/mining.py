@@ -7,31 +7,74 @@ model. For every dataset d and ground-truth class c of d, over all pixels labell
     cosine[d, c, c'] = mean of cos(feature, w_c')                 (what the authors' code stored)
     pixels[d, c]     = number of those pixels
 
-The cosine map (1/4 of the network input) is resampled to the label resolution as the logits are,
-and accumulated with one ``index_add_`` per image (a scatter-add over pixels, never a loop over
-classes), in float64. Under torchrun each process takes a share of the images and the sums are
-all-reduced; rank 0 writes. Long passes resume: partial sums are saved every ``save_every``
-images and a rerun with the same arguments continues from there.
+Images go in at ``short_side`` and labels are NEAREST-resized to the same size, so the model's
+logits (t x cosine, bilinearly upsampled from 1/4 by the network itself) already sit on the label
+grid: no second resize. Per image, a scatter-add over pixels per statistic (never a loop over
+classes), float32 over blocks of pixels, float64 beyond. Under torchrun each process takes every world_size-th
+image and the totals are all-reduced; rank 0 writes. Long passes resume: partial sums go to
+``state_dir`` every ``save_every`` images and on Ctrl-C, and a rerun with the same inputs goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from uniseg.engine.checkpoint import TrainedModel
-from uniseg.errors import UnisegError
+from uniseg.errors import FingerprintMismatch, Interrupted, UnisegError
 from uniseg.io import atomic_open
 from uniseg.labelspaces.registry import Registry
+from uniseg.labelspaces.schema import IGNORE
+from uniseg.unify.union import UnionSpace
 
 STATE = ".mining-state{}.pt"
+STATE_FORMAT = "uniseg.mining-state/v1"
+CHUNK = 1 << 14  # pixels per scatter-add; its float32 partial sums are added in float64
+LANES = 4  # interleaved accumulators per bin in the scatter: each float32 sum covers CHUNK / LANES pixels
+GEMM_BLOCK = CHUNK // LANES  # pixels per float32 sum of the GEMM path, the same 4096
+GEMM_GROUP = 128  # blocks per batched GEMM (one-hot of 128 x 4096 pixels x 71 bins: 149 MB of float32)
+
+
+def class_sums(values: torch.Tensor, index: torch.Tensor, bins: int, method: Optional[str] = None) -> torch.Tensor:
+    """``K x bins`` float64: column b sums the columns of ``values`` (``K x N`` float32) whose ``index`` is b.
+
+    Each float32 running sum covers at most 4096 pixels and those sums are added in float64 (one
+    float32 sum over a 2-megapixel image drifts by 1%, blocks by < 1e-4; tests/test_mining.py).
+    ``index`` (CPU default): ``index_add_``, deterministic on CPU, into :data:`LANES` interleaved
+    copies of the bins: neighbouring pixels mostly share a class, and adds to one address would
+    wait on each other (2x faster on real label maps, measured). ``gemm`` (CUDA default):
+    ``values @ one_hot(index)`` batched over blocks, deterministic where CUDA's atomic
+    ``index_add_`` is not.
+    """
+    method = method or ("gemm" if values.is_cuda else "index")
+    if method not in ("index", "gemm"):
+        raise ValueError(f"method must be 'index' or 'gemm', got {method!r}")
+    k, n = values.shape
+    total = torch.zeros(k, bins, dtype=torch.float64, device=values.device)
+    if method == "index":
+        lanes = (torch.arange(min(n, CHUNK), device=values.device) % LANES) * bins
+        for start in range(0, n, CHUNK):
+            ix = index[start : start + CHUNK]
+            part = torch.zeros(k, LANES * bins, dtype=values.dtype, device=values.device)
+            part.index_add_(1, ix + lanes[: ix.numel()], values[:, start : start + CHUNK])
+            total += part.view(k, LANES, bins).sum(1)
+        return total
+    full = n // GEMM_BLOCK
+    for g0 in range(0, full, GEMM_GROUP):  # (G, K, block) @ (G, block, bins): one launch per group
+        g1 = min(full, g0 + GEMM_GROUP)
+        v = values[:, g0 * GEMM_BLOCK : g1 * GEMM_BLOCK].reshape(k, g1 - g0, GEMM_BLOCK).transpose(0, 1)
+        hot = torch.nn.functional.one_hot(index[g0 * GEMM_BLOCK : g1 * GEMM_BLOCK].view(g1 - g0, GEMM_BLOCK), bins).to(values.dtype)
+        total += torch.bmm(v, hot).sum(0, dtype=torch.float64)
+    if full * GEMM_BLOCK < n:
+        total += values[:, full * GEMM_BLOCK :] @ torch.nn.functional.one_hot(index[full * GEMM_BLOCK :], bins).to(values.dtype)
+    return total
 
 
 @dataclass
@@ -41,26 +84,37 @@ class MiningSums:
     sig: torch.Tensor
     cos: torch.Tensor
     pixels: torch.Tensor
+    _scratch: Optional[torch.Tensor] = field(default=None, repr=False, compare=False)  # sigmoid buffer, reused
+
+    def _buffer(self, like: torch.Tensor) -> torch.Tensor:
+        """A ``like``-shaped float32 buffer kept between images: a fresh K x H x W allocation per
+        image costs page faults (on CPU, more than the sigmoid itself)."""
+        n = like.numel()
+        if self._scratch is None or self._scratch.numel() < n or self._scratch.device != like.device:
+            self._scratch = torch.empty(n, dtype=torch.float32, device=like.device)
+        return self._scratch[:n].view(like.shape)
 
     @classmethod
     def zeros(cls, d: int, k: int, device: torch.device) -> "MiningSums":
         return cls(torch.zeros(d, k, k, dtype=torch.float64, device=device), torch.zeros(d, k, k, dtype=torch.float64, device=device),
                    torch.zeros(d, k, dtype=torch.int64, device=device))
 
-    def add(self, d: int, cosine: torch.Tensor, target: torch.Tensor, scale: float) -> None:
-        """Accumulate one image: ``cosine`` K x H x W at the label size, ``target`` H x W unified ids (255 = ignore).
+    def add(self, d: int, logits: torch.Tensor, target: torch.Tensor, scale: float, method: Optional[str] = None) -> None:
+        """Accumulate one image of dataset row ``d``: ``logits`` (K x H x W, t x cosine at the label
+        size) against ``target`` (H x W unified ids, 255 = ignore).
 
-        Ignored pixels go to a spare column K that is dropped; per-image sums are float32 (one
-        ``index_add_`` along the pixel axis, no transposed copies), totals float64.
+        Ignored pixels go to a spare bin K that is dropped. The logit sums divided by t are the
+        cosine sums (the upsampling is linear), so no cosine map is resampled or stored; the
+        sigmoid goes into a buffer kept between images.
         """
-        k = cosine.shape[0]
+        k = logits.shape[0]
         flat = target.reshape(-1)
-        idx = torch.where(flat == 255, torch.full_like(flat, k), flat)
-        src = cosine.reshape(k, -1).float()
-        cos_sum = torch.zeros(k, k + 1, device=src.device).index_add_(1, idx, src)
-        sig_sum = torch.zeros(k, k + 1, device=src.device).index_add_(1, idx, torch.sigmoid(src * scale))
-        self.cos[d] += cos_sum[:, :k].t().double()
-        self.sig[d] += sig_sum[:, :k].t().double()
+        idx = torch.where(flat == IGNORE, torch.full_like(flat, k), flat)
+        values = logits.reshape(k, -1).float()
+        logit_sum = class_sums(values, idx, k + 1, method)
+        sig_sum = class_sums(torch.sigmoid(values, out=self._buffer(values)), idx, k + 1, method)
+        self.cos[d] += logit_sum[:, :k].t() / scale
+        self.sig[d] += sig_sum[:, :k].t()
         self.pixels[d] += torch.bincount(idx, minlength=k + 1)[:k]
 
     def all_reduce(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> None:
@@ -73,34 +127,139 @@ class MiningSums:
         return (self.sig / n).cpu().numpy(), (self.cos / n).cpu().numpy(), self.pixels.cpu().numpy()
 
 
-@torch.no_grad()
-def cosine_at(model, image: torch.Tensor, size: Sequence[int], autocast=None) -> torch.Tensor:
-    """``K x H x W`` raw cosine map of a cosine-classifier model, resampled to ``size`` like the logits."""
-    import contextlib
+def logits_at(model, image: torch.Tensor, size: Sequence[int], autocast=None) -> torch.Tensor:
+    """``K x H x W`` float32 logits (t x cosine) of one ``1 x 3 x h x w`` image at ``size``
+    (the network's own output when ``size`` is the input size, else resampled like the logits)."""
+    from uniseg.engine.inference import to_size
 
     with autocast if autocast is not None else contextlib.nullcontext():
-        out = model(image, return_aux=True)
-    cos = out["cosine"].float()
-    if tuple(cos.shape[-2:]) != tuple(size):
-        cos = F.interpolate(cos, size=tuple(size), mode="bilinear", align_corners=bool(model.align_corners))
-    return cos[0]
+        logits = model(image)
+    return to_size(logits.float(), size, bool(model.align_corners))[0]
 
 
-def run_key(trained: TrainedModel, datasets: Sequence[tuple[str, str]], split: Sequence[str], short_side: int) -> str:
-    """What a partial state belongs to: checkpoint, datasets, split and resolution."""
-    blob = json.dumps([trained.path, trained.iteration, trained.union.fingerprint, list(map(list, datasets)), list(split), short_side])
+def check_minable(trained: TrainedModel, names: Sequence[str]) -> None:
+    """Refuse a model without a cosine classifier, and datasets it was not trained on (or given twice)."""
+    head = trained.spec.get("head")
+    if head != "cosine" or not hasattr(trained.model.classifier, "cosine"):
+        raise UnisegError(f"{trained.path}: relation mining needs a cosine-classifier model, this one has a {head} head (train one with --head cosine)")
+    union = trained.union
+    for i, n in enumerate(names):
+        if n not in union.datasets:
+            raise UnisegError(f"--datasets {n}: not a training dataset of {trained.path} ({', '.join(union.datasets)}); mine the datasets it was trained on")
+        if n in names[:i]:
+            raise UnisegError(f"--datasets {n}: given twice; give each training dataset once")
+
+
+def held_fingerprint(out: Path) -> Optional[str]:
+    """The union fingerprint of the artifacts already in ``out`` (union.yaml, relations.yaml or
+    similarity.npz), None when it holds none."""
+    from uniseg.unify.relations import folder_fingerprint
+    from uniseg.unify.similarity import SIMILARITY_FILE, read_similarity
+
+    if not out.is_dir():
+        return None
+    held = folder_fingerprint(out)
+    if held is None and (out / SIMILARITY_FILE).is_file():
+        held = read_similarity(out / SIMILARITY_FILE).fingerprint
+    return held
+
+
+def check_out_folder(out: Path, union: UnionSpace) -> None:
+    """Refuse an output folder that holds another union's artifacts."""
+    held = held_fingerprint(Path(out))
+    if held is not None and held != union.fingerprint:
+        raise FingerprintMismatch(f"--out {out}: holds artifacts of union {held}, not the checkpoint's {union.fingerprint}; choose another --out")
+
+
+def _weights_digest(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def run_key(trained: TrainedModel, sets: Sequence[tuple[str, object]], split: Sequence[str], short_side: int, world_size: int, autocast=None) -> str:
+    """What partial sums belong to: the weights, the datasets' image lists, split, resolution,
+    precision and the number of processes (each process's share of the images depends on it)."""
+    images = {name: hashlib.sha256("\n".join(ds.images).encode()).hexdigest() for name, ds in sets}
+    blob = json.dumps([_weights_digest(trained.model), trained.union.fingerprint, images, list(split), short_side, world_size,
+                       str(getattr(autocast, "fast_dtype", None))])
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 @dataclass
 class MiningResult:
+    """Eq. 7 statistics over the union's datasets (rows of datasets not mined have no pixels)."""
+
     score: np.ndarray
     cosine: np.ndarray
     pixels: np.ndarray
     datasets: list[str]
     classes: list[str]
     fingerprint: str
-    images: dict[str, int]
+    images: dict[str, int]  # images of each mined dataset (all processes)
+    resumed: int = 0  # images this process (rank) took from saved partial sums
+    mined: list[str] = field(default_factory=list)
+
+
+def summary(result: MiningResult, union: UnionSpace) -> list[dict]:
+    """Per mined dataset: images, labelled pixels, classes seen, mean own score s_{d,c}(c) and the
+    strongest score of a class outside its label space (the kind of pair Eq. 6 may switch on)."""
+    valid = union.null_mask(result.datasets)
+    rows = []
+    for name in result.mined:
+        d = result.datasets.index(name)
+        seen = result.pixels[d] > 0
+        own = np.diagonal(result.score[d])[seen]
+        outside = np.where(seen[:, None] & ~valid[d][None, :], result.score[d], -1.0)
+        c, c2 = np.unravel_index(int(np.argmax(outside)), outside.shape)
+        top = None if outside[c, c2] < 0 else {"class": result.classes[c], "other_class": result.classes[c2], "score": float(outside[c, c2])}
+        rows.append({"dataset": name, "images": result.images[name], "pixels": int(result.pixels[d].sum()),
+                     "classes_seen": int(seen.sum()), "classes": int(valid[d].sum()),
+                     "mean_own_score": float(own.mean()) if own.size else None, "top_outside": top})
+    return rows
+
+
+def _state_path(state_dir: Optional[Path], rank: int, world_size: int) -> Optional[Path]:
+    return None if state_dir is None else Path(state_dir) / STATE.format(f".rank{rank}" if world_size > 1 else "")
+
+
+def _load_state(path: Optional[Path], key: str, device: torch.device) -> Optional[tuple[MiningSums, dict[str, int]]]:
+    """Saved partial sums for ``key`` (None when there are none, or they belong to another pass)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a foreign or broken file: start over (it is overwritten at the next save)
+        return None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("key") != key:
+        return None
+    return MiningSums(state["sig"].to(device), state["cos"].to(device), state["pixels"].to(device)), dict(state["done"])
+
+
+def _save_state(path: Path, key: str, sums: MiningSums, done: dict[str, int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)  # a process on another machine may see no DIR yet
+    with atomic_open(path, "wb") as fh:
+        torch.save({"format": STATE_FORMAT, "key": key, "sig": sums.sig.cpu(), "cos": sums.cos.cpu(),
+                    "pixels": sums.pixels.cpu(), "done": dict(done)}, fh)
+
+
+def clear_state(state_dir: Path) -> None:
+    """Remove every process's partial sums (after the statistics are written)."""
+    for p in Path(state_dir).glob(STATE.format("*")):
+        p.unlink(missing_ok=True)
+
+
+def open_sets(trained: TrainedModel, datasets: Sequence[tuple[str, str]], registry: Registry, split: Sequence[str] = ("train",),
+              short_side: int = 1080) -> list[tuple[str, object]]:
+    """``(name, SegDataset)`` per NAME, ROOT pair, after :func:`check_minable`: images at
+    ``short_side`` (0 = native), labels NEAREST-resized to them. Bad roots or splits fail here."""
+    from uniseg.data import EvalTransform, SegDataset
+
+    check_minable(trained, [n for n, _ in datasets])
+    tf = EvalTransform(short_side=short_side or None, resize_label=True)
+    return [(name, SegDataset(name, root, trained.union, split=list(split), transform=tf, registry=registry)) for name, root in datasets]
 
 
 def mine(
@@ -119,58 +278,57 @@ def mine(
     state_dir: Optional[Path] = None,
     save_every: int = 200,
     progress: Optional[Callable[[str, int, int], None]] = None,
+    method: Optional[str] = None,
+    sets: Optional[Sequence[tuple[str, object]]] = None,
 ) -> MiningResult:
-    """Accumulate Eq. 7 over ``datasets`` (members of the model's union); see the module docstring."""
-    from uniseg.data import EvalTransform, SegDataset
+    """Accumulate Eq. 7 over ``datasets`` (NAME, ROOT pairs of the model's training datasets).
 
-    model, union = trained.model, trained.union
-    head = model.classifier
-    if trained.spec.get("head") != "cosine" or not hasattr(head, "cosine"):
-        raise UnisegError(f"{trained.path}: relation mining needs a cosine-classifier model (train it with --head cosine)")
-    names = [n for n, _ in datasets]
-    for n in names:
-        if n not in union.datasets:
-            raise UnisegError(f"{n}: not a training dataset of {trained.path} ({', '.join(union.datasets)}); mine the datasets it was trained on")
-    scale = float(head.scale)
-    k, dcount = union.num_classes, len(union.datasets)
-    sums = MiningSums.zeros(dcount, k, device)
-    done: dict[str, int] = {}
-    key = run_key(trained, datasets, split, short_side)
-    state_path = None if state_dir is None else Path(state_dir) / STATE.format(f".rank{rank}" if world_size > 1 else "")
-    if state_path is not None and state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state.get("key") == key:
-            sums = MiningSums(state["sig"].to(device), state["cos"].to(device), state["pixels"].to(device))
-            done = dict(state["done"])
-    tf = EvalTransform(short_side=short_side or None, resize_label=True)
-    images: dict[str, int] = {}
-    for name, root in datasets:
-        ds = SegDataset(name, root, union, split=list(split), transform=tf, registry=registry)
-        d = union.dataset_index(name)
-        mine_idx = list(range(rank, len(ds), world_size))
-        images[name] = len(ds)
-        start = done.get(name, 0)
-        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, mine_idx[start:]), batch_size=None, num_workers=workers)
-        for i, item in enumerate(loader, start=start + 1):
-            image = item["image"].unsqueeze(0).to(device)
-            target = item["label"].to(device)
-            sums.add(d, cosine_at(model, image, target.shape[-2:], autocast), target, scale)
-            done[name] = i
+    With ``state_dir`` the pass is resumable: Ctrl-C (SIGINT/SIGTERM) finishes the current image,
+    saves this process's sums and raises :class:`~uniseg.errors.Interrupted`. ``progress(name,
+    done, total)`` counts this process's images. ``method``: see :func:`class_sums`. ``sets``:
+    the datasets as :func:`open_sets` opened them for these arguments (opened here by default).
+    """
+    from uniseg.engine.inputs import quiet_worker
+    from uniseg.engine.trainer import StopRequest
+
+    sets = sets if sets is not None else open_sets(trained, datasets, registry, split, short_side)
+    model, union = trained.model.eval(), trained.union
+    scale = float(model.classifier.scale)
+    key = run_key(trained, sets, split, short_side, world_size, autocast)
+    state_path = _state_path(state_dir, rank, world_size)
+    loaded = _load_state(state_path, key, device)
+    sums, done = loaded if loaded is not None else (MiningSums.zeros(len(union.datasets), union.num_classes, device), {})
+    resumed = sum(done.values())
+    fresh = 0
+    with (StopRequest() if state_path is not None else contextlib.nullcontext()) as stop, torch.no_grad():
+        for name, ds in sets:
+            d = union.dataset_index(name)
+            share = list(range(rank, len(ds), world_size))
+            start = done.get(name, 0)
             if progress is not None:
-                progress(name, i, len(mine_idx))
-            if state_path is not None and i % save_every == 0:
-                _save_state(state_path, key, sums, done)
+                progress(name, start, len(share))
+            loader = torch.utils.data.DataLoader(
+                torch.utils.data.Subset(ds, share[start:]), batch_size=None, num_workers=workers,
+                worker_init_fn=quiet_worker if workers else None, pin_memory=device.type == "cuda",
+            )
+            nb = device.type == "cuda"
+            for i, item in enumerate(loader, start=start + 1):
+                target = item["label"].to(device, non_blocking=nb)
+                image = item["image"].unsqueeze(0).to(device, non_blocking=nb)
+                sums.add(d, logits_at(model, image, target.shape[-2:], autocast), target, scale, method)
+                done[name] = i
+                fresh += 1
+                if progress is not None:
+                    progress(name, i, len(share))
+                if stop is not None and stop.requested:
+                    _save_state(state_path, key, sums, done)
+                    raise Interrupted(f"interrupted after {sum(done.values())} images; partial sums in {state_path.parent} — rerun the same command to resume")
+                if state_path is not None and i % save_every == 0:
+                    _save_state(state_path, key, sums, done)
+    if state_path is not None and fresh:
+        _save_state(state_path, key, sums, done)  # before the all-reduce: another process may still be stopped
     if all_reduce is not None:
         sums.all_reduce(all_reduce)
     score, cosine, pixels = sums.means()
-    return MiningResult(score, cosine, pixels, list(union.datasets), union.names, union.fingerprint, images)
-
-
-def _save_state(path: Path, key: str, sums: MiningSums, done: dict[str, int]) -> None:
-    with atomic_open(path, "wb") as fh:
-        torch.save({"key": key, "sig": sums.sig.cpu(), "cos": sums.cos.cpu(), "pixels": sums.pixels.cpu(), "done": done}, fh)
-
-
-def clear_state(state_dir: Path) -> None:
-    for p in Path(state_dir).glob(STATE.format("*")):
-        p.unlink()
+    return MiningResult(score, cosine, pixels, list(union.datasets), union.names, union.fingerprint,
+                        {name: len(ds) for name, ds in sets}, resumed, [name for name, _ in sets])

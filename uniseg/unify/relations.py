@@ -237,8 +237,8 @@ def dump_relations_yaml(doc: dict) -> str:
     return HEADER.format(generator=doc["generator"]) + body
 
 
-def _folder_fingerprint(out: Path) -> str | None:
-    """The union fingerprint recorded by a relations folder already at ``out`` (None if empty)."""
+def folder_fingerprint(out: Path) -> str | None:
+    """The union fingerprint recorded by the union.yaml or relations.yaml already in ``out`` (None if neither)."""
     from uniseg.unify.artifact import read_fingerprint
 
     for name in (UNION_COPY, RELATIONS_FILE):
@@ -256,7 +256,7 @@ def write_relations(out: str | Path, rs: RelationSet) -> list[Path]:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UnisegError(f"--out {out}: exists and is not a folder")
-    held = _folder_fingerprint(out) if out.is_dir() else None
+    held = folder_fingerprint(out) if out.is_dir() else None
     if held is not None and held != rs.union.fingerprint:
         raise FingerprintMismatch(f"--out {out}: folder holds artifacts of union {held}, not {rs.union.fingerprint}; choose another --out")
     written = [out / UNION_COPY]
