@@ -6,6 +6,7 @@
 * ``eval_set`` / ``evaluate_set`` / ``write_scores`` — scoring in a dataset's own label space (inputs.py, evaluate.py)
 * ``predict_files`` — label PNGs in a label space, Figure 4's multi-label view (predict.py)
 * ``confusion`` / ``scores`` — confusion matrix and IoU maths (metrics.py)
+* ``mine`` — relation mining, Eq. 7 (mining.py); ``run_demo`` — ``uniseg demo`` (demo.py)
 
 Names are imported lazily, so ``import uniseg.engine`` costs nothing until used.
 """
@@ -41,6 +42,10 @@ _EXPORTS = {
     "scores": "metrics",
     "poly_lr": "schedule",
     "setup_runtime": "runtime",
+    "mine": "mining",
+    "MiningResult": "mining",
+    "run_demo": "demo",
+    "DemoPlan": "demo",
 }
 
 __all__ = sorted(_EXPORTS)
