@@ -95,6 +95,33 @@ def test_config_refuses_unknown_keys_and_bad_values(tmp_path):
         base.replace(datasets=[DatasetSpec("idd", "/a"), DatasetSpec("idd", "/b")]).validate()
 
 
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("batch_size: abc", "batch_size: malformed value 'abc' (expected an integer)"),
+        ("iterations: 1.5", "iterations: malformed value 1.5 (expected an integer)"),
+        ("flip: yes", "flip: malformed value True (expected a number)"),  # YAML 1.1 reads yes as true
+        ("model: 3", "model: malformed value 3 (expected a string)"),
+        ("dataset_weights: 3", "dataset_weights: malformed value 3"),
+        ("dataset_weights: {idd: lots}", "dataset_weights: malformed value"),
+        ("channels_last: 1", "channels_last: malformed value 1 (expected true or false)"),
+        ("datasets: cityscapes", "datasets: malformed value 'cityscapes'"),
+    ],
+)
+def test_config_values_of_the_wrong_type_are_refused_on_reading(line, expected, tmp_path):
+    (tmp_path / "c.yaml").write_text(f"format: uniseg.train/v1\n{line}\n")
+    with pytest.raises(UnisegError) as err:
+        read_config(tmp_path / "c.yaml")
+    assert expected in str(err.value) and str(tmp_path / "c.yaml") in str(err.value)
+
+
+def test_config_reads_yaml_number_spellings(tmp_path):
+    (tmp_path / "c.yaml").write_text("lr: 1e-3\nweight_decay: 0\ncrop: [512, 1024]\nscale: [1, 2]\nchannels_last: null\n")
+    cfg = read_config(tmp_path / "c.yaml")
+    assert cfg.lr == 0.001 and cfg.weight_decay == 0.0 and cfg.crop == (512, 1024) and cfg.scale == (1.0, 2.0)
+    assert cfg.channels_last is None
+
+
 def test_config_union_is_a_folder_or_a_list_of_names(tmp_path, registry):
     from uniseg.engine.trainer import resolve_run_union
     from uniseg.errors import ConfigError
