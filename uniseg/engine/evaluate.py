@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from uniseg.engine.inference import InferenceSettings, predict_channels
-from uniseg.engine.inputs import EvalSet
+from uniseg.engine.inputs import EvalSet, quiet_worker
 from uniseg.engine.metrics import confusion, scores
 from uniseg.io import atomic_write_text
 
@@ -72,7 +72,7 @@ def _loader(es: EvalSet, workers: int, rank: int, world: int):
     indices = list(range(rank, len(es.dataset), world))
     return torch.utils.data.DataLoader(
         torch.utils.data.Subset(es.dataset, indices), batch_size=1, num_workers=workers,
-        collate_fn=_single,
+        collate_fn=_single, worker_init_fn=quiet_worker if workers else None,
     ), len(indices)
 
 

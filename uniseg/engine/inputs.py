@@ -50,9 +50,11 @@ class KeyStream(torch.utils.data.Sampler):
 
 
 def quiet_worker(_worker_id: int) -> None:
-    """DataLoader workers ignore Ctrl-C: the main process decides when to stop (after the
-    current iteration), and a worker killed by the terminal's SIGINT would break that."""
+    """DataLoader workers ignore Ctrl-C and SIGTERM: the main process decides when to stop (after
+    the current iteration), and a worker killed by the terminal's SIGINT, or by a scheduler's
+    SIGTERM to the whole process group, would break that. A worker still ends with its parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def parse_weights(weights) -> object:
