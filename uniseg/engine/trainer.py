@@ -130,10 +130,10 @@ def resolve_run_union(config: TrainConfig, registry: Registry) -> UnionSpace:
     """The union of the run: ``config.union`` (a folder, or a list of names) or the union of the datasets."""
     from uniseg.unify.artifact import open_union
 
+    from uniseg.engine.inputs import require_members
+
     union, _ = open_union(config.union or [d.name for d in config.datasets], registry)
-    for d in config.datasets:
-        if d.name not in union.datasets:
-            raise UnisegError(f"dataset {d.name!r} is not in the union ({', '.join(union.datasets)}); add it to --union or drop it")
+    require_members(config, union)
     return union
 
 
