@@ -215,3 +215,42 @@ def test_confusion_is_the_same_for_uint8_label_images_and_int64_tensors():
         if t != 255:
             expected[t, p] += 1
     assert a.tolist() == b.tolist() == expected.tolist()
+
+
+def test_sliding_windows_cover_the_image_and_average_overlaps():
+    """With a per-pixel network the windowed logits must equal the whole-image ones, whatever the tiling."""
+    from uniseg.engine.inference import InferenceSettings, _starts, network_logits
+
+    assert _starts(100, 40, 26) == [0, 26, 52, 60]  # every stride, the last window flush with the end
+    assert _starts(40, 40, 26) == [0]
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(3, 5, kernel_size=1)
+    image = torch.randn(1, 3, 70, 150)
+    whole = network_logits(net, image, InferenceSettings(window=0))
+    tiled = network_logits(net, image, InferenceSettings(window=32, overlap=0.5))
+    assert tiled.shape == whole.shape == (1, 5, 70, 150)
+    assert torch.allclose(tiled, whole, atol=1e-6)
+    # a network that sees its input's size: each pixel gets the mean of the windows covering it
+    class WindowSize(torch.nn.Module):
+        def forward(self, x):
+            return torch.full((1, 1, *x.shape[-2:]), float(x.shape[-1]))
+
+    out = network_logits(WindowSize(), torch.zeros(1, 3, 32, 80), InferenceSettings(window=32, overlap=0.5))
+    assert out.shape == (1, 1, 32, 80) and torch.all(out == 32)  # 32-wide windows only, no smaller edge tile
+
+
+def test_infer_height_resizes_only_the_network_input():
+    from uniseg.engine.inference import InferenceSettings, predict_channels
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        align_corners = False
+
+        def forward(self, x):
+            seen.append(tuple(x.shape[-2:]))
+            return torch.stack([x[:, 0], -x[:, 0]], 1)
+
+    image = torch.randn(1, 3, 40, 100)
+    winner, logits = predict_channels(Probe(), image, (40, 100), None, InferenceSettings(infer_height=20, window=0))
+    assert seen == [(20, 50)] and winner.shape == (40, 100) and logits.shape == (1, 2, 40, 100)

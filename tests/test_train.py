@@ -338,3 +338,18 @@ def test_a_second_ctrl_c_aborts_at_once_and_names_the_last_checkpoint(small_worl
     assert "aborted at iteration 2/6" in str(err.value) and "last.pt (iteration 2)" in str(err.value)
     assert "uniseg train --resume" in str(err.value)
     assert torch.load(tmp_path / "r" / "last.pt", weights_only=True)["iteration"] == 2
+
+
+def test_bf16_autocast_trains_on_the_cpu_and_keeps_float32_weights(small_world, tmp_path):
+    """The mixed-precision path (GPUs: bf16, or fp16 with a grad scaler) as far as a CPU runs it."""
+    from uniseg.engine.trainer import train
+
+    result = train(tiny_config(small_world, iterations=2, amp="bf16", val_split="none"), tmp_path / "bf16")
+    ckpt = torch.load(result.last, weights_only=True)
+    assert ckpt["config"]["amp"] == "bf16" and ckpt["scaler"] is None  # no scaler for bf16
+    weights = [v for v in ckpt["model"].values() if v.is_floating_point()]
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights)
+    assert all(np.isfinite(r["loss"]) for r in _records(tmp_path / "bf16"))
+    train(tiny_config(small_world, iterations=1, amp="off", val_split="none"), tmp_path / "fp32")
+    first = [_records(tmp_path / name)[0]["loss"] for name in ("bf16", "fp32")]
+    assert first[0] != first[1] and first[0] == pytest.approx(first[1], rel=0.05)  # same step, bf16 rounding
