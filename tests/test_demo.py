@@ -59,6 +59,19 @@ def test_rerunning_the_demo_resumes_without_redoing_anything(quick_demo):
     assert res.returncode == 2 and "another plan or seed" in res.stderr
 
 
+def test_a_rerun_with_another_seed_never_reuses_an_earlier_demos_runs(quick_demo):
+    """Before its summary.json exists, an interrupted demo is only its runs: each is checked on reuse."""
+    from uniseg.engine.demo import PLANS, _earlier_run, _train_config
+    from uniseg.errors import UnisegError
+
+    out, _ = quick_demo
+    cfg = _train_config(PLANS["quick"], out / "world", "ce", 0, 0, "auto", out)
+    assert _earlier_run(out / "runs" / "ce", cfg, out)["iteration"] == cfg.iterations
+    assert _earlier_run(out / "runs" / "ce", cfg.replace(workers=2, device="cpu"), out) is not None
+    with pytest.raises(UnisegError, match="another seed"):
+        _earlier_run(out / "runs" / "ce", cfg.replace(seed=5), out)
+
+
 def test_expected_relations_need_support_and_a_trained_holder():
     from uniseg.data.synth.planted import expected_relations
 

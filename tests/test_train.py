@@ -136,6 +136,17 @@ def test_resume_may_change_workers_but_not_the_recipe(finished_run):
     assert res.returncode == 0, res.stderr
 
 
+def test_resuming_in_python_with_another_recipe_is_refused(finished_run, small_world):
+    from uniseg.engine.trainer import train
+    from uniseg.errors import UnisegError
+
+    out, _ = finished_run
+    with pytest.raises(UnisegError, match="started with another lr"):
+        train(tiny_config(small_world, lr=0.5), out, resume=True)
+    result = train(tiny_config(small_world, workers=1), out, resume=True)  # how it runs may change: complete, nothing to do
+    assert result.iteration == 6
+
+
 def _readback_lag(monkeypatch, lag: int) -> None:
     """Read losses back ``lag`` steps late, as on a GPU (the CPU's own lag is 0)."""
     import functools

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from uniseg.errors import ConfigError, UnisegError
 
@@ -24,6 +24,7 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 CONFIG_FORMAT = "uniseg.train/v1"
 BASE_LR = 0.01  # per BASE_BATCH images (the paper: lr 0.01 for batch 16)
 BASE_BATCH = 16
+RESUME_MAY_CHANGE = ("workers", "device", "log_every")  # how a run is executed, not what it computes
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,18 @@ def _positive(key: str, value: int) -> None:
 
 def _flag(key: str) -> str:
     return key.replace("_", "-")
+
+
+def recipe_changes(old: Mapping, new: Mapping, may_change: Sequence[str] = RESUME_MAY_CHANGE) -> list[str]:
+    """The settings (``config.yaml`` keys) whose values differ between two runs' documents, other than
+    ``may_change``; datasets compare by name, as their roots may be reached by another path."""
+    def recipe(doc: Mapping) -> dict:
+        out = {k: v for k, v in doc.items() if k not in may_change}
+        out["datasets"] = [d.get("name") for d in doc.get("datasets") or []]
+        return out
+
+    a, b = recipe(old), recipe(new)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
 
 
 def read_config(path: str | Path) -> TrainConfig:

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from uniseg.engine.checkpoint import model_spec, read_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
-from uniseg.engine.config import TrainConfig, dump_config
+from uniseg.engine.config import TrainConfig, dump_config, recipe_changes
 from uniseg.engine.readback import StepOutcome, StepReadback
 from uniseg.engine.runlog import RunLog
 from uniseg.engine.runtime import Runtime, setup_runtime
@@ -160,6 +160,15 @@ def write_run_folder(out: Path, config: TrainConfig, union: UnionSpace) -> None:
     (out / BEST).unlink(missing_ok=True)
 
 
+def check_same_recipe(ckpt: dict, config: TrainConfig, out: Path) -> None:
+    """A resumed run keeps the settings it started with (but for how it is executed: workers, device,
+    logging), else the resumed run would silently be another one."""
+    changed = recipe_changes(ckpt.get("config") or {}, config.to_dict())
+    if changed:
+        raise UnisegError(f"--resume {out}: the run started with another {changed[0]}; a resumed run keeps its settings "
+                          f"(start a new run with --init {out / LAST})")
+
+
 def new_network(config: TrainConfig, union: UnionSpace) -> nn.Module:
     """The configured network over ``union``, freshly initialised from torch's current RNG."""
     from uniseg.models import build_model
@@ -256,6 +265,8 @@ class Trainer:
         ckpt = read_checkpoint(out / LAST) if resume else None
         if ckpt is None:
             check_run_folder(out)
+        else:
+            check_same_recipe(ckpt, config, out)
         self.union = resolve_run_union(config, registry)
         if ckpt is not None and ckpt["union_fingerprint"] != self.union.fingerprint:
             raise FingerprintMismatch(
