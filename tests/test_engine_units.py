@@ -12,6 +12,8 @@ from uniseg.engine.metrics import confusion, scores
 from uniseg.engine.schedule import poly_lr
 from uniseg.errors import FingerprintMismatch, UnisegError
 
+from engine_fixtures import write_relation_table
+
 
 def test_poly_lr_follows_the_papers_schedule():
     assert poly_lr(0.01, 0, 100) == pytest.approx(0.01)
@@ -144,19 +146,6 @@ def test_config_union_is_a_folder_or_a_list_of_names(tmp_path, registry):
         TrainConfig.from_dict({"union": 3})
 
 
-def _write_relations(folder, union, table, datasets, fingerprint=None):
-    from uniseg.unify.relations import table_fingerprint
-
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "table.npy", table)
-    (folder / "relations.yaml").write_text(
-        "format: uniseg.relations/v1\n"
-        f"fingerprint: {fingerprint or union.fingerprint}\n"
-        f"datasets: [{', '.join(datasets)}]\n"
-        f"table_fingerprint: {table_fingerprint(table)}\n"
-    )
-
-
 def test_relation_table_is_reordered_to_the_union_and_refused_for_another(tmp_path, registry):
     from uniseg.models.losses import identity_relation_table
     from uniseg.unify import build_union
@@ -168,7 +157,7 @@ def test_relation_table_is_reordered_to_the_union_and_refused_for_another(tmp_pa
     r, b = union.index_of("rider"), union.index_of("bicyclist")
     table[1, b, r] = 1  # Mapillary's bicyclist -> rider
     reversed_rows = table[::-1].copy()
-    _write_relations(tmp_path / "rel", union, reversed_rows, ["mapillary", "cityscapes"])
+    write_relation_table(tmp_path / "rel", union, reversed_rows, ["mapillary", "cityscapes"])
     rt = read_relation_table(tmp_path / "rel")
     got = rt.for_union(union)
     assert got[1, b, r] == 1 and np.array_equal(got, table)

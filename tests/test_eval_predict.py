@@ -202,7 +202,7 @@ def test_predict_in_the_union_and_bad_inputs(checkpoint, small_world, tmp_path):
     not_ckpt = tmp_path / "weights.pt"
     not_ckpt.write_bytes(b"not a checkpoint")
     res = run_cli("predict", "--checkpoint", str(not_ckpt), "--label-space", "kitti", "--out", str(tmp_path / "x"), str(img))
-    assert res.returncode == 2 and "not a readable uniseg checkpoint" in res.stderr and res.stderr.count("\n") == 1
+    assert res.returncode == 2 and "not a checkpoint (torch.save writes" in res.stderr and res.stderr.count("\n") == 1
     res = run_cli("eval", "--checkpoint", str(checkpoint), "--datasets", f"bdd={small_world / 'kitti'}")
     assert res.returncode == 2 and res.stderr.count("\n") == 1
 

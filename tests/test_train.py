@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import run_cli
-from engine_fixtures import TRAIN, small_world, tiny_args, tiny_config  # noqa: F401  (fixture)
+from engine_fixtures import TRAIN, small_world, tiny_args, tiny_config, write_relation_table  # noqa: F401  (fixture)
 
 
 def _model(path) -> dict:
@@ -202,17 +202,6 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(lag, nan_at
     assert torch.load(tmp_path / "nan" / "last.pt", weights_only=True)["iteration"] == 2
 
 
-def _relations(folder, union, table):
-    from uniseg.unify.relations import table_fingerprint
-
-    folder.mkdir(parents=True)
-    np.save(folder / "table.npy", table)
-    (folder / "relations.yaml").write_text(
-        f"format: uniseg.relations/v1\nfingerprint: {union.fingerprint}\ndatasets: [{', '.join(union.datasets)}]\n"
-        f"table_fingerprint: {table_fingerprint(table)}\n"
-    )
-
-
 def test_cr_bce_trains_with_a_relation_table_and_refuses_another_unions(small_world, tmp_path, registry):
     from uniseg.engine.trainer import train
     from uniseg.errors import FingerprintMismatch
@@ -222,13 +211,13 @@ def test_cr_bce_trains_with_a_relation_table_and_refuses_another_unions(small_wo
     union = build_union(registry.get_many(list(TRAIN)))
     table = identity_relation_table(torch.from_numpy(union.null_mask())).numpy()
     table[union.dataset_index("mapillary"), union.index_of("bicyclist"), union.index_of("rider")] = 1
-    _relations(tmp_path / "rel", union, table)
+    write_relation_table(tmp_path / "rel", union, table)
     result = train(tiny_config(small_world, loss="cr-bce", relations=str(tmp_path / "rel"), iterations=2), tmp_path / "cr")
     ckpt = torch.load(result.last, weights_only=True)
     assert ckpt["relations_fingerprint"] is not None and ckpt["config"]["loss"] == "cr-bce"
 
     other = build_union(registry.get_many(["cityscapes", "bdd"]))
-    _relations(tmp_path / "rel2", other, identity_relation_table(torch.from_numpy(other.null_mask())).numpy())
+    write_relation_table(tmp_path / "rel2", other, identity_relation_table(torch.from_numpy(other.null_mask())).numpy())
     with pytest.raises(FingerprintMismatch):
         train(tiny_config(small_world, loss="cr-bce", relations=str(tmp_path / "rel2"), iterations=1), tmp_path / "cr2")
 

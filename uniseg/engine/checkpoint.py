@@ -123,6 +123,8 @@ def read_checkpoint(path: str | Path) -> dict:
             raise UnisegError(f"{p}: no best.pt or last.pt in this folder (is it a run folder of 'uniseg train'?)")
     if not p.is_file():
         raise UnisegError(f"checkpoint {str(p)!r} not found")
+    if not _torch_save_file(p):
+        raise UnisegError(f"{p}: not a checkpoint (torch.save writes a zip archive); give RUN/last.pt or RUN/best.pt of 'uniseg train'")
     try:
         doc = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated file, a pickle with code, not a torch file at all
@@ -139,6 +141,16 @@ def read_checkpoint(path: str | Path) -> dict:
     doc = dict(doc)
     doc["path"] = str(p)
     return doc
+
+
+def _torch_save_file(p: Path) -> bool:
+    """Whether ``p`` can be a ``torch.save`` file: a zip archive, or a legacy pickle (protocol byte 0x80)."""
+    import zipfile
+
+    if zipfile.is_zipfile(p):
+        return True
+    with open(p, "rb") as fh:
+        return fh.read(1) == b"\x80"
 
 
 def checkpoint_union(doc: Mapping[str, Any]) -> UnionSpace:

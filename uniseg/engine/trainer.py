@@ -523,8 +523,9 @@ class Trainer:
     def _non_finite(self, o: StepOutcome) -> NonFiniteLoss:
         idx = torch.as_tensor(o.batch["dataset_index"]).tolist()
         names = sorted({self.union.datasets[i] for i in idx})
+        share = f" (process {self.rt.rank}'s share; the loss is the mean over the processes)" if self.rt.distributed else ""
         return NonFiniteLoss(
-            f"non-finite loss ({o.loss}) at iteration {o.iteration} on a batch from {', '.join(names)} "
+            f"non-finite loss ({o.loss}) at iteration {o.iteration} on a batch from {', '.join(names)}{share} "
             f"(first image {o.batch['path'][0]}); {self._last_good()}; try a lower --lr, '--amp off', or check the labels with 'uniseg data check'"
         )
 
