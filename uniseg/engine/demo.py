@@ -132,7 +132,7 @@ def _world(plan: DemoPlan, out: Path, registry: Registry, events: DemoEvents) ->
 
 def _train(cfg: TrainConfig, run: Path, out: Path, registry: Registry, events: DemoEvents, label: str) -> None:
     """Train (or finish) one of the demo's runs; a finished one is kept."""
-    from uniseg.engine.trainer import train
+    from uniseg.engine.trainer import TrainingInterrupted, train
 
     earlier = _earlier_run(run, cfg, out)
     if earlier is not None and int(earlier["iteration"]) >= cfg.iterations:
@@ -141,6 +141,9 @@ def _train(cfg: TrainConfig, run: Path, out: Path, registry: Registry, events: D
     made = events.train_events() if events.train_events is not None else None
     try:
         train(cfg, run, resume=earlier is not None, registry=registry, events=made)
+    except TrainingInterrupted as exc:  # the demo resumes as a whole: say so, not 'uniseg train --resume'
+        where = str(exc).split(":", 1)[0]
+        raise TrainingInterrupted(f"{where} of {label} ({run}); rerun the same 'uniseg demo' command to resume") from None
     finally:
         if made is not None and hasattr(made, "close"):
             made.close()
