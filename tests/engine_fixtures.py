@@ -38,3 +38,21 @@ def tiny_config(world: Path, **changes):
         crop=(48, 48), short_side=64, workers=0, log_every=1, checkpoint_every=100,
     )
     return base.replace(**changes)
+
+
+def write_relation_table(folder: Path, union, table, datasets=None, fingerprint=None) -> Path:
+    """A minimal ``relations.yaml`` + ``table.npy`` pair (what ``uniseg relations labels`` writes,
+    less the human-readable relations) for ``union``; ``datasets`` orders the table's rows."""
+    import numpy as np
+
+    from uniseg.unify.relations import table_fingerprint
+
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "table.npy", table)
+    (folder / "relations.yaml").write_text(
+        "format: uniseg.relations/v1\n"
+        f"fingerprint: {fingerprint or union.fingerprint}\n"
+        f"datasets: [{', '.join(datasets or union.datasets)}]\n"
+        f"table_fingerprint: {table_fingerprint(table)}\n"
+    )
+    return folder

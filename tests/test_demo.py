@@ -59,6 +59,19 @@ def test_rerunning_the_demo_resumes_without_redoing_anything(quick_demo):
     assert res.returncode == 2 and "another plan or seed" in res.stderr
 
 
+def test_a_rerun_with_another_seed_never_reuses_an_earlier_demos_runs(quick_demo):
+    """Before its summary.json exists, an interrupted demo is only its runs: each is checked on reuse."""
+    from uniseg.engine.demo import PLANS, _earlier_run, _train_config
+    from uniseg.errors import UnisegError
+
+    out, _ = quick_demo
+    cfg = _train_config(PLANS["quick"], out / "world", "ce", 0, 0, "auto", out)
+    assert _earlier_run(out / "runs" / "ce", cfg, out)["iteration"] == cfg.iterations
+    assert _earlier_run(out / "runs" / "ce", cfg.replace(workers=2, device="cpu"), out) is not None
+    with pytest.raises(UnisegError, match="another seed"):
+        _earlier_run(out / "runs" / "ce", cfg.replace(seed=5), out)
+
+
 def test_expected_relations_need_support_and_a_trained_holder():
     from uniseg.data.synth.planted import expected_relations
 
@@ -87,3 +100,20 @@ def test_planted_score_counts_hits_misses_and_false_relations(tmp_path):
     assert got["precision"] == 0.5 and got["recall"] == 0.5
     assert [m["planted"] for m in got["mined"]] == [False, True]
     assert got["missed"] == [{"dataset": "mapillary", "primary": "lane marking - general", "secondary": "road", "pixels": 90}]
+
+
+def test_an_interrupted_demo_says_to_rerun_the_demo(tmp_path, monkeypatch):
+    from uniseg.engine import demo as demo_mod
+    from uniseg.engine import trainer as trainer_mod
+    from uniseg.engine.trainer import TrainingInterrupted
+
+    def interrupted(cfg, run, **_):
+        raise TrainingInterrupted(f"interrupted at iteration 3/40: wrote {run}/last.pt; resume with: uniseg train --resume {run}")
+
+    monkeypatch.setattr(trainer_mod, "train", interrupted)
+    cfg = demo_mod._train_config(demo_mod.PLANS["quick"], tmp_path / "world", "ce", 0, 0, "cpu", tmp_path)
+    with pytest.raises(TrainingInterrupted) as err:
+        demo_mod._train(cfg, tmp_path / "runs" / "ce", tmp_path, None, demo_mod.DemoEvents(), "the CE baseline")
+    msg = str(err.value)
+    assert msg.startswith("interrupted at iteration 3/40 of the CE baseline") and "rerun the same 'uniseg demo' command" in msg
+    assert "uniseg train --resume" not in msg and err.value.exit_code == 130

@@ -12,6 +12,8 @@ from uniseg.engine.metrics import confusion, scores
 from uniseg.engine.schedule import poly_lr
 from uniseg.errors import FingerprintMismatch, UnisegError
 
+from engine_fixtures import write_relation_table
+
 
 def test_poly_lr_follows_the_papers_schedule():
     assert poly_lr(0.01, 0, 100) == pytest.approx(0.01)
@@ -95,6 +97,33 @@ def test_config_refuses_unknown_keys_and_bad_values(tmp_path):
         base.replace(datasets=[DatasetSpec("idd", "/a"), DatasetSpec("idd", "/b")]).validate()
 
 
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ("batch_size: abc", "batch_size: malformed value 'abc' (expected an integer)"),
+        ("iterations: 1.5", "iterations: malformed value 1.5 (expected an integer)"),
+        ("flip: yes", "flip: malformed value True (expected a number)"),  # YAML 1.1 reads yes as true
+        ("model: 3", "model: malformed value 3 (expected a string)"),
+        ("dataset_weights: 3", "dataset_weights: malformed value 3"),
+        ("dataset_weights: {idd: lots}", "dataset_weights: malformed value"),
+        ("channels_last: 1", "channels_last: malformed value 1 (expected true or false)"),
+        ("datasets: cityscapes", "datasets: malformed value 'cityscapes'"),
+    ],
+)
+def test_config_values_of_the_wrong_type_are_refused_on_reading(line, expected, tmp_path):
+    (tmp_path / "c.yaml").write_text(f"format: uniseg.train/v1\n{line}\n")
+    with pytest.raises(UnisegError) as err:
+        read_config(tmp_path / "c.yaml")
+    assert expected in str(err.value) and str(tmp_path / "c.yaml") in str(err.value)
+
+
+def test_config_reads_yaml_number_spellings(tmp_path):
+    (tmp_path / "c.yaml").write_text("lr: 1e-3\nweight_decay: 0\ncrop: [512, 1024]\nscale: [1, 2]\nchannels_last: null\n")
+    cfg = read_config(tmp_path / "c.yaml")
+    assert cfg.lr == 0.001 and cfg.weight_decay == 0.0 and cfg.crop == (512, 1024) and cfg.scale == (1.0, 2.0)
+    assert cfg.channels_last is None
+
+
 def test_config_union_is_a_folder_or_a_list_of_names(tmp_path, registry):
     from uniseg.engine.trainer import resolve_run_union
     from uniseg.errors import ConfigError
@@ -117,19 +146,6 @@ def test_config_union_is_a_folder_or_a_list_of_names(tmp_path, registry):
         TrainConfig.from_dict({"union": 3})
 
 
-def _write_relations(folder, union, table, datasets, fingerprint=None):
-    from uniseg.unify.relations import table_fingerprint
-
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "table.npy", table)
-    (folder / "relations.yaml").write_text(
-        "format: uniseg.relations/v1\n"
-        f"fingerprint: {fingerprint or union.fingerprint}\n"
-        f"datasets: [{', '.join(datasets)}]\n"
-        f"table_fingerprint: {table_fingerprint(table)}\n"
-    )
-
-
 def test_relation_table_is_reordered_to_the_union_and_refused_for_another(tmp_path, registry):
     from uniseg.models.losses import identity_relation_table
     from uniseg.unify import build_union
@@ -141,7 +157,7 @@ def test_relation_table_is_reordered_to_the_union_and_refused_for_another(tmp_pa
     r, b = union.index_of("rider"), union.index_of("bicyclist")
     table[1, b, r] = 1  # Mapillary's bicyclist -> rider
     reversed_rows = table[::-1].copy()
-    _write_relations(tmp_path / "rel", union, reversed_rows, ["mapillary", "cityscapes"])
+    write_relation_table(tmp_path / "rel", union, reversed_rows, ["mapillary", "cityscapes"])
     rt = read_relation_table(tmp_path / "rel")
     got = rt.for_union(union)
     assert got[1, b, r] == 1 and np.array_equal(got, table)
@@ -188,3 +204,42 @@ def test_confusion_is_the_same_for_uint8_label_images_and_int64_tensors():
         if t != 255:
             expected[t, p] += 1
     assert a.tolist() == b.tolist() == expected.tolist()
+
+
+def test_sliding_windows_cover_the_image_and_average_overlaps():
+    """With a per-pixel network the windowed logits must equal the whole-image ones, whatever the tiling."""
+    from uniseg.engine.inference import InferenceSettings, _starts, network_logits
+
+    assert _starts(100, 40, 26) == [0, 26, 52, 60]  # every stride, the last window flush with the end
+    assert _starts(40, 40, 26) == [0]
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(3, 5, kernel_size=1)
+    image = torch.randn(1, 3, 70, 150)
+    whole = network_logits(net, image, InferenceSettings(window=0))
+    tiled = network_logits(net, image, InferenceSettings(window=32, overlap=0.5))
+    assert tiled.shape == whole.shape == (1, 5, 70, 150)
+    assert torch.allclose(tiled, whole, atol=1e-6)
+    # a network that sees its input's size: each pixel gets the mean of the windows covering it
+    class WindowSize(torch.nn.Module):
+        def forward(self, x):
+            return torch.full((1, 1, *x.shape[-2:]), float(x.shape[-1]))
+
+    out = network_logits(WindowSize(), torch.zeros(1, 3, 32, 80), InferenceSettings(window=32, overlap=0.5))
+    assert out.shape == (1, 1, 32, 80) and torch.all(out == 32)  # 32-wide windows only, no smaller edge tile
+
+
+def test_infer_height_resizes_only_the_network_input():
+    from uniseg.engine.inference import InferenceSettings, predict_channels
+
+    seen = []
+
+    class Probe(torch.nn.Module):
+        align_corners = False
+
+        def forward(self, x):
+            seen.append(tuple(x.shape[-2:]))
+            return torch.stack([x[:, 0], -x[:, 0]], 1)
+
+    image = torch.randn(1, 3, 40, 100)
+    winner, logits = predict_channels(Probe(), image, (40, 100), None, InferenceSettings(infer_height=20, window=0))
+    assert seen == [(20, 50)] and winner.shape == (40, 100) and logits.shape == (1, 2, 40, 100)

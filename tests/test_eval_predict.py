@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import run_cli
@@ -201,6 +202,56 @@ def test_predict_in_the_union_and_bad_inputs(checkpoint, small_world, tmp_path):
     not_ckpt = tmp_path / "weights.pt"
     not_ckpt.write_bytes(b"not a checkpoint")
     res = run_cli("predict", "--checkpoint", str(not_ckpt), "--label-space", "kitti", "--out", str(tmp_path / "x"), str(img))
-    assert res.returncode == 2 and "not a readable uniseg checkpoint" in res.stderr and res.stderr.count("\n") == 1
+    assert res.returncode == 2 and "not a checkpoint (torch.save writes" in res.stderr and res.stderr.count("\n") == 1
     res = run_cli("eval", "--checkpoint", str(checkpoint), "--datasets", f"bdd={small_world / 'kitti'}")
     assert res.returncode == 2 and res.stderr.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def cityscapes_cache(checkpoint, small_world, tmp_path_factory):
+    """A lossless, native-size prepare cache of Cityscapes for the checkpoint's union."""
+    from uniseg.data import prepare_cache
+    from uniseg.engine.checkpoint import load_trained
+    from uniseg.labelspaces import default_registry
+
+    out = tmp_path_factory.mktemp("cache") / "cityscapes"
+    union = load_trained(checkpoint).union
+    prepare_cache(union, default_registry().get("cityscapes"), small_world / "cityscapes", out, short_side=0, image_format="png")
+    return out
+
+
+def test_validation_on_a_prepare_cache_scores_as_the_raw_dataset(checkpoint, cityscapes_cache, small_world, registry):
+    """A cache holds unified ids; validation maps them back to Cityscapes' classes (``label_map``)."""
+    from uniseg.engine.checkpoint import load_trained
+    from uniseg.engine.evaluate import evaluate_set
+    from uniseg.engine.inputs import eval_set
+
+    trained = load_trained(checkpoint)
+    raw = evaluate_set(trained.model, eval_set("cityscapes", small_world / "cityscapes", trained.union, registry, "val"), device=torch.device("cpu"))
+    cached = evaluate_set(trained.model, eval_set("cityscapes", cityscapes_cache, trained.union, registry, "val"), device=torch.device("cpu"))
+    assert raw.confusion.sum() > 0 and np.array_equal(raw.confusion, cached.confusion)
+    assert raw.miou == cached.miou
+
+
+def _bad_input_cases(small_world, cache, tmp_path):
+    a_file = tmp_path / "a_file.txt"
+    a_file.write_text("x")
+    img = str(next((small_world / "kitti").rglob("*.png")))
+    cs = f"cityscapes={small_world / 'cityscapes'}"
+    return {
+        "eval --out a file": (["eval", "--datasets", cs, "--out", str(a_file)], "is a file, not a folder"),
+        "eval a dataset twice": (["eval", "--datasets", cs, cs], "twice"),
+        "eval a prepare cache": (["eval", "--datasets", f"cityscapes={cache}"], "give its raw root"),
+        "eval a split that is not there": (["eval", "--datasets", cs, "--split", "test"], "no labelled split 'test'"),
+        "predict --out a file": (["predict", "--label-space", "kitti", "--out", str(a_file), img], "is a file, not a folder"),
+        "predict an unknown label space": (["predict", "--label-space", "kitty", "--out", str(tmp_path / "p"), img], "'union'"),
+    }
+
+
+@pytest.mark.parametrize("case", ["eval --out a file", "eval a dataset twice", "eval a prepare cache", "eval a split that is not there",
+                                  "predict --out a file", "predict an unknown label space"])
+def test_eval_and_predict_refuse_bad_input_in_one_line(case, checkpoint, cityscapes_cache, small_world, tmp_path):
+    args, message = _bad_input_cases(small_world, cityscapes_cache, tmp_path)[case]
+    res = run_cli(args[0], "--checkpoint", str(checkpoint), *args[1:])
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import run_cli
-from engine_fixtures import TRAIN, small_world, tiny_args, tiny_config  # noqa: F401  (fixture)
+from engine_fixtures import TRAIN, small_world, tiny_args, tiny_config, write_relation_table  # noqa: F401  (fixture)
 
 
 def _model(path) -> dict:
@@ -136,9 +136,47 @@ def test_resume_may_change_workers_but_not_the_recipe(finished_run):
     assert res.returncode == 0, res.stderr
 
 
-def test_non_finite_loss_stops_before_the_update_and_keeps_the_last_checkpoint(small_world, tmp_path, monkeypatch):
+def test_resuming_in_python_with_another_recipe_is_refused(finished_run, small_world):
+    from uniseg.engine.trainer import train
+    from uniseg.errors import UnisegError
+
+    out, _ = finished_run
+    with pytest.raises(UnisegError, match="started with another lr"):
+        train(tiny_config(small_world, lr=0.5), out, resume=True)
+    result = train(tiny_config(small_world, workers=1), out, resume=True)  # how it runs may change: complete, nothing to do
+    assert result.iteration == 6
+
+
+def _readback_lag(monkeypatch, lag: int) -> None:
+    """Read losses back ``lag`` steps late, as on a GPU (the CPU's own lag is 0)."""
+    import functools
+
+    from uniseg.engine import trainer as trainer_mod
+    from uniseg.engine.readback import StepReadback
+
+    monkeypatch.setattr(trainer_mod, "StepReadback", functools.partial(StepReadback, lag=lag))
+
+
+def test_reading_losses_back_a_step_late_changes_nothing_in_the_run(small_world, tmp_path, monkeypatch):
+    from uniseg.engine.trainer import train
+
+    cfg = tiny_config(small_world, iterations=5, log_every=2, val_split="none")
+    train(cfg, tmp_path / "now")
+    _readback_lag(monkeypatch, 1)
+    train(cfg, tmp_path / "late")
+    assert _same_weights(_model(tmp_path / "now" / "last.pt"), _model(tmp_path / "late" / "last.pt"))
+    now, late = _records(tmp_path / "now"), _records(tmp_path / "late")
+    assert [r["iteration"] for r in late] == [r["iteration"] for r in now] == [2, 4, 5]
+    assert [r["loss"] for r in late] == [r["loss"] for r in now]  # every window complete when logged
+    assert [r["lr"] for r in late] == [r["lr"] for r in now]
+
+
+@pytest.mark.parametrize("lag, nan_at", [(0, 4), (1, 4), (1, 3)])  # lag 1, step 3: caught one step later, not at a checkpoint
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(lag, nan_at, small_world, tmp_path, monkeypatch):
     from uniseg.engine import criterion as crit_mod
     from uniseg.engine.trainer import NonFiniteLoss, train
+
+    _readback_lag(monkeypatch, lag)
 
     real = crit_mod.build_criterion
 
@@ -150,7 +188,7 @@ def test_non_finite_loss_stops_before_the_update_and_keeps_the_last_checkpoint(s
             def forward(self, logits, target, index):
                 calls["n"] += 1
                 value = module(logits, target, index)
-                return value * float("nan") if calls["n"] == 4 else value
+                return value * float("nan") if calls["n"] == nan_at else value
 
         return Poisoned(), fp
 
@@ -159,20 +197,9 @@ def test_non_finite_loss_stops_before_the_update_and_keeps_the_last_checkpoint(s
     with pytest.raises(NonFiniteLoss) as err:
         train(cfg, tmp_path / "nan")
     msg = str(err.value)
-    assert "iteration 4" in msg and "last.pt (iteration 2)" in msg and "--lr" in msg
+    assert f"at iteration {nan_at} " in msg and "last.pt (iteration 2)" in msg and "--lr" in msg
     assert any(name in msg for name in TRAIN)
     assert torch.load(tmp_path / "nan" / "last.pt", weights_only=True)["iteration"] == 2
-
-
-def _relations(folder, union, table):
-    from uniseg.unify.relations import table_fingerprint
-
-    folder.mkdir(parents=True)
-    np.save(folder / "table.npy", table)
-    (folder / "relations.yaml").write_text(
-        f"format: uniseg.relations/v1\nfingerprint: {union.fingerprint}\ndatasets: [{', '.join(union.datasets)}]\n"
-        f"table_fingerprint: {table_fingerprint(table)}\n"
-    )
 
 
 def test_cr_bce_trains_with_a_relation_table_and_refuses_another_unions(small_world, tmp_path, registry):
@@ -184,13 +211,13 @@ def test_cr_bce_trains_with_a_relation_table_and_refuses_another_unions(small_wo
     union = build_union(registry.get_many(list(TRAIN)))
     table = identity_relation_table(torch.from_numpy(union.null_mask())).numpy()
     table[union.dataset_index("mapillary"), union.index_of("bicyclist"), union.index_of("rider")] = 1
-    _relations(tmp_path / "rel", union, table)
+    write_relation_table(tmp_path / "rel", union, table)
     result = train(tiny_config(small_world, loss="cr-bce", relations=str(tmp_path / "rel"), iterations=2), tmp_path / "cr")
     ckpt = torch.load(result.last, weights_only=True)
     assert ckpt["relations_fingerprint"] is not None and ckpt["config"]["loss"] == "cr-bce"
 
     other = build_union(registry.get_many(["cityscapes", "bdd"]))
-    _relations(tmp_path / "rel2", other, identity_relation_table(torch.from_numpy(other.null_mask())).numpy())
+    write_relation_table(tmp_path / "rel2", other, identity_relation_table(torch.from_numpy(other.null_mask())).numpy())
     with pytest.raises(FingerprintMismatch):
         train(tiny_config(small_world, loss="cr-bce", relations=str(tmp_path / "rel2"), iterations=1), tmp_path / "cr2")
 
@@ -226,3 +253,103 @@ def test_torchrun_trains_with_two_cpu_processes(small_world, tmp_path):
     its = [r["iteration"] for r in _records(out) if r["type"] == "train"]
     assert its == [1, 2, 3, 4]  # rank 0 alone writes
     assert res.stderr.count("run ") == 1  # and alone speaks
+    # a mistake every process sees (here: --out holds a run) stops them all, none waits for the others
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode != 0 and "holds a run already" in res.stderr
+
+
+def test_a_start_that_fails_on_its_input_leaves_nothing_that_blocks_the_next_try(small_world, tmp_path):
+    out = tmp_path / "run"
+    bad = tiny_args(small_world, out, iterations=1)
+    bad[bad.index("--datasets") + 1] = f"cityscapes={tmp_path / 'nowhere'}"
+    res = run_cli(*bad)
+    assert res.returncode == 2 and "nowhere" in res.stderr and res.stderr.count("\n") == 1
+    assert not (out / "config.yaml").exists()
+    res = run_cli(*tiny_args(small_world, out, iterations=1), "--quiet")
+    assert res.returncode == 0, res.stderr
+
+
+def test_a_run_stopped_before_its_first_checkpoint_starts_afresh(small_world, tmp_path):
+    from uniseg.engine.trainer import train
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.yaml").write_text("format: uniseg.train/v1\n")  # what a start killed before iteration 1000 leaves
+    (out / "metrics.jsonl").write_text('{"iteration": 7, "type": "train", "loss": 1.0}\n')
+    (out / "best.pt").write_bytes(b"stale")
+    res = run_cli("train", "--resume", str(out))
+    assert res.returncode == 2 and "before its first checkpoint" in res.stderr and f"--config {out / 'config.yaml'}" in res.stderr
+    train(tiny_config(small_world, iterations=2, val_split="none"), out)
+    assert [r["iteration"] for r in _records(out)] == [1, 2]  # the old start's records are gone
+    assert not (out / "best.pt").exists()  # no validation split here: no best.pt, not the stale one
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(small_world, tmp_path):
+    from uniseg.engine.trainer import train
+    from uniseg.errors import UnisegError
+    from uniseg.io import output_folder
+
+    with output_folder(tmp_path / "busy"):  # as a running 'uniseg train' holds it
+        with pytest.raises(UnisegError, match="another uniseg run is writing there"):
+            train(tiny_config(small_world, iterations=1), tmp_path / "busy")
+
+
+def test_a_crop_too_small_for_batch_norm_is_a_one_line_error(small_world, tmp_path):
+    args = tiny_args(small_world, tmp_path / "r", iterations=1)
+    args[args.index("--batch-size") + 1] = "1"
+    args[args.index("--crop") + 1] = "32x32"
+    res = run_cli(*args)
+    assert res.returncode == 2 and "BatchNorm" in res.stderr and "--crop" in res.stderr and res.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_whole_process_group_stops_cleanly_during_validation(sig, small_world, tmp_path):
+    """A terminal's Ctrl-C, or a scheduler's SIGTERM, reaches the DataLoader workers too (training's
+    and validation's): they must leave the decision to the main process."""
+    out = tmp_path / "cut"
+    env = dict(os.environ, COLUMNS="200")
+    env.pop("UNISEG_DEBUG", None)
+    args = tiny_args(small_world, out, iterations=12, workers=2, extra=("--val-every", "1", "--quiet"))
+    proc = subprocess.Popen([sys.executable, "-m", "uniseg.cli.main", *args], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=env, start_new_session=True)
+    lines = []
+    for line in proc.stderr:  # 'iter 2' is printed just before the validation at iteration 2 starts its workers
+        lines.append(line)
+        if line.startswith("iter 2 "):
+            os.killpg(proc.pid, sig)
+            break
+    _, rest = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(lines) + rest
+    assert "resume with: uniseg train --resume" in rest
+    assert 2 <= torch.load(out / "last.pt", weights_only=True)["iteration"] < 12
+
+
+def test_a_second_ctrl_c_aborts_at_once_and_names_the_last_checkpoint(small_world, tmp_path):
+    from uniseg.engine.trainer import TrainEvents, TrainingInterrupted, train
+
+    class SecondCtrlC(TrainEvents):
+        def step(self, iteration, loss, lr):
+            if iteration == 3:
+                raise KeyboardInterrupt  # what StopRequest raises on a second SIGINT
+
+    with pytest.raises(TrainingInterrupted) as err:
+        train(tiny_config(small_world, checkpoint_every=2, val_split="none"), tmp_path / "r", events=SecondCtrlC())
+    assert err.value.exit_code == 130
+    assert "aborted at iteration 2/6" in str(err.value) and "last.pt (iteration 2)" in str(err.value)
+    assert "uniseg train --resume" in str(err.value)
+    assert torch.load(tmp_path / "r" / "last.pt", weights_only=True)["iteration"] == 2
+
+
+def test_bf16_autocast_trains_on_the_cpu_and_keeps_float32_weights(small_world, tmp_path):
+    """The mixed-precision path (GPUs: bf16, or fp16 with a grad scaler) as far as a CPU runs it."""
+    from uniseg.engine.trainer import train
+
+    result = train(tiny_config(small_world, iterations=2, amp="bf16", val_split="none"), tmp_path / "bf16")
+    ckpt = torch.load(result.last, weights_only=True)
+    assert ckpt["config"]["amp"] == "bf16" and ckpt["scaler"] is None  # no scaler for bf16
+    weights = [v for v in ckpt["model"].values() if v.is_floating_point()]
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights)
+    assert all(np.isfinite(r["loss"]) for r in _records(tmp_path / "bf16"))
+    train(tiny_config(small_world, iterations=1, amp="off", val_split="none"), tmp_path / "fp32")
+    first = [_records(tmp_path / name)[0]["loss"] for name in ("bf16", "fp32")]
+    assert first[0] != first[1] and first[0] == pytest.approx(first[1], rel=0.05)  # same step, bf16 rounding

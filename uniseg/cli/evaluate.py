@@ -12,6 +12,7 @@ from rich.table import Table
 from uniseg.cli.options import DatasetsOpt, DeviceOpt, FormatOpt, RegistryOpt, parse_datasets, progress_bar, registry_from
 from uniseg.cli.render import Format, console, emit
 from uniseg.errors import UnisegError
+from uniseg.io import check_output_path
 
 CheckpointOpt = typer.Option(..., "--checkpoint", "-c", metavar="CKPT", help="A uniseg checkpoint (RUN/best.pt, RUN/last.pt) or a run folder.")
 InferHeightOpt = typer.Option(None, "--infer-height", metavar="H", help="Resize only the network input to height H (scores stay at the labels' native size); default native.")
@@ -45,6 +46,12 @@ def evaluate(
     pairs = parse_datasets(datasets, ctx.args)
     if not pairs:
         raise UnisegError("no dataset to score: give --datasets NAME=ROOT (one or more)")
+    names = [n for n, _ in pairs]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise UnisegError(f"--datasets names {dup!r} twice; its scores would overwrite each other: give each dataset once")
+    if out is not None:
+        check_output_path(out)  # before the scoring, not after it
     try:
         settings = InferenceSettings(infer_height=infer_height, window=window)
     except ValueError as exc:
@@ -53,7 +60,7 @@ def evaluate(
     rt = setup_runtime(device or "auto", "auto")
     try:
         trained = load_trained(checkpoint, rt.device)
-        sets = [eval_set(name, root, trained.union, reg, split) for name, root in pairs]
+        sets = [eval_set(name, root, trained.union, reg, split, allow_cache=False) for name, root in pairs]
         show = fmt == Format.table and console.is_terminal and rt.is_main
         results = []
         with progress_bar("eval", show) as bar:

@@ -18,7 +18,6 @@ from uniseg.cli.options import DatasetsOpt, DeviceOpt, FormatOpt, RegistryOpt, p
 from uniseg.cli.render import Format, emit, err_console
 from uniseg.errors import UnisegError
 
-RESUME_MAY_CHANGE = {"workers", "device", "log_every"}
 
 
 def _weights(text: str):
@@ -156,50 +155,66 @@ def train(
     Ctrl-C finishes the current iteration, writes RUN/last.pt and exits 130; 'uniseg train
     --resume RUN' continues. Several processes: torchrun --nproc_per_node=N -m uniseg train ...
     """
-    from uniseg.engine.config import DatasetSpec, TrainConfig, read_config
-    from uniseg.engine.trainer import resume_config
     from uniseg.engine.trainer import train as run_train
 
     reg = registry_from(registry)
-    given = {
-        "loss": loss, "relations": relations, "model": model, "head": head, "pretrained": pretrained, "init": init, "batch_size": batch_size, "iterations": iterations, "short_side": short_side, "lr": lr, "seed": seed,
-        "workers": workers, "val_every": val_every, "checkpoint_every": checkpoint_every, "log_every": log_every,
-        "device": device, "amp": amp,
-        "union": _union(union, reg) if union is not None else None,
-        "crop": parse_hw(crop, "--crop") if crop is not None else None,
-        "scale": _scale(scale) if scale is not None else None,
-        "dataset_weights": _weights(dataset_weights) if dataset_weights is not None else None,
-    }
-    pairs = parse_datasets(datasets, ctx.args)
-    if pairs:
-        given["datasets"] = [DatasetSpec(n, r) for n, r in pairs]
-    given = {k: v for k, v in given.items() if v is not None}
-    if resume is not None:
-        if out is not None and Path(out) != resume:
-            raise UnisegError("give --resume RUN alone (the run folder is RUN), not with --out")
-        if config_file is not None:
-            raise UnisegError("--resume continues a run with its own settings; --config cannot be combined with it")
-        fixed = sorted(k for k in given if k not in RESUME_MAY_CHANGE)
-        if fixed:
-            raise UnisegError(f"--resume keeps the run's settings; --{fixed[0].replace('_', '-')} cannot change (start a new run with --init {resume}/last.pt)")
-        config = resume_config(resume).replace(**given)
-        out = resume
-    else:
-        if out is None:
-            raise UnisegError("--out RUN is required: the folder that will hold the run")
-        config = (read_config(config_file) if config_file else TrainConfig()).replace(**given)
+    given = _given(
+        reg, parse_datasets(datasets, ctx.args), loss=loss, relations=relations, model=model, head=head, pretrained=pretrained,
+        init=init, batch_size=batch_size, iterations=iterations, short_side=short_side, lr=lr, seed=seed, workers=workers,
+        val_every=val_every, checkpoint_every=checkpoint_every, log_every=log_every, device=device, amp=amp, union=union,
+        crop=crop, scale=scale, dataset_weights=dataset_weights,
+    )
+    config, out = _run_settings(given, out, resume, config_file)
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 speaks
     events = CliEvents(quiet or fmt != Format.table or not main_process)
     try:  # Ctrl-C ends in TrainingInterrupted: its line and exit code 130 come from the CLI's error handling
         result = run_train(config, out, resume=resume is not None, registry=reg, events=events)
     finally:
         events.close()
-    data = {
-        "out": str(result.out), "iteration": result.iteration, "last": str(result.last),
-        "best": None if result.best is None else str(result.best), "best_miou": result.best_miou, "seconds": round(result.seconds, 2),
-    }
-    if fmt == Format.table and main_process:
+    if main_process:
+        _report(result, fmt)
+
+
+def _given(reg, pairs: list[tuple[str, str]], *, union, crop, scale, dataset_weights, **plain) -> dict:
+    """The settings given on the command line, parsed into ``TrainConfig`` values (flags not given are left out)."""
+    from uniseg.engine.config import DatasetSpec
+
+    given = dict(plain)
+    given["union"] = _union(union, reg) if union is not None else None
+    given["crop"] = parse_hw(crop, "--crop") if crop is not None else None
+    given["scale"] = _scale(scale) if scale is not None else None
+    given["dataset_weights"] = _weights(dataset_weights) if dataset_weights is not None else None
+    given["datasets"] = [DatasetSpec(n, r) for n, r in pairs] or None
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _run_settings(given: dict, out: Optional[Path], resume: Optional[Path], config_file: Optional[Path]):
+    """``(config, run folder)``: a resumed run's own settings (only ``RESUME_MAY_CHANGE`` may differ),
+    or the defaults, then ``--config``, then the flags."""
+    from uniseg.engine.config import RESUME_MAY_CHANGE, TrainConfig, read_config
+    from uniseg.engine.trainer import resume_config
+
+    if resume is None:
+        if out is None:
+            raise UnisegError("--out RUN is required: the folder that will hold the run")
+        return (read_config(config_file) if config_file else TrainConfig()).replace(**given), out
+    if out is not None and Path(out) != resume:
+        raise UnisegError("give --resume RUN alone (the run folder is RUN), not with --out")
+    if config_file is not None:
+        raise UnisegError("--resume continues a run with its own settings; --config cannot be combined with it")
+    fixed = sorted(k for k in given if k not in RESUME_MAY_CHANGE)
+    if fixed:
+        raise UnisegError(f"--resume keeps the run's settings; --{fixed[0].replace('_', '-')} cannot change (start a new run with --init {resume}/last.pt)")
+    return resume_config(resume).replace(**given), resume
+
+
+def _report(result, fmt: Format) -> None:
+    """The finished run: one line for people (stderr, beside the progress), or the record for scripts."""
+    if fmt == Format.table:
         best = f"; best.pt mean val mIoU {100 * result.best_miou:.1f}" if result.best_miou is not None else "; no validation split, no best.pt"
         err_console.print(f"done: {result.iteration} iterations in {result.seconds:.0f} s; {result.last}{best}", markup=False, highlight=False, soft_wrap=True)
-    elif main_process:
-        emit(data, fmt)
+        return
+    emit({
+        "out": str(result.out), "iteration": result.iteration, "last": str(result.last),
+        "best": None if result.best is None else str(result.best), "best_miou": result.best_miou, "seconds": round(result.seconds, 2),
+    }, fmt)

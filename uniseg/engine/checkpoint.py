@@ -12,11 +12,13 @@ Keys (contract: ``torch.load(path)["model"]`` is the model's ``state_dict``)::
     iteration           optimiser steps taken
     optimizer, scaler   their state_dicts (scaler None without fp16)
     rng                 torch / numpy / python (/ cuda) generator states
-    sampler             {"seed", "keys_consumed"}: where the data stream resumes
+    sampler             {"seed", "keys_consumed", "per_rank_batch", "world_size"}: where the data stream resumes
     best                {"miou", "iteration"} of the best validation so far (or None)
+    seconds             training time so far (every process that worked on the run)
 
 Written atomically (temp file + rename): a checkpoint on disk is always complete. Everything in
-it is plain data or tensors, so it loads with ``torch.load(..., weights_only=True)``.
+it is plain data or CPU tensors, so it loads with ``torch.load(path)`` (``weights_only``) on any
+machine, a GPU run's included.
 """
 
 from __future__ import annotations
@@ -88,10 +90,22 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
+def on_cpu(obj: Any) -> Any:
+    """``obj`` with every tensor in it (dicts, lists, tuples walked) on the CPU, so that a GPU run's
+    checkpoint loads with a plain ``torch.load`` on any machine (a no-op for CPU tensors)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, Mapping):
+        return {k: on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(on_cpu(v) for v in obj) if type(obj) in (list, tuple) else obj
+    return obj
+
+
 def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> Path:
-    """``torch.save`` ``payload`` (plus the format tag) atomically at ``path``."""
+    """``torch.save`` ``payload`` (plus the format tag), tensors on the CPU, atomically at ``path``."""
     path = Path(path)
-    doc = {"format": FORMAT, **payload}
+    doc = {"format": FORMAT, **on_cpu(payload)}
     with atomic_open(path, "wb") as fh:
         torch.save(doc, fh)
     return path
@@ -109,6 +123,8 @@ def read_checkpoint(path: str | Path) -> dict:
             raise UnisegError(f"{p}: no best.pt or last.pt in this folder (is it a run folder of 'uniseg train'?)")
     if not p.is_file():
         raise UnisegError(f"checkpoint {str(p)!r} not found")
+    if not _torch_save_file(p):
+        raise UnisegError(f"{p}: not a checkpoint (torch.save writes a zip archive); give RUN/last.pt or RUN/best.pt of 'uniseg train'")
     try:
         doc = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated file, a pickle with code, not a torch file at all
@@ -125,6 +141,16 @@ def read_checkpoint(path: str | Path) -> dict:
     doc = dict(doc)
     doc["path"] = str(p)
     return doc
+
+
+def _torch_save_file(p: Path) -> bool:
+    """Whether ``p`` can be a ``torch.save`` file: a zip archive, or a legacy pickle (protocol byte 0x80)."""
+    import zipfile
+
+    if zipfile.is_zipfile(p):
+        return True
+    with open(p, "rb") as fh:
+        return fh.read(1) == b"\x80"
 
 
 def checkpoint_union(doc: Mapping[str, Any]) -> UnionSpace:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from uniseg.errors import ConfigError, UnisegError
 
@@ -24,6 +24,7 @@ AMP_MODES = ("auto", "off", "bf16", "fp16")
 CONFIG_FORMAT = "uniseg.train/v1"
 BASE_LR = 0.01  # per BASE_BATCH images (the paper: lr 0.01 for batch 16)
 BASE_BATCH = 16
+RESUME_MAY_CHANGE = ("workers", "device", "log_every")  # how a run is executed, not what it computes
 
 
 @dataclass(frozen=True)
@@ -150,22 +151,60 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
+_FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
+_SCALARS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+_EXPECTED = {
+    "int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+    "datasets": "a list of {name: NAME, root: ROOT}", "union": "a union folder or a list of dataset names",
+    "crop": "[height, width] in pixels", "scale": "[low, high]",
+    "dataset_weights": "natural, balanced or {NAME: weight}",
+}
+
+
 def _coerce(key: str, value: Any, source: str) -> Any:
+    """``value`` read from a config file as the type of field ``key``; a ``ConfigError`` naming the
+    key otherwise (so ``batch_size: abc`` or ``flip: yes`` fail on reading, not deep in the run)."""
     try:
         if key == "datasets":
+            if not isinstance(value, (list, tuple)):
+                raise TypeError(value)
             return [DatasetSpec(str(d["name"]), str(d["root"])) for d in value]
-        if key == "union" and value is not None:
-            if isinstance(value, str):
+        if key == "union":
+            if value is None or isinstance(value, str):
                 return value
             if not isinstance(value, (list, tuple)) or not all(isinstance(n, str) for n in value):
                 raise TypeError(value)
             return list(value)
         if key in ("crop", "scale"):
             a, b = value
-            return (int(a), int(b)) if key == "crop" else (float(a), float(b))
+            return (_scalar(a, "int"), _scalar(b, "int")) if key == "crop" else (_scalar(a, "float"), _scalar(b, "float"))
+        if key == "dataset_weights":
+            if value in ("natural", "balanced"):
+                return value
+            if not isinstance(value, Mapping):
+                raise TypeError(value)
+            return {str(k): _scalar(w, "float") for k, w in value.items()}
+        kind = _FIELD_TYPES[key]
+        optional = kind.startswith("Optional[")
+        if optional:
+            kind = kind[len("Optional["):-1]
+        if value is None and optional:
+            return None
+        return _scalar(value, kind)
     except (TypeError, ValueError, KeyError):
-        raise ConfigError(source, f"malformed value {value!r}", key=key) from None
-    return value
+        kind = _FIELD_TYPES.get(key, "")
+        expected = _EXPECTED.get(key) or _EXPECTED.get(kind.removeprefix("Optional[").rstrip("]"), kind)
+        raise ConfigError(source, f"malformed value {value!r} (expected {expected})", key=key) from None
+
+
+def _scalar(value: Any, kind: str) -> Any:
+    """``value`` if it is a ``kind`` (int / float / str / bool; a bool is not a number); a float
+    may be written as a string (YAML 1.1 reads ``1e-3`` as one)."""
+    if kind == "float" and isinstance(value, str):
+        return float(value)
+    if isinstance(value, bool) != (kind == "bool") or not isinstance(value, _SCALARS[kind]):
+        raise TypeError(value)
+    return float(value) if kind == "float" else value
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
@@ -180,6 +219,18 @@ def _positive(key: str, value: int) -> None:
 
 def _flag(key: str) -> str:
     return key.replace("_", "-")
+
+
+def recipe_changes(old: Mapping, new: Mapping, may_change: Sequence[str] = RESUME_MAY_CHANGE) -> list[str]:
+    """The settings (``config.yaml`` keys) whose values differ between two runs' documents, other than
+    ``may_change``; datasets compare by name, as their roots may be reached by another path."""
+    def recipe(doc: Mapping) -> dict:
+        out = {k: v for k, v in doc.items() if k not in may_change}
+        out["datasets"] = [d.get("name") for d in doc.get("datasets") or []]
+        return out
+
+    a, b = recipe(old), recipe(new)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
 
 
 def read_config(path: str | Path) -> TrainConfig:

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
-from uniseg.engine.config import DatasetSpec, TrainConfig
+from uniseg.engine.config import RESUME_MAY_CHANGE, DatasetSpec, TrainConfig, recipe_changes
 from uniseg.errors import UnisegError
 from uniseg.io import atomic_write_text
 from uniseg.labelspaces.registry import Registry, default_registry
@@ -97,15 +97,21 @@ def _train_config(plan: DemoPlan, world: Path, method: str, seed: int, workers: 
     return cfg
 
 
-def _run_complete(run: Path) -> Optional[int]:
-    """The iteration a finished run stopped at, None when absent or unfinished."""
-    import torch
+RERUN_MAY_CHANGE = (*RESUME_MAY_CHANGE, "relations", "init")  # and the paths inside --out
 
-    last = run / "last.pt"
-    if not last.is_file():
+
+def _earlier_run(run: Path, cfg: TrainConfig, out: Path) -> Optional[dict]:
+    """``last.pt`` of an earlier demo's run in ``run`` (None: none yet); refused when it was trained
+    with other settings (another plan or seed), so that a rerun never mixes two demos."""
+    from uniseg.engine.checkpoint import read_checkpoint
+
+    if not (run / "last.pt").is_file():
         return None
-    doc = torch.load(last, map_location="cpu", weights_only=True)
-    return int(doc["iteration"]) if int(doc["iteration"]) >= int(doc["config"]["iterations"]) else None
+    doc = read_checkpoint(run / "last.pt")
+    changed = recipe_changes(doc.get("config") or {}, cfg.to_dict(), RERUN_MAY_CHANGE)
+    if changed:
+        raise UnisegError(f"--out {out}: {run} was trained with another {changed[0]} (another plan or seed); choose another --out or delete it")
+    return doc
 
 
 def _world(plan: DemoPlan, out: Path, registry: Registry, events: DemoEvents) -> Path:
@@ -124,15 +130,20 @@ def _world(plan: DemoPlan, out: Path, registry: Registry, events: DemoEvents) ->
     return world
 
 
-def _train(cfg: TrainConfig, run: Path, registry: Registry, events: DemoEvents, label: str) -> None:
-    from uniseg.engine.trainer import train
+def _train(cfg: TrainConfig, run: Path, out: Path, registry: Registry, events: DemoEvents, label: str) -> None:
+    """Train (or finish) one of the demo's runs; a finished one is kept."""
+    from uniseg.engine.trainer import TrainingInterrupted, train
 
-    if _run_complete(run) is not None:
+    earlier = _earlier_run(run, cfg, out)
+    if earlier is not None and int(earlier["iteration"]) >= cfg.iterations:
         return
     events.step(f"training {label}: {cfg.model}, {cfg.head} head, {cfg.iterations} iterations")
     made = events.train_events() if events.train_events is not None else None
     try:
-        train(cfg, run, resume=(run / "last.pt").is_file(), registry=registry, events=made)
+        train(cfg, run, resume=earlier is not None, registry=registry, events=made)
+    except TrainingInterrupted as exc:  # the demo resumes as a whole: say so, not 'uniseg train --resume'
+        where = str(exc).split(":", 1)[0]
+        raise TrainingInterrupted(f"{where} of {label} ({run}); rerun the same 'uniseg demo' command to resume") from None
     finally:
         if made is not None and hasattr(made, "close"):
             made.close()
@@ -265,9 +276,9 @@ def run_demo(
     dev = resolve_device(device)
     world = _world(plan, out, registry, events)
     for method in ("ce", "null-bce"):
-        _train(_train_config(plan, world, method, seed, workers, device, out), out / "runs" / method, registry, events, TITLES[method])
+        _train(_train_config(plan, world, method, seed, workers, device, out), out / "runs" / method, out, registry, events, TITLES[method])
     rs = _mine_and_label(out, world, plan, registry, events, dev, workers)
-    _train(_train_config(plan, world, "cr-bce", seed, workers, device, out), out / "runs" / "cr-bce", registry, events, TITLES["cr-bce"])
+    _train(_train_config(plan, world, "cr-bce", seed, workers, device, out), out / "runs" / "cr-bce", out, registry, events, TITLES["cr-bce"])
     table = _evaluate(out, world, plan, registry, events, dev, workers)
     rel = planted_score(rs, world, plan.train)
     summary = {

@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from uniseg.engine.inference import InferenceSettings, predict_channels
-from uniseg.engine.inputs import EvalSet
+from uniseg.engine.inputs import EvalSet, quiet_worker
 from uniseg.engine.metrics import confusion, scores
-from uniseg.io import atomic_write_text
+from uniseg.io import atomic_write_text, output_folder
 
 Progress = Callable[[str, int, int], None]
 
@@ -72,7 +72,7 @@ def _loader(es: EvalSet, workers: int, rank: int, world: int):
     indices = list(range(rank, len(es.dataset), world))
     return torch.utils.data.DataLoader(
         torch.utils.data.Subset(es.dataset, indices), batch_size=1, num_workers=workers,
-        collate_fn=_single,
+        collate_fn=_single, worker_init_fn=quiet_worker if workers else None,
     ), len(indices)
 
 
@@ -155,16 +155,16 @@ def summary_csv(rows: list[dict]) -> str:
 def write_scores(out: Path, scores_: list[DatasetScore], *, seen: Sequence[str] = (), **context) -> list[Path]:
     """``out/<dataset>.json`` and ``out/<dataset>.csv`` per dataset, and ``out/summary.csv``;
     ``seen``: the datasets the model was trained on (each JSON says whether it is one)."""
-    out = Path(out)
     written, rows = [], []
-    for s in scores_:
-        doc = s.to_dict(seen=s.dataset in seen, **context)
-        rows.append(doc)
-        p = out / f"{s.dataset}.json"
-        atomic_write_text(p, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
-        q = out / f"{s.dataset}.csv"
-        atomic_write_text(q, class_table_csv(s))
-        written += [p, q]
-    summary = out / "summary.csv"
-    atomic_write_text(summary, summary_csv(rows))
+    with output_folder(out) as out:
+        for s in scores_:
+            doc = s.to_dict(seen=s.dataset in seen, **context)
+            rows.append(doc)
+            p = out / f"{s.dataset}.json"
+            atomic_write_text(p, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+            q = out / f"{s.dataset}.csv"
+            atomic_write_text(q, class_table_csv(s))
+            written += [p, q]
+        summary = out / "summary.csv"
+        atomic_write_text(summary, summary_csv(rows))
     return written + [summary]

@@ -50,9 +50,11 @@ class KeyStream(torch.utils.data.Sampler):
 
 
 def quiet_worker(_worker_id: int) -> None:
-    """DataLoader workers ignore Ctrl-C: the main process decides when to stop (after the
-    current iteration), and a worker killed by the terminal's SIGINT would break that."""
+    """DataLoader workers ignore Ctrl-C and SIGTERM: the main process decides when to stop (after
+    the current iteration), and a worker killed by the terminal's SIGINT, or by a scheduler's
+    SIGTERM to the whole process group, would break that. A worker still ends with its parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def parse_weights(weights) -> object:
@@ -80,17 +82,20 @@ def per_rank_batch(batch_size: int, world_size: int) -> int:
     return batch_size // world_size
 
 
+def require_members(config: TrainConfig, union: UnionSpace) -> None:
+    """Refuse a training dataset outside ``union`` (it would have no row in the loss's tables)."""
+    for d in config.datasets:
+        if d.name not in union.datasets:
+            raise UnisegError(f"dataset {d.name!r} is not in the union ({', '.join(union.datasets)}); add it to --union or drop it")
+
+
 def train_datasets(config: TrainConfig, union: UnionSpace, registry: Registry, split: str = "train"):
     """One ``SegDataset`` per configured dataset, with the paper's training transform."""
     from uniseg.data import SegDataset, TrainTransform
 
+    require_members(config, union)
     tf = TrainTransform(crop=tuple(config.crop), short_side=config.short_side or None, scale=tuple(config.scale), flip=config.flip)
-    out = []
-    for spec in config.datasets:
-        if spec.name not in union.datasets:
-            raise UnisegError(f"dataset {spec.name!r} is not in the union ({', '.join(union.datasets)}); add it to --union or drop it")
-        out.append(SegDataset(spec.name, spec.root, union, split=split, transform=tf, registry=registry))
-    return out
+    return [SegDataset(spec.name, spec.root, union, split=split, transform=tf, registry=registry) for spec in config.datasets]
 
 
 def build_train_input(config: TrainConfig, union: UnionSpace, registry: Registry, *, rank: int, world_size: int,
@@ -152,19 +157,34 @@ def default_split(space, root) -> list[str]:
     return labelled
 
 
-def eval_set(name: str, root, union: UnionSpace, registry: Registry, split: Sequence[str] | str | None = None) -> EvalSet:
-    """A dataset (member of the union or unseen) read for scoring at its labels' native resolution."""
+def eval_set(name: str, root, union: UnionSpace, registry: Registry, split: Sequence[str] | str | None = None,
+             *, allow_cache: bool = True) -> EvalSet:
+    """A dataset (member of the union or unseen) read for scoring at its labels' native resolution.
+
+    ``split``: the splits to score (default: ``val``, else every labelled split). A prepare cache
+    (resized labels, already unified) serves validation during training; ``allow_cache=False``
+    refuses one, as ``uniseg eval`` does, which scores the raw dataset.
+    """
     from uniseg.data import SegDataset
     from uniseg.data import cache as cache_mod
 
     space = registry.get(name)
     union.check_member(space)
+    is_cache = cache_mod.is_cache(root)
+    if is_cache and not allow_cache:
+        raise UnisegError(f"{name}={root}: a 'uniseg data prepare' cache (labels resized, already unified); "
+                          "scores are taken on the raw dataset at its labels' native resolution: give its raw root")
     splits = default_split(space, root) if split is None else ([split] if isinstance(split, str) else list(split))
+    labelled = splits_of(space, root) if split is not None else {s: True for s in splits}
+    for s in splits:
+        if not labelled.get(s):
+            found = ", ".join(n for n, lab in labelled.items() if lab) or "none"
+            raise UnisegError(f"{name}={root}: no labelled split {s!r} (labelled splits there: {found}); choose one with --split")
     emap = union.eval_map(space)
     if emap.channels.size == 0:
         raise UnisegError(f"{name}: none of its classes is in the union ({union.fingerprint}); nothing to score")
     label_map = None
-    if cache_mod.is_cache(root):
+    if is_cache:
         if name not in union.datasets:
             raise UnisegError(f"{root}: a prepare cache of {name!r} is for another union; evaluate the raw dataset")
         counts = np.bincount(emap.channels, minlength=union.num_classes)

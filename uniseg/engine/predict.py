@@ -24,7 +24,7 @@ import torch
 from uniseg.engine.checkpoint import TrainedModel
 from uniseg.engine.inference import InferenceSettings, predict_channels
 from uniseg.errors import UnisegError
-from uniseg.io import atomic_save_image
+from uniseg.io import atomic_save_image, output_folder
 from uniseg.labelspaces.registry import Registry
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
@@ -46,12 +46,24 @@ def target_space(trained: TrainedModel, name: str, registry: Registry) -> Target
     """``union`` or a registry label space (seen or unseen) as a :class:`Target`."""
     union = trained.union
     if name == "union":
-        return Target("union", union.names, union.palette, None, None)
-    space = registry.get(name)
+        target = Target("union", union.names, union.palette, None, None)
+    else:
+        try:
+            space = registry.get(name)
+        except UnisegError as exc:
+            raise UnisegError(f"--label-space: {exc}; or 'union' for the model's own classes") from None
+        target = _space_target(union, space)
+    if len(target.classes) > NONE:
+        raise UnisegError(f"--label-space {name}: {len(target.classes)} classes do not fit an 8-bit PNG (0..254, {NONE} = none)")
+    return target
+
+
+def _space_target(union, space) -> Target:
+    """A registry label space as a :class:`Target`: the unified channels of its classes, in its order."""
     union.check_member(space)
     emap = union.eval_map(space)
     if emap.channels.size == 0:
-        raise UnisegError(f"--label-space {name}: none of its classes is in the model's union; nothing to predict")
+        raise UnisegError(f"--label-space {space.name}: none of its classes is in the model's union; nothing to predict")
     colours = np.array([c.colour for c in space.classes], dtype=np.uint8).reshape(-1, 3)
     return Target(space.name, [c.name for c in space.classes], colours, torch.from_numpy(emap.channels), torch.from_numpy(emap.classes))
 
@@ -140,41 +152,54 @@ def predict_files(
     from uniseg.data.labels import open_image
     from uniseg.data.transforms import normalize
 
-    out = Path(out)
-    pairs = plan_outputs(inputs, out)
-    model = trained.model
-    report = PredictReport(out, target.name)
+    pairs = plan_outputs(inputs, Path(out))
+    report = PredictReport(Path(out), target.name)
     channels = None if target.channels is None else target.channels.to(device)
     class_of = None if target.class_of_channel is None else target.class_of_channel.to(device)
-    union_pal = torch.from_numpy(trained.union.palette).to(device)
     pal = torch.from_numpy(target.colours).to(device)
-    names = trained.union.names
-    for k, (src, dst) in enumerate(pairs):
-        img = open_image(src)
-        img = img if img.mode == "RGB" else img.convert("RGB")
-        x = normalize(img).unsqueeze(0).to(device)
-        winner, logits = predict_channels(model, x, (img.height, img.width), channels, settings, autocast)
-        pred = winner if class_of is None else class_of[winner]
-        atomic_save_image(dst, Image.fromarray(pred.to(torch.uint8).cpu().numpy(), mode="L"), format="PNG")
-        report.written.append(str(dst))
-        if colour:
-            rgb = pal[pred].cpu().numpy()
-            atomic_save_image(dst.with_name(dst.stem + "_colour.png"), Image.fromarray(rgb, mode="RGB"), format="PNG")
-        if multilabel:
-            over, cls = multilabel_override(logits, channels, trained.activation, threshold)
-            base = pal[pred]
-            rgb = torch.where(over[..., None], union_pal[cls], base).cpu().numpy()
-            present = torch.unique(cls[over]).tolist()
-            for c in present:
-                report.outside_classes[names[c]] = report.outside_classes.get(names[c], 0) + int((cls[over] == c).sum())
-            shown = torch.unique(pred).tolist()
-            entries = [(target.classes[c], tuple(int(v) for v in target.colours[c])) for c in shown]
-            entries += [(f"{names[c]} (outside {target.name})", tuple(int(v) for v in trained.union.palette[c])) for c in present]
-            strip = legend_strip(img.width, entries)
-            canvas = Image.new("RGB", (img.width, img.height + strip.height), (255, 255, 255))
-            canvas.paste(Image.fromarray(rgb, mode="RGB"), (0, 0))
-            canvas.paste(strip, (0, img.height))
-            atomic_save_image(dst.with_name(dst.stem + "_multilabel.png"), canvas, format="PNG")
-        if progress is not None:
-            progress(k + 1, len(pairs))
+    with output_folder(out):
+        for k, (src, dst) in enumerate(pairs):
+            img = open_image(src)
+            img = img if img.mode == "RGB" else img.convert("RGB")
+            x = normalize(img).unsqueeze(0).to(device)
+            winner, logits = predict_channels(trained.model, x, (img.height, img.width), channels, settings, autocast)
+            pred = winner if class_of is None else class_of[winner]
+            atomic_save_image(dst, Image.fromarray(pred.to(torch.uint8).cpu().numpy(), mode="L"), format="PNG")
+            report.written.append(str(dst))
+            if colour:
+                atomic_save_image(_beside(dst, "colour"), Image.fromarray(pal[pred].cpu().numpy(), mode="RGB"), format="PNG")
+            if multilabel:
+                over, cls = multilabel_override(logits, channels, trained.activation, threshold)
+                view = multilabel_view(trained, target, pred, over, cls, report.outside_classes)
+                atomic_save_image(_beside(dst, "multilabel"), view, format="PNG")
+            if progress is not None:
+                progress(k + 1, len(pairs))
     return report
+
+
+def _beside(dst: Path, view: str) -> Path:
+    return dst.with_name(f"{dst.stem}_{view}.png")
+
+
+def multilabel_view(trained: TrainedModel, target: Target, pred: torch.Tensor, over: torch.Tensor, cls: torch.Tensor,
+                    tally: dict[str, int]):
+    """Figure 4's picture: ``pred`` in the label space's colours, the outside classes (``cls`` where
+    ``over``) in their union colours, and a legend strip below; ``tally`` counts their pixels."""
+    from PIL import Image
+
+    union_pal = torch.from_numpy(trained.union.palette).to(pred.device)
+    base = torch.from_numpy(target.colours).to(pred.device)[pred]
+    rgb = torch.where(over[..., None], union_pal[cls], base).cpu().numpy()
+    counts = torch.bincount(cls[over], minlength=trained.union.num_classes).cpu()
+    present = torch.nonzero(counts).flatten().tolist()
+    names = trained.union.names
+    for c in present:
+        tally[names[c]] = tally.get(names[c], 0) + int(counts[c])
+    entries = [(target.classes[c], tuple(int(v) for v in target.colours[c])) for c in torch.unique(pred).tolist()]
+    entries += [(f"{names[c]} (outside {target.name})", tuple(int(v) for v in trained.union.palette[c])) for c in present]
+    h, w = pred.shape
+    strip = legend_strip(w, entries)
+    canvas = Image.new("RGB", (w, h + strip.height), (255, 255, 255))
+    canvas.paste(Image.fromarray(rgb, mode="RGB"), (0, 0))
+    canvas.paste(strip, (0, h))
+    return canvas

@@ -70,6 +70,14 @@ class Runtime:
             dist.all_reduce(tensor)
         return tensor
 
+    def broadcast_(self, tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
+        """Overwrite ``tensor`` with process ``src``'s copy in place (a no-op in a single process)."""
+        if self.distributed:
+            import torch.distributed as dist
+
+            dist.broadcast(tensor, src)
+        return tensor
+
     def barrier(self) -> None:
         if self.distributed:
             import torch.distributed as dist

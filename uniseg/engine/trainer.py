@@ -7,15 +7,19 @@ checkpoint holds model, optimiser, scaler and generator states, so on CPU an int
 resumed run ends with the same weights, bit for bit, as an uninterrupted one.
 
 Ctrl-C (SIGINT) or SIGTERM finishes the current iteration, writes ``last.pt`` and raises
-:class:`TrainingInterrupted` (exit code 130); a second Ctrl-C aborts at once. A non-finite loss
-stops the run before the update that would spoil the weights (:class:`NonFiniteLoss`); the last
-checkpoint on disk stays good. Under ``torchrun`` every process trains on its shard of the
-sampler, the stop flag and the loss are all-reduced so that all stop together, and only rank 0
-writes. Progress reaches the caller through :class:`TrainEvents` (the CLI draws a bar from it).
+:class:`TrainingInterrupted` (exit code 130); a second Ctrl-C aborts at once, saving nothing. A
+non-finite loss stops the run (:class:`NonFiniteLoss`) before anything is written, so the last
+checkpoint on disk stays good (on the CPU before the update it would spoil; on a GPU, whose loss
+is read back a step late so as not to stall it, one step after). Files appear only once the run
+is set up: a start that fails on its input leaves nothing that blocks the next try. Under
+``torchrun`` every process trains on its shard of the sampler, the loss and the stop votes are
+all-reduced so that all stop together, and only rank 0 writes (holding the folder's lock).
+Progress reaches the caller through :class:`TrainEvents` (the CLI draws a bar from it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import threading
@@ -28,12 +32,13 @@ import torch
 from torch import nn
 
 from uniseg.engine.checkpoint import model_spec, read_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
-from uniseg.engine.config import TrainConfig, dump_config
+from uniseg.engine.config import TrainConfig, dump_config, recipe_changes
+from uniseg.engine.readback import StepOutcome, StepReadback
 from uniseg.engine.runlog import RunLog
 from uniseg.engine.runtime import Runtime, setup_runtime
 from uniseg.engine.schedule import poly_lr, set_lr
 from uniseg.errors import FingerprintMismatch, Interrupted, UnisegError
-from uniseg.io import atomic_write_text
+from uniseg.io import atomic_write_text, output_folder
 from uniseg.labelspaces.registry import Registry, default_registry
 from uniseg.unify.union import UnionSpace
 
@@ -45,7 +50,7 @@ class TrainingInterrupted(Interrupted):
 
 
 class NonFiniteLoss(UnisegError):
-    """The loss became NaN or infinite; nothing of that iteration was applied."""
+    """The loss became NaN or infinite; no checkpoint holds the spoiled weights."""
 
 
 @dataclass
@@ -125,36 +130,59 @@ def resolve_run_union(config: TrainConfig, registry: Registry) -> UnionSpace:
     """The union of the run: ``config.union`` (a folder, or a list of names) or the union of the datasets."""
     from uniseg.unify.artifact import open_union
 
+    from uniseg.engine.inputs import require_members
+
     union, _ = open_union(config.union or [d.name for d in config.datasets], registry)
-    for d in config.datasets:
-        if d.name not in union.datasets:
-            raise UnisegError(f"dataset {d.name!r} is not in the union ({', '.join(union.datasets)}); add it to --union or drop it")
+    require_members(config, union)
     return union
 
 
-def prepare_run_folder(out: Path, config: TrainConfig, union: UnionSpace) -> None:
-    """Create ``RUN`` with ``config.yaml`` and ``union.yaml``; refuse a folder that holds another run."""
-    from uniseg.unify.artifact import dump_union_yaml
+def check_run_folder(out: Path) -> None:
+    """Refuse an ``--out`` that is a file or holds a run to continue (read-only: every process checks).
 
+    A folder whose earlier start stopped before its first checkpoint (``config.yaml``, no
+    ``last.pt``) holds nothing to resume and is started afresh.
+    """
     if out.exists() and not out.is_dir():
         raise UnisegError(f"--out {out}: exists and is not a folder")
-    for name in (LAST, CONFIG):
-        if (out / name).exists():
-            raise UnisegError(f"--out {out}: holds a run already ({name}); continue it with 'uniseg train --resume {out}' or choose another --out")
+    if (out / LAST).exists():
+        raise UnisegError(f"--out {out}: holds a run already ({LAST}); continue it with 'uniseg train --resume {out}' or choose another --out")
+
+
+def write_run_folder(out: Path, config: TrainConfig, union: UnionSpace) -> None:
+    """``config.yaml`` and ``union.yaml`` of a new run; an earlier start's ``metrics.jsonl`` and ``best.pt`` go."""
+    from uniseg.unify.artifact import dump_union_yaml
+
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / UNION, dump_union_yaml(union))
     atomic_write_text(out / CONFIG, dump_config(config))
+    RunLog(out).reset()
+    (out / BEST).unlink(missing_ok=True)
 
 
-def build_network(config: TrainConfig, union: UnionSpace) -> tuple[nn.Module, list[str]]:
-    """The seeded network, with ImageNet (``pretrained``) or stage-1 (``init``) weights; notes for the user."""
+def check_same_recipe(ckpt: dict, config: TrainConfig, out: Path) -> None:
+    """A resumed run keeps the settings it started with (but for how it is executed: workers, device,
+    logging), else the resumed run would silently be another one."""
+    changed = recipe_changes(ckpt.get("config") or {}, config.to_dict())
+    if changed:
+        raise UnisegError(f"--resume {out}: the run started with another {changed[0]}; a resumed run keeps its settings "
+                          f"(start a new run with --init {out / LAST})")
+
+
+def new_network(config: TrainConfig, union: UnionSpace) -> nn.Module:
+    """The configured network over ``union``, freshly initialised from torch's current RNG."""
     from uniseg.models import build_model
 
     kwargs = {"cosine_scale": config.cosine_scale}
     if config.align_corners is not None:
         kwargs["align_corners"] = bool(config.align_corners)
+    return build_model(config.model, union.num_classes, head=config.head, **kwargs)
+
+
+def build_network(config: TrainConfig, union: UnionSpace) -> tuple[nn.Module, list[str]]:
+    """The seeded network, with ImageNet (``pretrained``) or stage-1 (``init``) weights; notes for the user."""
     torch.manual_seed(config.seed)
-    model = build_model(config.model, union.num_classes, head=config.head, **kwargs)
+    model = new_network(config, union)
     notes: list[str] = []
     if config.pretrained:
         from uniseg.models import load_pretrained
@@ -188,9 +216,34 @@ def load_init(model: nn.Module, path: str, union: UnionSpace) -> str:
     return f"initialised from {doc['path']} (iteration {doc.get('iteration', '?')}){kept}"
 
 
+LOWEST_STRIDE = 32  # HRNet's coarsest branch: 1/32 of the crop
+
+
+def check_batch_statistics(per_rank_batch: int, crop: tuple[int, int]) -> None:
+    """BatchNorm in training needs two values per channel; HRNet's 1/32 branch of a tiny crop and a
+    batch of one per process has a single one (torch would fail inside the first forward pass)."""
+    cells = per_rank_batch * math.ceil(crop[0] / LOWEST_STRIDE) * math.ceil(crop[1] / LOWEST_STRIDE)
+    if cells < 2:
+        raise UnisegError(
+            f"--crop {crop[0]}x{crop[1]} with {per_rank_batch} image per process leaves BatchNorm one value per channel "
+            f"at the network's 1/{LOWEST_STRIDE} branch; use a --crop over {LOWEST_STRIDE} pixels on a side or a larger --batch-size"
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # the run
 # --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LogWindow:
+    """What happened since the last ``metrics.jsonl`` line: steps, their loss, the time spent waiting for data."""
+
+    start: float
+    wait: float = 0.0
+    loss: float = 0.0
+    steps: int = 0
+    lr: float = 0.0
 
 
 class Trainer:
@@ -204,41 +257,24 @@ class Trainer:
         self.iteration = 0
         self.best: Optional[dict] = None
         self.last_saved: Optional[int] = None
+        self.seconds_before = 0.0  # training time of the run before this process resumed it
+        self.started: Optional[float] = None
+        self.window = LogWindow(time.perf_counter())
+        self.stop_voted = False  # some process asked to stop (torchrun), as read back with the losses
         self.log = RunLog(out, enabled=runtime.is_main)
         ckpt = read_checkpoint(out / LAST) if resume else None
-
+        if ckpt is None:
+            check_run_folder(out)
+        else:
+            check_same_recipe(ckpt, config, out)
         self.union = resolve_run_union(config, registry)
         if ckpt is not None and ckpt["union_fingerprint"] != self.union.fingerprint:
             raise FingerprintMismatch(
                 f"{out}/{LAST}: trained for union {ckpt['union_fingerprint']}, but the registry now gives {self.union.fingerprint}; "
                 "the label spaces changed since the run started"
             )
-        if runtime.is_main and not resume:
-            prepare_run_folder(out, config, self.union)
-        runtime.barrier()
-
-        from uniseg.engine.criterion import build_criterion
-
-        self.criterion, self.relations_fp = build_criterion(config.loss, self.union, config.relations)
-        if ckpt is not None and ckpt.get("relations_fingerprint") != self.relations_fp:
-            raise FingerprintMismatch(f"--relations: the table changed since {out}/{LAST} was written ({ckpt.get('relations_fingerprint')} -> {self.relations_fp})")
-        self.criterion.to(runtime.device)
-
-        net, notes = build_network(config, self.union) if ckpt is None else (self._fresh_network(), [])
-        self.notes += notes
-        net.to(runtime.device)
-        if runtime.channels_last:
-            net.to(memory_format=torch.channels_last)
-        self.net = net
-        self.model: nn.Module = net
-        if runtime.distributed:
-            if runtime.device.type == "cuda":
-                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-                self.net = self.model
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [runtime.device.index] if runtime.device.type == "cuda" else None
-            self.model = DistributedDataParallel(self.net, device_ids=ids)
+        self.criterion, self.relations_fp = self._build_criterion(ckpt)
+        self.net, self.model = self._build_model(ckpt)
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=config.base_lr, momentum=config.momentum, weight_decay=config.weight_decay)
         self.scaler = torch.amp.GradScaler(runtime.device.type) if runtime.needs_scaler() else None
         if ckpt is not None:
@@ -250,15 +286,43 @@ class Trainer:
             config, self.union, registry, rank=runtime.rank, world_size=runtime.world_size,
             start_key=self.iteration * (config.batch_size // runtime.world_size), pin_memory=runtime.device.type == "cuda",
         )
+        check_batch_statistics(self.input.per_rank_batch, config.crop)
         self.val_sets = self._validation_sets()
+        # everything above can fail on a user's input; only now does the run leave files behind
+        if runtime.is_main:
+            if ckpt is None:
+                write_run_folder(out, config, self.union)
+            else:
+                self.log.truncate_after(self.iteration)
+        runtime.barrier()
 
-    def _fresh_network(self) -> nn.Module:
-        from uniseg.models import build_model
+    def _build_criterion(self, ckpt: Optional[dict]) -> tuple[nn.Module, Optional[str]]:
+        """The loss on the device and its relation-table fingerprint (a resumed run's must not have changed)."""
+        from uniseg.engine.criterion import build_criterion
 
-        kwargs = {"cosine_scale": self.config.cosine_scale}
-        if self.config.align_corners is not None:
-            kwargs["align_corners"] = bool(self.config.align_corners)
-        return build_model(self.config.model, self.union.num_classes, head=self.config.head, **kwargs)
+        criterion, fingerprint = build_criterion(self.config.loss, self.union, self.config.relations)
+        if ckpt is not None and ckpt.get("relations_fingerprint") != fingerprint:
+            raise FingerprintMismatch(f"--relations: the table changed since {self.out}/{LAST} was written ({ckpt.get('relations_fingerprint')} -> {fingerprint})")
+        return criterion.to(self.rt.device), fingerprint
+
+    def _build_model(self, ckpt: Optional[dict]) -> tuple[nn.Module, nn.Module]:
+        """``(net, model)``: the network on the device, and what the loop calls (net, or its DDP wrapper)."""
+        rt = self.rt
+        if ckpt is None:
+            net, notes = build_network(self.config, self.union)
+            self.notes += notes
+        else:
+            net = new_network(self.config, self.union)  # its weights come from the checkpoint
+        net.to(rt.device)
+        if rt.channels_last:
+            net.to(memory_format=torch.channels_last)
+        if not rt.distributed:
+            return net, net
+        if rt.device.type == "cuda":
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        from torch.nn.parallel import DistributedDataParallel
+
+        return net, DistributedDataParallel(net, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
 
     def _restore(self, ckpt: dict) -> None:
         self.net.load_state_dict(ckpt["model"])
@@ -269,12 +333,13 @@ class Trainer:
         self.iteration = int(ckpt["iteration"])
         self.best = ckpt.get("best")
         self.last_saved = self.iteration
+        self.seconds_before = float(ckpt.get("seconds", 0.0))
         was = int(ckpt.get("sampler", {}).get("world_size", self.rt.world_size))
         if was != self.rt.world_size:
             self.notes.append(f"resumed on {self.rt.world_size} process(es), written on {was}: the data order from here on differs from an uninterrupted run")
-        self.log.truncate_after(self.iteration)
 
     def _validation_sets(self) -> list:
+        """The labelled validation split of each training dataset (never another dataset)."""
         from uniseg.engine.inputs import eval_set, splits_of
 
         sets = []
@@ -306,6 +371,7 @@ class Trainer:
             "rng": rng_state(),
             "sampler": {"seed": self.config.seed, "keys_consumed": self.iteration * b, "per_rank_batch": b, "world_size": self.rt.world_size},
             "best": self.best,
+            "seconds": round(self.seconds(), 3),
             "uniseg_version": __version__,
         }
 
@@ -317,11 +383,23 @@ class Trainer:
             self.last_saved = self.iteration
         return path
 
+    def seconds(self) -> float:
+        """Training time of the run so far, over every process that worked on it."""
+        return self.seconds_before + (0.0 if self.started is None else time.perf_counter() - self.started)
+
+    def _last_good(self) -> str:
+        if self.last_saved is None:
+            return "no checkpoint was written yet: start the run again"
+        return f"{self.out / LAST} (iteration {self.last_saved}) is the last checkpoint; resume with: uniseg train --resume {self.out}"
+
     # -- validation ----------------------------------------------------------------------------
 
     def validate(self) -> dict:
+        """Score the training datasets' validation splits, log the mean mIoU, keep ``best.pt``."""
         from uniseg.engine.evaluate import evaluate_set
 
+        for buffer in self.net.buffers():  # BatchNorm statistics differ per process without SyncBatchNorm:
+            self.rt.broadcast_(buffer)  # every process scores (and rank 0 saves) rank 0's
         self.net.eval()
         try:
             results = [
@@ -346,96 +424,115 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def _stop_and_loss(self, loss: torch.Tensor, stop: bool) -> tuple[float, bool]:
-        """The loss as a float (the mean over processes) and whether any process asked to stop."""
-        if not self.rt.distributed:
-            return float(loss.detach()), stop
-        t = torch.stack([loss.detach().float(), torch.tensor(float(stop), device=loss.device)])
-        self.rt.all_reduce_(t)
-        return float(t[0]) / self.rt.world_size, bool(t[1] > 0)
-
-    def _non_finite(self, value: float, batch: dict) -> NonFiniteLoss:
-        idx = torch.as_tensor(batch["dataset_index"]).tolist()
-        names = sorted({self.union.datasets[i] for i in idx})
-        good = (f"{self.out}/{LAST} (iteration {self.last_saved}) is the last good checkpoint"
-                if self.last_saved is not None else "no checkpoint was written yet")
-        return NonFiniteLoss(
-            f"non-finite loss ({value}) at iteration {self.iteration + 1} on a batch from {', '.join(names)} "
-            f"(first image {batch['path'][0]}); {good}; try a lower --lr, '--amp off', or check the labels with 'uniseg data check'"
-        )
-
     def run(self, stop: StopRequest) -> TrainResult:
-        cfg, rt = self.config, self.rt
-        total = cfg.iterations
-        gb = cfg.batch_size
-        start = time.perf_counter()
+        """Train from the current iteration to the configured end (see the module docstring)."""
+        total = self.config.iterations
         self.events.start(self._info())
         if self.iteration >= total:
             self.events.message(f"the run is complete ({self.iteration}/{total} iterations); nothing to do")
-            best = self.out / BEST
-            return TrainResult(self.out, self.iteration, self.out / LAST, best if best.exists() else None,
-                               None if self.best is None else float(self.best["miou"]), 0.0)
+            return self._result(0.0)
+        self.started = time.perf_counter()
         self.model.train()
-        window_t, window_wait, window_loss, window_n = time.perf_counter(), 0.0, 0.0, 0
-        validated_at = -1
+        self.window = LogWindow(time.perf_counter())
+        readback = StepReadback(self.rt)
         stream = iter(self.input.loader)
-        while self.iteration < total:
-            t0 = time.perf_counter()
-            batch = next(stream)
-            window_wait += time.perf_counter() - t0
-            images, labels, didx = rt.to_device(batch)
-            lr = poly_lr(cfg.base_lr, self.iteration, total, cfg.poly_power)
-            set_lr(self.optimizer, lr)
-            with rt.autocast():
-                logits = self.model(images)
-            loss = self.criterion(logits, labels, didx)
-            value, stopping = self._stop_and_loss(loss, stop.requested)
-            if not math.isfinite(value):
-                raise self._non_finite(value, batch)
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                loss.backward()
-                self.optimizer.step()
-            self.iteration += 1
-            window_loss += value
-            window_n += 1
-            self.events.step(self.iteration, value, lr)
-            it = self.iteration
-            if not rt.distributed:
-                stopping = stopping or stop.requested  # a signal during this step: stop now, not a step later
-            if it % cfg.log_every == 0 or it == total:
-                elapsed = max(time.perf_counter() - window_t, 1e-9)
-                record = {"iteration": it, "type": "train", "epoch": round(it * self.input.per_rank_batch / self.input.epoch_keys, 4),
-                          "loss": window_loss / window_n, "lr": lr, "images_per_s": window_n * gb / elapsed,
-                          "data_wait": window_wait / elapsed, "seconds": round(time.perf_counter() - start, 3)}
-                self.log.append(record)
-                self.events.log(record)
-                window_t, window_wait, window_loss, window_n = time.perf_counter(), 0.0, 0.0, 0
-            paused = time.perf_counter()  # validation and checkpoints do not count against images/s
-            if self.val_sets and cfg.val_every and it % cfg.val_every == 0 and it < total:
+        try:
+            while self.iteration < total:
+                self._step(next_batch(stream, self.window), readback, stop)
+                if self._after_step(readback, stop):
+                    del stream  # the workers stop before the checkpoint is written
+                    if self.last_saved != self.iteration:
+                        self.save(LAST)
+                    raise TrainingInterrupted(
+                        f"interrupted at iteration {self.iteration}/{total}: wrote {self.out / LAST}; resume with: uniseg train --resume {self.out}"
+                    )
+            if self.val_sets:
                 self.validate()
-                validated_at = it
-            if it % cfg.checkpoint_every == 0 and it < total:
-                self.save(LAST)
-            window_t += time.perf_counter() - paused
-            if stopping and it < total:
-                del stream
-                self.save(LAST)
-                raise TrainingInterrupted(
-                    f"interrupted at iteration {it}/{total}: wrote {self.out / LAST}; resume with: uniseg train --resume {self.out}"
-                )
-        if self.val_sets and validated_at != self.iteration:
-            self.validate()
-        last = self.save(LAST)
-        best = self.out / BEST if (self.out / BEST).exists() else None
-        result = TrainResult(self.out, self.iteration, last, best, None if self.best is None else float(self.best["miou"]),
-                             time.perf_counter() - start)
+            self.save(LAST)
+        except KeyboardInterrupt:  # a second Ctrl-C: out at once, nothing saved
+            raise TrainingInterrupted(f"aborted at iteration {self.iteration}/{total} (Ctrl-C twice) without saving; {self._last_good()}") from None
+        result = self._result(time.perf_counter() - self.started)
         self.events.end(result)
         return result
+
+    def _step(self, batch: dict, readback: StepReadback, stop: StopRequest) -> None:
+        """One optimiser step: forward, the loss handed to ``readback`` (earlier ones checked), backward, update."""
+        cfg = self.config
+        lr = poly_lr(cfg.base_lr, self.iteration, cfg.iterations, cfg.poly_power)
+        set_lr(self.optimizer, lr)
+        images, labels, didx = self.rt.to_device(batch)
+        with self.rt.autocast():
+            logits = self.model(images)
+        loss = self.criterion(logits, labels, didx)
+        self._account(readback.push(self.iteration + 1, lr, loss, stop.requested, batch))
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self.iteration += 1
+
+    def _account(self, outcomes: list[StepOutcome]) -> None:
+        """Steps whose loss reached the host: stop on a non-finite one, else count it and report it."""
+        for o in outcomes:
+            if not math.isfinite(o.loss):
+                raise self._non_finite(o)
+            self.window.loss += o.loss
+            self.window.steps += 1
+            self.window.lr = o.lr
+            self.stop_voted = self.stop_voted or o.stop
+            self.events.step(o.iteration, o.loss, o.lr)
+
+    def _after_step(self, readback: StepReadback, stop: StopRequest) -> bool:
+        """Log, validate and checkpoint when due; whether the run stops here (a Ctrl-C or SIGTERM).
+
+        Under torchrun every process decides from the same drained votes, so all stop together.
+        """
+        cfg, it = self.config, self.iteration
+        log_due = it % cfg.log_every == 0 or it == cfg.iterations
+        val_due = bool(self.val_sets) and cfg.val_every > 0 and it % cfg.val_every == 0 and it < cfg.iterations
+        save_due = it % cfg.checkpoint_every == 0 and it < cfg.iterations
+        asked = self.stop_voted if self.rt.distributed else stop.requested
+        if log_due or val_due or save_due or asked:
+            self._account(readback.drain())
+        if log_due:
+            self._log_window()
+        paused = time.perf_counter()  # validation and checkpoints do not count against images/s
+        if val_due:
+            self.validate()
+        if save_due:
+            self.save(LAST)
+        self.window.start += time.perf_counter() - paused
+        asked = self.stop_voted if self.rt.distributed else stop.requested  # a Ctrl-C during validation stops now
+        return asked and it < cfg.iterations
+
+    def _log_window(self) -> None:
+        """One ``metrics.jsonl`` line for the steps since the last one."""
+        w, it = self.window, self.iteration
+        elapsed = max(time.perf_counter() - w.start, 1e-9)
+        record = {"iteration": it, "type": "train", "epoch": round(it * self.input.per_rank_batch / self.input.epoch_keys, 4),
+                  "loss": w.loss / max(w.steps, 1), "lr": w.lr, "images_per_s": w.steps * self.config.batch_size / elapsed,
+                  "data_wait": w.wait / elapsed, "seconds": round(self.seconds(), 3)}
+        self.log.append(record)
+        self.events.log(record)
+        self.window = LogWindow(time.perf_counter())
+
+    def _non_finite(self, o: StepOutcome) -> NonFiniteLoss:
+        idx = torch.as_tensor(o.batch["dataset_index"]).tolist()
+        names = sorted({self.union.datasets[i] for i in idx})
+        share = f" (process {self.rt.rank}'s share; the loss is the mean over the processes)" if self.rt.distributed else ""
+        return NonFiniteLoss(
+            f"non-finite loss ({o.loss}) at iteration {o.iteration} on a batch from {', '.join(names)}{share} "
+            f"(first image {o.batch['path'][0]}); {self._last_good()}; try a lower --lr, '--amp off', or check the labels with 'uniseg data check'"
+        )
+
+    def _result(self, seconds: float) -> TrainResult:
+        best = self.out / BEST
+        return TrainResult(self.out, self.iteration, self.out / LAST, best if best.exists() else None,
+                           None if self.best is None else float(self.best["miou"]), seconds)
 
     def _info(self) -> RunInfo:
         return RunInfo(
@@ -459,6 +556,14 @@ class Trainer:
         )
 
 
+def next_batch(stream, window: LogWindow) -> dict:
+    """The next training batch; the time spent waiting for it counts as data wait."""
+    t0 = time.perf_counter()
+    batch = next(stream)
+    window.wait += time.perf_counter() - t0
+    return batch
+
+
 def train(
     config: TrainConfig,
     out: str | Path,
@@ -470,20 +575,29 @@ def train(
     """Train (or, with ``resume``, continue) the run in folder ``out``; see the module docstring."""
     config.validate()
     out = Path(out)
-    if resume and not (out / LAST).is_file():
-        raise UnisegError(f"--resume {out}: no {LAST} there (is it a run folder of 'uniseg train'?)")
+    if resume:
+        check_resumable(out)
     runtime = setup_runtime(config.device, config.amp, config.channels_last)
-    try:
-        with StopRequest() as stop:
+    try:  # rank 0 holds the folder's lock: a second 'uniseg train' into it is refused while this one runs
+        with (output_folder(out) if runtime.is_main else contextlib.nullcontext()), StopRequest() as stop:
             trainer = Trainer(config, out, runtime, registry or default_registry(), events or TrainEvents(), resume)
             return trainer.run(stop)
     finally:
         runtime.close()
 
 
+def check_resumable(out: Path) -> None:
+    """Refuse ``--resume`` of a folder without ``last.pt``, saying why where it can."""
+    if (out / LAST).is_file():
+        return
+    if (out / CONFIG).is_file():
+        raise UnisegError(f"--resume {out}: no {LAST} there: the run stopped before its first checkpoint; "
+                          f"start it again with: uniseg train --config {out / CONFIG} --out {out}")
+    raise UnisegError(f"--resume {out}: no {LAST} there (is it a run folder of 'uniseg train'?)")
+
+
 def resume_config(out: str | Path) -> TrainConfig:
     """The configuration a run was started with (from ``RUN/last.pt``)."""
-    if not (Path(out) / LAST).is_file():
-        raise UnisegError(f"--resume {out}: no {LAST} there (is it a run folder of 'uniseg train'?)")
+    check_resumable(Path(out))
     doc = read_checkpoint(Path(out) / LAST)
     return TrainConfig.from_dict(doc["config"], f"{out}/{LAST}")
