@@ -2,8 +2,10 @@
 
 Issue target: ``uniseg.engine.mining.mine`` costs at most 1.1x a plain inference pass: the same
 datasets, transform and DataLoader, the model's forward and an argmax over the union's classes
-per image, nothing else. Mining adds the sigmoid, two scatter-adds and a bincount per image (and,
-once per pass, hashing the weights and image lists for its resume key).
+per image, nothing else. Mining adds the sigmoid, two scatter-adds and a bincount per image, and,
+as ``uniseg relations mine`` runs it (resumable: partial sums in a state folder), hashing the
+weights and image lists once per pass for its resume key (in a thread, beside the pass) and
+saving the sums at the end.
 
 Data: the synthetic world (Cityscapes, IDD, Mapillary train splits). The model is a cosine-head
 network with random weights (timing does not depend on training). Both passes run ``--repeat``
@@ -35,7 +37,7 @@ from uniseg.engine.mining import mine  # noqa: E402
 from uniseg.engine.runtime import setup_runtime  # noqa: E402
 from uniseg.labelspaces import default_registry  # noqa: E402
 from uniseg.models import build_model  # noqa: E402
-from uniseg.unify.artifact import resolve_union  # noqa: E402
+from uniseg.unify.artifact import union_of  # noqa: E402
 
 TRAIN = ("cityscapes", "idd", "mapillary")
 
@@ -80,10 +82,14 @@ def inference_pass(trained: TrainedModel, pairs, registry, device, short_side: i
 
 
 def mining_pass(trained: TrainedModel, pairs, registry, device, short_side: int, workers: int, autocast) -> tuple[float, float]:
-    sync(device)
-    t0 = clock()
-    mine(trained, pairs, registry, device=device, short_side=short_side, workers=workers, autocast=autocast)
-    return since(t0, device)
+    from uniseg.engine.mining import clear_state
+
+    with tempfile.TemporaryDirectory() as state_dir:  # resumable, as the CLI runs it
+        sync(device)
+        t0 = clock()
+        mine(trained, pairs, registry, device=device, short_side=short_side, workers=workers, autocast=autocast, state_dir=Path(state_dir))
+        clear_state(Path(state_dir))
+        return since(t0, device)
 
 
 def components(trained: TrainedModel, pairs, registry, device, short_side: int, autocast, runs: int = 7) -> dict[str, float]:
@@ -136,7 +142,7 @@ def main() -> None:
     rt = setup_runtime(args.device, args.amp)
     if rt.device.type == "cpu":
         torch.set_num_threads(args.threads)
-    union, _ = resolve_union(list(TRAIN), reg)
+    union = union_of(list(TRAIN), reg)
     torch.manual_seed(0)
     model = build_model(args.model, union.num_classes, head="cosine").to(rt.device).eval()
     trained = TrainedModel(model, union, model_spec(model), {}, 0, "random-weights")

@@ -63,6 +63,14 @@ def test_labels_table_output_and_a_given_tau(tmp_path, mined):
     assert "3 relations switched on" in res.stdout and "bike lane" in res.stdout and "(given)" in res.stdout
 
 
+def test_labels_with_the_union_named(tmp_path, mined, cm):
+    """--union NAMES (the datasets mined over) is accepted; the table is made for that union."""
+    res = run_cli("relations", "labels", "--similarity", str(mined), "--union", "cityscapes,mapillary", "--tau", "0.5",
+                  "--out", str(tmp_path / "r"), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["fingerprint"] == cm.fingerprint
+
+
 def test_the_table_trains_cr_bce(labelled, cm):
     """What 'uniseg train --loss cr-bce --relations DIR' builds its loss from."""
     from uniseg.engine.criterion import build_criterion

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from uniseg.cli.options import (
-    DATASET_EXTRA_ARGS, DatasetsOpt, DeviceOpt, FormatOpt, RegistryOpt, parse_datasets, progress_bar, registry_from,
+    DATASET_EXTRA_ARGS, DatasetsOpt, DeviceOpt, FormatOpt, RegistryOpt, parse_datasets, parse_union, progress_bar, registry_from,
 )
 from uniseg.cli.render import Format, console, emit
 from uniseg.errors import Interrupted, UnisegError
@@ -170,7 +170,8 @@ def labels(
 
     threshold = parse_tau(tau)
     sim = read_similarity(similarity)
-    union = union_for(sim, union_spec, registry_from(registry))
+    reg = registry_from(registry)
+    union = parse_union(union_spec, reg)[0] if union_spec else union_for(sim, reg)
     rs = build_relations(sim, union, threshold, source=str(similarity))
     written = write_relations(out, rs)
     data = {**relations_doc(rs), "written": [str(p) for p in written]}

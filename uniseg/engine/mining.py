@@ -53,28 +53,46 @@ def class_sums(values: torch.Tensor, index: torch.Tensor, bins: int, method: Opt
     ``values @ one_hot(index)`` batched over blocks, deterministic where CUDA's atomic
     ``index_add_`` is not.
     """
-    method = method or ("gemm" if values.is_cuda else "index")
+    return class_sums_many([values], index, bins, method)[0]
+
+
+def class_sums_many(values: Sequence[torch.Tensor], index: torch.Tensor, bins: int, method: Optional[str] = None) -> list[torch.Tensor]:
+    """:func:`class_sums` of several ``K x N`` tensors over one ``index``: the lane offsets (index)
+    or the one-hot blocks (gemm) are built once and serve them all."""
+    first = values[0]
+    method = method or ("gemm" if first.is_cuda else "index")
     if method not in ("index", "gemm"):
         raise ValueError(f"method must be 'index' or 'gemm', got {method!r}")
-    k, n = values.shape
-    total = torch.zeros(k, bins, dtype=torch.float64, device=values.device)
+    k, n = first.shape
+    totals = [torch.zeros(v.shape[0], bins, dtype=torch.float64, device=first.device) for v in values]
     if method == "index":
-        lanes = (torch.arange(min(n, CHUNK), device=values.device) % LANES) * bins
+        lanes = (torch.arange(min(n, CHUNK), device=first.device) % LANES) * bins
         for start in range(0, n, CHUNK):
             ix = index[start : start + CHUNK]
-            part = torch.zeros(k, LANES * bins, dtype=values.dtype, device=values.device)
-            part.index_add_(1, ix + lanes[: ix.numel()], values[:, start : start + CHUNK])
-            total += part.view(k, LANES, bins).sum(1)
-        return total
+            ix = ix + lanes[: ix.numel()]
+            for v, total in zip(values, totals):
+                part = torch.zeros(v.shape[0], LANES * bins, dtype=v.dtype, device=v.device)
+                part.index_add_(1, ix, v[:, start : start + CHUNK])
+                total += part.view(v.shape[0], LANES, bins).sum(1)
+        return totals
     full = n // GEMM_BLOCK
-    for g0 in range(0, full, GEMM_GROUP):  # (G, K, block) @ (G, block, bins): one launch per group
+    for g0 in range(0, full, GEMM_GROUP):  # (G, K, block) @ (G, block, bins): one launch per group and tensor
         g1 = min(full, g0 + GEMM_GROUP)
-        v = values[:, g0 * GEMM_BLOCK : g1 * GEMM_BLOCK].reshape(k, g1 - g0, GEMM_BLOCK).transpose(0, 1)
-        hot = torch.nn.functional.one_hot(index[g0 * GEMM_BLOCK : g1 * GEMM_BLOCK].view(g1 - g0, GEMM_BLOCK), bins).to(values.dtype)
-        total += torch.bmm(v, hot).sum(0, dtype=torch.float64)
+        hot = _one_hot(index[g0 * GEMM_BLOCK : g1 * GEMM_BLOCK].view(g1 - g0, GEMM_BLOCK), bins, first.dtype)
+        for v, total in zip(values, totals):
+            blocks = v[:, g0 * GEMM_BLOCK : g1 * GEMM_BLOCK].reshape(v.shape[0], g1 - g0, GEMM_BLOCK).transpose(0, 1)
+            total += torch.bmm(blocks, hot).sum(0, dtype=torch.float64)
     if full * GEMM_BLOCK < n:
-        total += values[:, full * GEMM_BLOCK :] @ torch.nn.functional.one_hot(index[full * GEMM_BLOCK :], bins).to(values.dtype)
-    return total
+        hot = _one_hot(index[full * GEMM_BLOCK :], bins, first.dtype)
+        for v, total in zip(values, totals):
+            total += v[:, full * GEMM_BLOCK :] @ hot
+    return totals
+
+
+def _one_hot(index: torch.Tensor, bins: int, dtype: torch.dtype) -> torch.Tensor:
+    """``index.shape + (bins,)`` of 0/1 in ``dtype``, written straight in it (``F.one_hot`` builds int64 first)."""
+    hot = torch.zeros(*index.shape, bins, dtype=dtype, device=index.device)
+    return hot.scatter_(-1, index.unsqueeze(-1), 1)
 
 
 @dataclass
@@ -111,8 +129,7 @@ class MiningSums:
         flat = target.reshape(-1)
         idx = torch.where(flat == IGNORE, torch.full_like(flat, k), flat)
         values = logits.reshape(k, -1).float()
-        logit_sum = class_sums(values, idx, k + 1, method)
-        sig_sum = class_sums(torch.sigmoid(values, out=self._buffer(values)), idx, k + 1, method)
+        logit_sum, sig_sum = class_sums_many([values, torch.sigmoid(values, out=self._buffer(values))], idx, k + 1, method)
         self.cos[d] += logit_sum[:, :k].t() / scale
         self.sig[d] += sig_sum[:, :k].t()
         self.pixels[d] += torch.bincount(idx, minlength=k + 1)[:k]
@@ -175,7 +192,7 @@ def _weights_digest(model: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for name, t in model.state_dict().items():
         h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())  # the buffer itself, no copy
     return h.hexdigest()
 
 
@@ -225,15 +242,26 @@ def _state_path(state_dir: Optional[Path], rank: int, world_size: int) -> Option
     return None if state_dir is None else Path(state_dir) / STATE.format(f".rank{rank}" if world_size > 1 else "")
 
 
-def _load_state(path: Optional[Path], key: str, device: torch.device) -> Optional[tuple[MiningSums, dict[str, int]]]:
-    """Saved partial sums for ``key`` (None when there are none, or they belong to another pass)."""
+def key_in_background(*args, **kwargs) -> Callable[[], str]:
+    """:func:`run_key` computed in a thread while the pass runs (hashing a large network's weights
+    takes a noticeable part of a second; sha256 releases the GIL); the returned call waits for it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="uniseg-mining-key")
+    future = pool.submit(run_key, *args, **kwargs)
+    pool.shutdown(wait=False)  # the thread ends with its one task
+    return future.result
+
+
+def _load_state(path: Optional[Path], key: Callable[[], str], device: torch.device) -> Optional[tuple[MiningSums, dict[str, int]]]:
+    """Saved partial sums for the pass ``key()`` names (None when there are none, or they belong to another pass)."""
     if path is None or not path.is_file():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # a foreign or broken file: start over (it is overwritten at the next save)
         return None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("key") != key:
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("key") != key():
         return None
     return MiningSums(state["sig"].to(device), state["cos"].to(device), state["pixels"].to(device)), dict(state["done"])
 
@@ -294,8 +322,8 @@ def mine(
     sets = sets if sets is not None else open_sets(trained, datasets, registry, split, short_side)
     model, union = trained.model.eval(), trained.union
     scale = float(model.classifier.scale)
-    key = run_key(trained, sets, split, short_side, world_size, autocast)
     state_path = _state_path(state_dir, rank, world_size)
+    key = key_in_background(trained, sets, split, short_side, world_size, autocast) if state_path is not None else None
     loaded = _load_state(state_path, key, device)
     sums, done = loaded if loaded is not None else (MiningSums.zeros(len(union.datasets), union.num_classes, device), {})
     resumed = sum(done.values())
@@ -321,12 +349,12 @@ def mine(
                 if progress is not None:
                     progress(name, i, len(share))
                 if stop is not None and stop.requested:
-                    _save_state(state_path, key, sums, done)
+                    _save_state(state_path, key(), sums, done)
                     raise Interrupted(f"interrupted after {sum(done.values())} images; partial sums in {state_path.parent} — rerun the same command to resume")
                 if state_path is not None and i % save_every == 0:
-                    _save_state(state_path, key, sums, done)
+                    _save_state(state_path, key(), sums, done)
     if state_path is not None and fresh:
-        _save_state(state_path, key, sums, done)  # before the all-reduce: another process may still be stopped
+        _save_state(state_path, key(), sums, done)  # before the all-reduce: another process may still be stopped
     if all_reduce is not None:
         sums.all_reduce(all_reduce)
     score, cosine, pixels = sums.means()

@@ -150,14 +150,3 @@ def open_union(source: str | os.PathLike | Sequence[str], registry: Registry | N
     else:
         union = union_of(source, registry)
     return union, member_spaces(union, registry)
-
-
-def resolve_union(spec: str | Sequence[str], registry: Registry | None = None) -> tuple[UnionSpace, dict[str, LabelSpace]]:
-    """Deprecated: kept for callers not yet moved to :func:`open_union` (library) or
-    ``uniseg.cli.options.parse_union`` (a ``--union DIR|NAMES`` string), which this calls;
-    a list holds dataset names (each may be ``a,b``), as before."""
-    from uniseg.cli.options import parse_union, split_names
-
-    if isinstance(spec, str):
-        return parse_union(spec, registry or default_registry())
-    return open_union([n for part in spec for n in split_names(part)], registry)

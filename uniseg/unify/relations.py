@@ -299,20 +299,15 @@ def read_relations(path: str | Path) -> RelationSet:
     return RelationSet(sim, union, valid, tau, rt.table, str(yml.parent))
 
 
-def union_for(sim: Similarity, union_spec: str | None = None, registry=None) -> UnionSpace:
-    """The union a similarity file was mined over: ``--union DIR|NAMES`` when given, else the
-    ``union.yaml`` beside the file, else the registry's union of its datasets."""
-    from uniseg.unify.artifact import UNION_FILE, load_union, resolve_union
-    from uniseg.unify.union import build_union
+def union_for(sim: Similarity, registry=None) -> UnionSpace:
+    """The union a similarity file was mined over when none is named: the ``union.yaml`` beside the
+    file, else the registry's union of its datasets (refused when it is not the one mined over)."""
+    from uniseg.unify.artifact import UNION_FILE, load_union, union_of
 
-    if union_spec:
-        return resolve_union(union_spec, registry)[0]
     beside = Path(sim.path).parent / UNION_FILE
     if beside.is_file():
         return load_union(beside)
-    from uniseg.labelspaces.registry import default_registry
-
-    union = build_union((registry or default_registry()).get_many(list(sim.datasets)))
+    union = union_of(sim.datasets, registry)
     if union.fingerprint != sim.fingerprint:
         raise FingerprintMismatch(
             f"{sim.path}: made for union {sim.fingerprint}, but the registry's union of {'+'.join(sim.datasets)} is "
