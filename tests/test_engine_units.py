@@ -196,14 +196,24 @@ def test_confusion_is_the_same_for_uint8_label_images_and_int64_tensors():
     rng = np.random.default_rng(0)
     target = rng.integers(0, 6, (40, 50)).astype(np.uint8)
     target[rng.random(target.shape) < 0.2] = 255
+    target[rng.random(target.shape) < 0.05] = 6  # values past the classes are skipped too
+    target[rng.random(target.shape) < 0.05] = 254
     pred = rng.integers(0, 6, (40, 50)).astype(np.uint8)
     a = confusion(torch.from_numpy(pred), torch.from_numpy(target), 6)
     b = confusion(torch.from_numpy(pred).long(), torch.from_numpy(target).long(), 6)
     expected = np.zeros((6, 6), np.int64)
     for t, p in zip(target.ravel(), pred.ravel()):  # the definition, pixel by pixel
-        if t != 255:
+        if t < 6:
             expected[t, p] += 1
     assert a.tolist() == b.tolist() == expected.tolist()
+    # an ignore index inside the classes, and the widest 8-bit case (256 classes: codes up to 65535)
+    c = confusion(torch.from_numpy(pred), torch.from_numpy(target), 6, ignore_index=2)
+    assert c[2].sum() == 0 and c[[0, 1, 3, 4, 5]].tolist() == expected[[0, 1, 3, 4, 5]].tolist()
+    wide_t = rng.integers(0, 256, (40, 50)).astype(np.uint8)
+    wide_p = rng.integers(0, 256, (40, 50)).astype(np.uint8)
+    wide = confusion(torch.from_numpy(wide_p), torch.from_numpy(wide_t), 256, ignore_index=-1)
+    assert wide.sum() == wide_t.size and wide[255].sum() == (wide_t == 255).sum()
+    assert wide[int(wide_t[0, 0]), int(wide_p[0, 0])] >= 1
 
 
 def test_sliding_windows_cover_the_image_and_average_overlaps():

@@ -34,12 +34,13 @@ def confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore
         p = pred.reshape(-1).numpy()
         if p.size and (p.min() < 0 or p.max() >= n):
             raise ValueError(f"prediction holds values outside 0..{n - 1}")
-        if t.dtype == np.uint8 and p.dtype == np.uint8:  # label images as decoded: one table lookup, no widening pass
-            rows = np.full(256, n * n, dtype=np.intp)
-            rows[:n] = np.arange(n) * n
-            if 0 <= ignore_index < 256:
-                rows[ignore_index] = n * n
-            counts = np.bincount(rows[t] + p, minlength=(n + 1) * n)[: n * n]
+        if t.dtype == np.uint8 and p.dtype == np.uint8 and n <= 256 and not 0 <= ignore_index < n:
+            # label images as decoded: t * n + p in 16 bits (SIMD arithmetic, no gather); every target
+            # value past the classes (ignore included) lands at n * n or beyond and is cut off
+            code = t.astype(np.uint16)
+            code *= n
+            code += p
+            counts = np.bincount(code, minlength=n * n)[: n * n]
             return torch.from_numpy(counts.reshape(n, n).astype(np.int64, copy=False))
         t = t.astype(np.int64, copy=False)
         p = p.astype(np.int64, copy=False)
