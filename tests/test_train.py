@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from conftest import run_cli
 from engine_fixtures import TRAIN, small_world, tiny_args, tiny_config, write_relation_table  # noqa: F401  (fixture)
@@ -134,6 +135,14 @@ def test_resume_may_change_workers_but_not_the_recipe(finished_run):
     assert res.returncode == 2 and "--lr cannot change" in res.stderr
     res = run_cli("train", "--resume", str(out), "--workers", "1", "--quiet")  # already complete: a no-op
     assert res.returncode == 0, res.stderr
+    iterations = str(yaml.safe_load((out / "config.yaml").read_text())["iterations"])
+    res = run_cli("train", "--resume", str(out), "--iterations", iterations, "--quiet")  # the same value, typed again
+    assert res.returncode == 0, res.stderr
+
+
+def test_resume_of_a_folder_without_a_run_says_so(tmp_path):
+    res = run_cli("train", "--resume", str(tmp_path / "nothing"), "--iterations", "5")
+    assert res.returncode == 2 and "no last.pt there" in res.stderr and "cannot change" not in res.stderr
 
 
 def test_resuming_in_python_with_another_recipe_is_refused(finished_run, small_world):

@@ -202,10 +202,12 @@ def _run_settings(given: dict, out: Optional[Path], resume: Optional[Path], conf
         raise UnisegError("give --resume RUN alone (the run folder is RUN), not with --out")
     if config_file is not None:
         raise UnisegError("--resume continues a run with its own settings; --config cannot be combined with it")
-    fixed = sorted(k for k in given if k not in RESUME_MAY_CHANGE)
+    config = resume_config(resume)  # first: a folder without a run says so
+    fixed = sorted(k for k in given if k not in RESUME_MAY_CHANGE and given[k] != getattr(config, k))
     if fixed:
-        raise UnisegError(f"--resume keeps the run's settings; --{fixed[0].replace('_', '-')} cannot change (start a new run with --init {resume}/last.pt)")
-    return resume_config(resume).replace(**given), resume
+        raise UnisegError(f"--resume keeps the run's settings; --{fixed[0].replace('_', '-')} cannot change "
+                          f"(the run has {getattr(config, fixed[0])!r}; start a new run with --init {resume}/last.pt)")
+    return config.replace(**given), resume
 
 
 def _report(result, fmt: Format) -> None:
