@@ -71,6 +71,17 @@ def test_labels_with_the_union_named(tmp_path, mined, cm):
     assert json.loads(res.stdout)["fingerprint"] == cm.fingerprint
 
 
+def test_labels_with_nothing_switched_on_says_so(tmp_path, cm):
+    """auto tau with no class whose top score lies outside its space: tau 1, no relation, no empty table."""
+    write_similarity(tmp_path / "m", hand_made(cm))  # every class scores highest on itself
+    res = run_cli("relations", "labels", "--similarity", str(tmp_path / "m" / "similarity.npz"), "--out", str(tmp_path / "r"))
+    assert res.returncode == 0, res.stderr
+    assert "no relation switched on by Eq. 6 (tau = 1.0000, auto)" in res.stdout and "trains as Null BCE" in res.stdout
+    assert "┏" not in res.stdout and "--tau" in res.stdout  # no empty table; what would switch relations on
+    table = np.load(tmp_path / "r" / "table.npy")
+    assert np.array_equal(table == 1, np.broadcast_to(np.eye(cm.num_classes, dtype=bool), table.shape))  # each class on itself only
+
+
 def test_the_table_trains_cr_bce(labelled, cm):
     """What 'uniseg train --loss cr-bce --relations DIR' builds its loss from."""
     from uniseg.engine.criterion import build_criterion

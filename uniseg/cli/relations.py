@@ -179,6 +179,13 @@ def labels(
     def table():
         rels = rs.relations()
         notes = [f"tau: {rs.tau.note}", f"wrote {out}/relations.yaml and table.npy"]
+        if not rels:  # no empty table: say so, and what would switch relations on
+            from rich.text import Text
+
+            return Text("\n".join([
+                f"no relation switched on by Eq. 6 (tau = {rs.tau.tau:.4f}, {rs.tau.how}); --loss cr-bce with this table trains as Null BCE",
+                *notes, "a longer-trained mining model, or a fixed --tau (e.g. --tau 0.5), can switch relations on",
+            ]))
         if len(rels) > TABLE_ROWS:
             notes.append(_more(TABLE_ROWS, len(rels)))
         t = Table(
