@@ -22,13 +22,13 @@ def test_quick_demo_leaves_the_contract_files(quick_demo):
     out, res = quick_demo
     summary = json.loads((out / "summary.json").read_text())
     assert (out / "relations.yaml").is_file() and (out / "table.npy").is_file() and (out / "similarity.npz").is_file()
-    assert set(summary["methods"]) == {"ce", "null-bce", "cr-bce"}
+    assert set(summary["methods"]) == {"ce", "null-bce", "null-bce-stage2", "cr-bce"}
     for m in summary["methods"].values():
         assert set(m["unseen"]) == {"kitti", "wilddash", "camvid"}
         assert all(0.0 <= v <= 1.0 for v in m["unseen"].values())
         assert m["mean"] == pytest.approx(sum(m["unseen"].values()) / 3)
     assert 0.0 <= summary["precision"] <= 1.0 and 0.0 <= summary["recall"] <= 1.0
-    for method in ("ce", "null-bce", "cr-bce"):
+    for method in ("ce", "null-bce", "null-bce-stage2", "cr-bce"):
         assert (out / "runs" / method / "last.pt").is_file()
         for name in ("kitti", "wilddash", "camvid"):
             doc = json.loads((out / "eval" / method / f"{name}.json").read_text())
@@ -44,6 +44,11 @@ def test_the_second_stage_starts_from_null_bce_with_the_mined_table(quick_demo):
     cr = torch.load(out / "runs" / "cr-bce" / "last.pt", map_location="cpu", weights_only=True)
     assert cr["config"]["loss"] == "cr-bce" and cr["config"]["init"].endswith("null-bce/last.pt")
     assert cr["relations_fingerprint"] is not None
+    # the control: the same second stage without relations (same init, iterations and seed)
+    control = torch.load(out / "runs" / "null-bce-stage2" / "last.pt", map_location="cpu", weights_only=True)
+    assert control["config"]["loss"] == "null-bce" and control["config"]["init"] == cr["config"]["init"]
+    assert control["config"]["relations"] is None and control["relations_fingerprint"] is None
+    assert control["iteration"] == cr["iteration"] and control["config"]["seed"] == cr["config"]["seed"]
     ce = torch.load(out / "runs" / "ce" / "last.pt", map_location="cpu", weights_only=True)
     assert ce["config"]["loss"] == "ce"
 
