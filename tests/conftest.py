@@ -72,3 +72,8 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> sub
     return subprocess.run(
         [sys.executable, "-m", "uniseg.cli.main", *args], capture_output=True, text=True, env=full_env, cwd=cwd
     )
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (what a start-up imports, without this process's modules)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

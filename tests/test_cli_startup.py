@@ -3,11 +3,10 @@ typo suggestions, plain-function commands, and every command's ``--help`` in one
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from conftest import run_python
 
 from uniseg.cli import main as cli_main
 from uniseg.cli.main import COMMANDS, Command, main
@@ -28,7 +27,7 @@ def test_root_help_lists_every_command_without_importing_any():
         "heavy = sorted(m for m in ('numpy', 'yaml', 'torch', 'pydantic', 'uniseg.labelspaces') if m in sys.modules)\n"
         "print(loaded, heavy, file=sys.stderr)\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    res = run_python(code)
     assert res.returncode == 0, res.stderr
     assert res.stderr.strip() == "[] []"
     for name, row in COMMANDS.items():

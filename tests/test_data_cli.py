@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 from PIL import Image
 
 import fixtures_layouts as fx
-from conftest import run_cli
+from conftest import run_cli, run_python
 
 
 def _one_line_error(res) -> str:
@@ -22,7 +20,7 @@ def _one_line_error(res) -> str:
 
 def test_cli_module_does_not_import_torch():
     code = "import sys, uniseg.cli.main, uniseg.cli.data; assert 'torch' not in sys.modules, 'torch imported'"
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    res = run_python(code)
     assert res.returncode == 0, res.stderr
 
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import run_cli
+from conftest import run_cli, run_python
 
 
 def test_list_json(authors):
@@ -154,5 +154,5 @@ def test_debug_shows_traceback():
 
 def test_labels_commands_do_not_import_torch():
     code = "import sys; from uniseg.cli.main import main\ntry:\n main(['labels','union','cityscapes','bdd','idd','mapillary','--format','json'])\nexcept SystemExit: pass\nassert 'torch' not in sys.modules, 'torch imported'"
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    res = run_python(code)
     assert res.returncode == 0, res.stderr

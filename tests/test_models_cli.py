@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import run_cli
+from conftest import run_cli, run_python
 from uniseg.cli.main import main
 
 
@@ -95,7 +95,7 @@ def test_real_process_exit_code_and_no_traceback():
 
 def test_cli_modules_do_not_import_torch():
     code = "import sys, uniseg.cli.main; assert 'torch' not in sys.modules, 'torch imported at CLI start-up'"
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    res = run_python(code)
     assert res.returncode == 0, res.stderr
 
 
@@ -106,7 +106,7 @@ def _imports_torch(*args: str) -> tuple[bool, str]:
         f"try:\n    main({list(args)!r})\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
         "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    res = run_python(code)
     assert res.returncode == 0, res.stderr
     *before, marker = res.stderr.splitlines()
     assert before == [], before  # nothing else on stderr: no spinner in a pipe

@@ -3,10 +3,8 @@ is the timm-style one: plain registered functions, glob filters, no torch needed
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+from conftest import run_python
 
 from uniseg.errors import UnisegError
 from uniseg.models import facts
@@ -93,5 +91,5 @@ def test_registry_and_facts_import_without_torch():
         "assert recorded_info(list_models()[0])['family'] == get_spec('hrnet_w48').family == 'hrnet'\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    res = run_python(code)
     assert res.returncode == 0, res.stderr

@@ -191,7 +191,7 @@ def _given(reg, pairs: list[tuple[str, str]], *, union, crop, scale, dataset_wei
 def _run_settings(given: dict, out: Optional[Path], resume: Optional[Path], config_file: Optional[Path]):
     """``(config, run folder)``: a resumed run's own settings (only ``RESUME_MAY_CHANGE`` may differ),
     or the defaults, then ``--config``, then the flags."""
-    from uniseg.engine.config import RESUME_MAY_CHANGE, TrainConfig, read_config
+    from uniseg.engine.config import TrainConfig, read_config, recipe_changes
     from uniseg.engine.trainer import resume_config
 
     if resume is None:
@@ -203,11 +203,12 @@ def _run_settings(given: dict, out: Optional[Path], resume: Optional[Path], conf
     if config_file is not None:
         raise UnisegError("--resume continues a run with its own settings; --config cannot be combined with it")
     config = resume_config(resume)  # first: a folder without a run says so
-    fixed = sorted(k for k in given if k not in RESUME_MAY_CHANGE and given[k] != getattr(config, k))
+    resumed = config.replace(**given)
+    fixed = recipe_changes(config.to_dict(), resumed.to_dict())  # the trainer's own test, named by flag here
     if fixed:
         raise UnisegError(f"--resume keeps the run's settings; --{fixed[0].replace('_', '-')} cannot change "
                           f"(the run has {getattr(config, fixed[0])!r}; start a new run with --init {resume}/last.pt)")
-    return config.replace(**given), resume
+    return resumed, resume
 
 
 def _report(result, fmt: Format) -> None:
