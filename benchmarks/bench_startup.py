@@ -7,9 +7,11 @@ commands so that a busy neighbour slows all of them alike. The median and the be
 ``python -c pass``), the ones least disturbed by other work on the machine, beside the issue's
 targets and the figures it measured before.
 
-Two references show what the framework costs by itself: importing typer, and a one-option
+Four references show what the libraries cost by themselves: importing typer, a one-option
 typer command (typer builds each parameter's converter with pydantic on first use, so any
-command with an option pays for importing pydantic).
+command with an option pays for importing pydantic), importing rich's console, and what
+``labels list`` does with no CLI framework at all (read the label spaces, print a rich table):
+the floor under ``labels list`` with the libraries the project is built on.
 
 Run: python benchmarks/bench_startup.py [--repeat 15]
 """
@@ -32,12 +34,24 @@ ONE_OPTION = (
     "    pass\n"
     "app(['--name', 'y'])\n"
 )
+# What `labels list` does with no CLI framework at all: read the label spaces, print a rich table.
+NO_FRAMEWORK = (
+    "from rich.console import Console\n"
+    "from rich.table import Table\n"
+    "from uniseg.labelspaces.registry import Registry\n"
+    "t = Table('name', 'classes')\n"
+    "for s in Registry.from_dirs([]).all():\n"
+    "    t.add_row(s.name, str(s.num_classes))\n"
+    "Console().print(t)\n"
+)
 
 # (label, argv after the interpreter, target as (kind, value), issue's figure before the work)
 CASES = [
     ("python -c pass", ["-c", "pass"], None, "0.08 s"),
     ("import typer (reference)", ["-c", "import typer"], None, "-"),
     ("typer, one-option command (reference)", ["-c", ONE_OPTION], None, "-"),
+    ("import rich.console (reference)", ["-c", "import rich.console"], None, "-"),
+    ("labels list without typer (reference)", ["-c", NO_FRAMEWORK], None, "-"),
     ("uniseg --help", ["-c", ENTRY, "--help"], ("ratio", 3.0), "0.6 s"),
     ("uniseg labels list", ["-c", ENTRY, "labels", "list"], ("ratio", 3.0), "0.5-0.8 s"),
     ("uniseg labels union cityscapes bdd idd mapillary", ["-c", ENTRY, "labels", "union", "cityscapes", "bdd", "idd", "mapillary"], None, "0.6-0.9 s"),

@@ -22,6 +22,19 @@ def read_data(name: str) -> dict:
     return json.loads((DATA / name).read_text(encoding="utf-8"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_reaches_children():
+    """Tests send Ctrl-C (SIGINT) to the commands they start. A test run started in the background
+    of a non-interactive shell (``pytest &``) has SIGINT ignored, and an ignored signal stays ignored
+    in every child, so those commands would run on. Handle it again in this process: a handled
+    signal is reset to its default in a child, as in a run from a terminal."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """``tests/data``: official ids, names and colours, the authors' tables, the official HRNet facts."""

@@ -28,6 +28,7 @@ def test_quick_demo_leaves_the_contract_files(quick_demo):
         assert all(0.0 <= v <= 1.0 for v in m["unseen"].values())
         assert m["mean"] == pytest.approx(sum(m["unseen"].values()) / 3)
     assert 0.0 <= summary["precision"] <= 1.0 and 0.0 <= summary["recall"] <= 1.0
+    assert 0.0 <= summary["relations"]["own_score"]["classes"] <= 1.0 and 0.0 <= summary["relations"]["own_score"]["pixels"] <= 1.0
     for method in ("ce", "null-bce", "null-bce-stage2", "cr-bce"):
         assert (out / "runs" / method / "last.pt").is_file()
         for name in ("kitti", "wilddash", "camvid"):
@@ -53,6 +54,20 @@ def test_the_second_stage_starts_from_null_bce_with_the_mined_table(quick_demo):
     assert ce["config"]["loss"] == "ce"
 
 
+def test_both_first_stage_runs_start_from_the_same_pretrained_backbone(quick_demo):
+    import torch
+
+    out, _ = quick_demo
+    pre = torch.load(out / "runs" / "pretrain" / "last.pt", map_location="cpu", weights_only=True)
+    # the stand-in for ImageNet weights: CE on Mapillary alone, so it has Mapillary's 65 classes only
+    assert pre["config"]["loss"] == "ce" and [d["name"] for d in pre["config"]["datasets"]] == ["mapillary"]
+    assert pre["model"]["last_layer.3.weight"].shape[0] == 65
+    for method in ("ce", "null-bce"):
+        doc = torch.load(out / "runs" / method / "last.pt", map_location="cpu", weights_only=True)
+        assert doc["config"]["pretrained"] == str(out / "runs" / "pretrain" / "last.pt")
+        assert [d["name"] for d in doc["config"]["datasets"]] == ["cityscapes", "bdd", "idd", "mapillary"]
+
+
 def test_rerunning_the_demo_resumes_without_redoing_anything(quick_demo):
     out, _ = quick_demo
     before = (out / "summary.json").read_bytes()
@@ -75,6 +90,9 @@ def test_a_rerun_with_another_seed_never_reuses_an_earlier_demos_runs(quick_demo
     assert _earlier_run(out / "runs" / "ce", cfg.replace(workers=2, device="cpu"), out) is not None
     with pytest.raises(UnisegError, match="another seed"):
         _earlier_run(out / "runs" / "ce", cfg.replace(seed=5), out)
+    # a run of a demo from before the pretraining run (trained from scratch) is not taken for one
+    with pytest.raises(UnisegError, match="another pretrained"):
+        _earlier_run(out / "runs" / "ce", cfg.replace(pretrained=None), out)
 
 
 def test_expected_relations_need_support_and_a_trained_holder():
@@ -105,6 +123,23 @@ def test_planted_score_counts_hits_misses_and_false_relations(tmp_path):
     assert got["precision"] == 0.5 and got["recall"] == 0.5
     assert [m["planted"] for m in got["mined"]] == [False, True]
     assert got["missed"] == [{"dataset": "mapillary", "primary": "lane marking - general", "secondary": "road", "pixels": 90}]
+
+
+def test_own_scores_average_the_diagonal_over_rows_with_pixels():
+    import numpy as np
+
+    from uniseg.engine.demo import own_scores
+
+    score = np.zeros((2, 3, 3))
+    score[0, 0, 0], score[0, 1, 1], score[0, 2, 2] = 0.8, 0.2, 0.9  # class 2 of dataset 0 has no pixels
+    score[1, 0, 0] = 0.5
+    score[0, 1, 0] = 0.7  # off the diagonal: never counted
+    pixels = np.array([[3, 1, 0], [0, 0, 0]])
+    pixels[1, 0] = 4
+    got = own_scores(score, pixels)
+    assert got["classes"] == pytest.approx((0.8 + 0.2 + 0.5) / 3)
+    assert got["pixels"] == pytest.approx((0.8 * 3 + 0.2 * 1 + 0.5 * 4) / 8)
+    assert own_scores(score, np.zeros((2, 3), dtype=int)) == {"classes": 0.0, "pixels": 0.0}
 
 
 def test_an_interrupted_demo_says_to_rerun_the_demo(tmp_path, monkeypatch):

@@ -27,7 +27,8 @@ def demo(
     """The UniSeg method end to end on the synthetic road world, with the paper's Table 1 as the result.
 
     Trains the multi-dataset CE baseline and Null BCE (cosine head) on Cityscapes, BDD, IDD and
-    Mapillary, mines class relations, trains the class-relational stage from the Null-BCE weights
+    Mapillary from one pretrained backbone (CE on Mapillary alone, standing in for the paper's
+    ImageNet weights), mines class relations, trains the class-relational stage from the Null-BCE weights
     (and, as a control, Null BCE on for as many iterations), and scores every run on the unseen
     KITTI, WildDash and CamVid. Everything lands in --out.
     """

@@ -3,8 +3,11 @@
 Steps (each skipped when its output is already complete, so an interrupted demo resumes):
 
 1. ``world/``: the synthetic world (``uniseg data synth``) with its planted relations;
-2. ``runs/ce``: the multi-dataset CE baseline (linear head, Eq. 1);
-3. ``runs/null-bce``: Null BCE with the cosine classifier (Eq. 4, Appendix G);
+2. ``runs/pretrain``: the stand-in for the ImageNet weights every model of the paper starts from:
+   CE on one training dataset alone (Mapillary, the finest label space; one label space, so no
+   conflict to learn), whose backbone both first-stage runs load with ``pretrained``;
+3. ``runs/ce`` and ``runs/null-bce``: the multi-dataset CE baseline (linear head, Eq. 1) and Null
+   BCE with the cosine classifier (Eq. 4, Appendix G), from the same pretrained backbone;
 4. ``similarity.npz``: relation mining (Eq. 7) with the Null-BCE model over the training datasets;
 5. ``relations.yaml`` + ``table.npy``: the multi-label table (Eq. 6, automatic tau);
 6. ``runs/null-bce-stage2`` and ``runs/cr-bce``: the second stage, initialised from the Null-BCE
@@ -54,6 +57,8 @@ class DemoPlan:
     stage1_iterations: int
     stage2_iterations: int
     lr: float
+    pretrain: tuple[str, ...] = ("mapillary",)  # the pretraining run's datasets (CE, linear head)
+    pretrain_iterations: int = 300
     scale: tuple[float, float] = (0.75, 1.5)
     world_seed: int = 0
 
@@ -62,12 +67,12 @@ PLANS: dict[str, DemoPlan] = {
     "full": DemoPlan(
         name="full", train=("cityscapes", "bdd", "idd", "mapillary"), unseen=("kitti", "wilddash", "camvid"),
         images=40, size=(192, 384), model="hrnet_tiny", crop=(160, 160), batch_size=8,
-        stage1_iterations=500, stage2_iterations=250, lr=0.05,
+        stage1_iterations=500, stage2_iterations=200, lr=0.05,
     ),
     "quick": DemoPlan(
         name="quick", train=("cityscapes", "bdd", "idd", "mapillary"), unseen=("kitti", "wilddash", "camvid"),
         images=12, size=(96, 192), model="hrnet_tiny", crop=(96, 96), batch_size=4,
-        stage1_iterations=40, stage2_iterations=20, lr=0.05,
+        stage1_iterations=40, stage2_iterations=20, lr=0.05, pretrain_iterations=20,
     ),
 }
 
@@ -89,24 +94,34 @@ class DemoResult:
     steps_done: list[str] = field(default_factory=list)
 
 
+#: The pretraining run (not one of the compared methods): CE on ``plan.pretrain`` alone.
+PRETRAIN = "pretrain"
+
+
 def _train_config(plan: DemoPlan, world: Path, method: str, seed: int, workers: int, device: str, out: Path) -> TrainConfig:
-    head = "linear" if method == "ce" else "cosine"
-    loss = "null-bce" if method == "null-bce-stage2" else method
+    head = "linear" if method in ("ce", PRETRAIN) else "cosine"
+    loss = {"null-bce-stage2": "null-bce", PRETRAIN: "ce"}.get(method, method)
+    names = plan.pretrain if method == PRETRAIN else plan.train
     cfg = TrainConfig(
-        datasets=[DatasetSpec(n, str(world / n)) for n in plan.train], loss=loss, model=plan.model, head=head,
+        datasets=[DatasetSpec(n, str(world / n)) for n in names], loss=loss, model=plan.model, head=head,
         batch_size=plan.batch_size, iterations=plan.stage1_iterations, crop=plan.crop, short_side=0, scale=plan.scale,
         lr=plan.lr, seed=seed, workers=workers, val_every=0, checkpoint_every=100, log_every=max(1, plan.stage1_iterations // 10),
         device=device, dataset_weights="balanced",
     )
-    if method in STAGE2:
+    if method == PRETRAIN:
+        cfg = cfg.replace(iterations=plan.pretrain_iterations, log_every=max(1, plan.pretrain_iterations // 10))
+    elif method in STAGE2:
         cfg = cfg.replace(init=str(out / "runs" / "null-bce" / "last.pt"), iterations=plan.stage2_iterations,
                           log_every=max(1, plan.stage2_iterations // 10))
+    else:  # the first stage starts from the pretraining run's backbone (its classifier is left out)
+        cfg = cfg.replace(pretrained=str(out / "runs" / PRETRAIN / "last.pt"))
     if method == "cr-bce":
         cfg = cfg.replace(relations=str(out / "relations.yaml"))
     return cfg
 
 
-RERUN_MAY_CHANGE = (*RESUME_MAY_CHANGE, "relations", "init")  # and the paths inside --out
+# and the paths inside --out; not "pretrained", so that a demo folder from before the pretraining run is refused
+RERUN_MAY_CHANGE = (*RESUME_MAY_CHANGE, "relations", "init")
 
 
 def _earlier_run(run: Path, cfg: TrainConfig, out: Path) -> Optional[dict]:
@@ -222,6 +237,20 @@ def planted_score(rs, world: Path, train: tuple[str, ...]) -> dict:
     }
 
 
+def own_scores(score, pixels) -> dict:
+    """How well the mining model knows the classes: the mean own score s_{d,c}(c) (Eq. 7) over the
+    (dataset, class) rows with pixels, per row and weighted by pixels. Relations mined from a model
+    that scores a class low on its own pixels come from the class's surroundings, not from it."""
+    import numpy as np
+
+    own = np.einsum("dcc->dc", np.asarray(score, dtype=np.float64))
+    px = np.asarray(pixels, dtype=np.float64)
+    seen = px > 0
+    if not seen.any():
+        return {"classes": 0.0, "pixels": 0.0}
+    return {"classes": float(own[seen].mean()), "pixels": float((own * px)[seen].sum() / px[seen].sum())}
+
+
 INDEX = """\
 # uniseg demo ({plan} plan, seed {seed})
 
@@ -231,6 +260,7 @@ The UniSeg method end to end on the synthetic road world. Rerun the same command
 |---|---|
 | the synthetic world, each dataset in its real layout | `world/` |
 | the relations planted in it (ground truth for mining) | `world/planted_relations.yaml` |
+| pretraining run, the backbone every first-stage run starts from (CE on {pretrain} alone) | `runs/pretrain/` |
 | CE baseline run (config, metrics, checkpoints) | `runs/ce/` |
 | Null BCE run, cosine head | `runs/null-bce/` |
 | class-relational BCE run (initialised from Null BCE) | `runs/cr-bce/` |
@@ -247,6 +277,8 @@ The UniSeg method end to end on the synthetic road world. Rerun the same command
 ## Mined relations against the planted ones
 
 tau = {tau:.3f} ({tau_how}); precision {precision:.2f}, recall {recall:.2f} ({n_mined} mined, {n_expected} planted).
+The mining model's mean own score s(c) on its own pixels: {own_classes:.2f} per class, {own_pixels:.2f} per pixel
+(a class scored low on its own pixels takes its relations from its surroundings).
 """
 
 
@@ -285,6 +317,8 @@ def run_demo(
     events = events or DemoEvents()
     dev = resolve_device(device)
     world = _world(plan, out, registry, events)
+    _train(_train_config(plan, world, PRETRAIN, seed, workers, device, out), out / "runs" / PRETRAIN, out, registry, events,
+           f"the pretraining run (CE on {', '.join(plan.pretrain)} alone, for the backbone)")
     for method in ("ce", "null-bce"):
         _train(_train_config(plan, world, method, seed, workers, device, out), out / "runs" / method, out, registry, events, TITLES[method])
     rs = _mine_and_label(out, world, plan, registry, events, dev, workers)
@@ -292,6 +326,10 @@ def run_demo(
         _train(_train_config(plan, world, method, seed, workers, device, out), out / "runs" / method, out, registry, events, TITLES[method])
     table = _evaluate(out, world, plan, registry, events, dev, workers)
     rel = planted_score(rs, world, plan.train)
+    from uniseg.unify.similarity import read_similarity
+
+    sim = read_similarity(out / "similarity.npz")
+    rel["own_score"] = own_scores(sim.score, sim.pixels)
     summary = {
         "plan": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(plan).items()},
         "seed": seed,
@@ -303,8 +341,9 @@ def run_demo(
     }
     atomic_write_text(summary_path, json.dumps(summary, indent=1) + "\n")
     atomic_write_text(out / "README.md", INDEX.format(
-        plan=plan.name, seed=seed, table=_markdown_table(summary), tau=rel["tau"], tau_how=rel["tau_how"],
+        plan=plan.name, seed=seed, pretrain=", ".join(plan.pretrain), table=_markdown_table(summary), tau=rel["tau"], tau_how=rel["tau_how"],
         precision=rel["precision"], recall=rel["recall"], n_mined=len(rel["mined"]), n_expected=rel["expected"],
+        own_classes=rel["own_score"]["classes"], own_pixels=rel["own_score"]["pixels"],
     ))
     return DemoResult(out, summary, time.perf_counter() - t0)
 
