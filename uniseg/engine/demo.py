@@ -174,13 +174,14 @@ def _train(cfg: TrainConfig, run: Path, out: Path, registry: Registry, events: D
 
 
 def _mine_and_label(out: Path, world: Path, plan: DemoPlan, registry: Registry, events: DemoEvents, device, workers: int):
+    """The mined statistics and the multi-label table (each made once, then read back): ``(sim, rs)``."""
     from uniseg.engine.checkpoint import load_trained
     from uniseg.engine.mining import mine
     from uniseg.unify.relations import build_relations, read_relations, write_relations
     from uniseg.unify.similarity import read_similarity, similarity_for, write_similarity
 
     if (out / "relations.yaml").is_file():
-        return read_relations(out)
+        return read_similarity(out / "similarity.npz"), read_relations(out)
     if not (out / "similarity.npz").is_file():
         events.step("mining relations (Eq. 7) with the Null-BCE model")
         trained = load_trained(out / "runs" / "null-bce" / "last.pt", device)
@@ -193,7 +194,7 @@ def _mine_and_label(out: Path, world: Path, plan: DemoPlan, registry: Registry, 
     events.step("multi-label table (Eq. 6, automatic tau)")
     rs = build_relations(sim, union, None, source=str(out / "similarity.npz"))
     write_relations(out, rs)
-    return rs
+    return sim, rs
 
 
 def _evaluate(out: Path, world: Path, plan: DemoPlan, registry: Registry, events: DemoEvents, device, workers: int) -> dict:
@@ -321,14 +322,11 @@ def run_demo(
            f"the pretraining run (CE on {', '.join(plan.pretrain)} alone, for the backbone)")
     for method in ("ce", "null-bce"):
         _train(_train_config(plan, world, method, seed, workers, device, out), out / "runs" / method, out, registry, events, TITLES[method])
-    rs = _mine_and_label(out, world, plan, registry, events, dev, workers)
+    sim, rs = _mine_and_label(out, world, plan, registry, events, dev, workers)
     for method in STAGE2:
         _train(_train_config(plan, world, method, seed, workers, device, out), out / "runs" / method, out, registry, events, TITLES[method])
     table = _evaluate(out, world, plan, registry, events, dev, workers)
     rel = planted_score(rs, world, plan.train)
-    from uniseg.unify.similarity import read_similarity
-
-    sim = read_similarity(out / "similarity.npz")
     rel["own_score"] = own_scores(sim.score, sim.pixels)
     summary = {
         "plan": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(plan).items()},
