@@ -83,7 +83,9 @@ def to_size(logits: Tensor, size: Sequence[int], align_corners: bool) -> Tensor:
     """Bilinearly resample ``B x K x h x w`` logits to ``size`` (a no-op when it already matches)."""
     if tuple(logits.shape[-2:]) == tuple(size):
         return logits
-    return F.interpolate(logits, size=tuple(int(s) for s in size), mode="bilinear", align_corners=align_corners)
+    from uniseg.models.resize import resize_bilinear
+
+    return resize_bilinear(logits, tuple(int(s) for s in size), align_corners)
 
 
 @torch.no_grad()

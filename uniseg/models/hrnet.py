@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from uniseg.models.heads import CosineClassifier, build_head
+from uniseg.models.resize import resize_bilinear
 
 __all__ = ["ALIGN_CORNERS", "VARIANTS", "HRNet", "HRNetConfig", "SegmentationOutput", "StageConfig", "hrnet"]
 
@@ -476,7 +477,7 @@ class HRNet(nn.Module):
             low, cosine = self.classifier.forward_with_cosine(features)
         else:
             low = self.classifier(features)
-        logits = F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=self.align_corners)
+        logits = resize_bilinear(low, x.shape[-2:], self.align_corners)
         if not return_aux:
             return logits
         out: SegmentationOutput = {"logits": logits, "logits_lowres": low, "features": features}
