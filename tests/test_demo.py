@@ -142,6 +142,37 @@ def test_own_scores_average_the_diagonal_over_rows_with_pixels():
     assert own_scores(score, np.zeros((2, 3), dtype=int)) == {"classes": 0.0, "pixels": 0.0}
 
 
+def test_why_missed_tells_an_unlearned_class_from_the_rule():
+    import numpy as np
+
+    from uniseg.engine.demo import LEARNED, why_missed
+
+    datasets, classes = ("cityscapes", "mapillary"), ("road", "rider", "bicyclist", "lane marking - general")
+    score = np.zeros((2, 4, 4))
+    score[0, 0, 0], score[0, 1, 1] = 0.9, LEARNED - 0.01  # road learned in Cityscapes, rider just not
+    score[1, 2, 1], score[1, 2, 2] = 0.45, 0.05  # bicyclist -> rider: rider was never learned
+    score[1, 3, 0], score[1, 3, 3] = 0.30, 0.02  # marking -> road: road learned, 0.30 under tau
+    score[1, 0, 0] = 0.2  # road is in Mapillary too, scored low there: the best dataset counts
+    pixels = np.ones((2, 4), dtype=np.int64)
+    valid = np.array([[True, True, False, False], [True, False, True, True]])
+    planted = {"tau": 0.4, "mined": [
+        {"dataset": "mapillary", "primary": "crosswalk", "secondary": "road", "score": 0.7, "planted": True},
+        {"dataset": "mapillary", "primary": "pole", "secondary": "building", "score": 0.5, "planted": False},
+    ], "missed": [
+        {"dataset": "mapillary", "primary": "bicyclist", "secondary": "rider", "pixels": 1},
+        {"dataset": "mapillary", "primary": "lane marking - general", "secondary": "road", "pixels": 1},
+    ]}
+    classes = (*classes, "crosswalk", "pole", "building")
+    score = np.pad(score, ((0, 0), (0, 3), (0, 3)))
+    pixels, valid = np.pad(pixels, ((0, 0), (0, 3))), np.pad(valid, ((0, 0), (0, 3)))
+    got = why_missed(planted, score, pixels, valid, datasets, classes)
+    assert [(m["why"], m["score"], m["own"]) for m in got["missed"]] == [("not learned", 0.45, 0.05), ("below tau", 0.3, 0.02)]
+    assert got["learned"] == {"expected": 2, "found": 1, "recall": 0.5}  # the hit leads to road (learned), and so does one miss
+    planted["tau"] = 0.2  # above tau now, but no higher than the marking's own score
+    score[1, 3, 3] = 0.30
+    assert why_missed(planted, score, pixels, valid, datasets, classes)["missed"][1]["why"] == "primary higher"
+
+
 def test_an_interrupted_demo_says_to_rerun_the_demo(tmp_path, monkeypatch):
     from uniseg.engine import demo as demo_mod
     from uniseg.engine import trainer as trainer_mod

@@ -33,7 +33,7 @@ def demo(
     KITTI, WildDash and CamVid. Everything lands in --out.
     """
     from uniseg.cli.train import CliEvents
-    from uniseg.engine.demo import METHODS, TITLES, DemoEvents, plan_named, run_demo
+    from uniseg.engine.demo import LEARNED, METHODS, TITLES, DemoEvents, plan_named, run_demo
 
     plan = plan_named("quick" if quick else "full")
     plain = quiet or fmt != Format.table
@@ -75,6 +75,10 @@ def demo(
             r.add_row(m["dataset"], f"{m['primary']} -> {m['secondary']}", f"{m['score']:.2f}", "yes" if m["planted"] else "[red]no[/]")
         if len(rel["mined"]) > SHOW_RELATIONS:
             r.caption = f"… {len(rel['mined']) - SHOW_RELATIONS} more in {out}/relations.yaml"
-        return Group(t, r, f"artifacts: {out}/ (index: {out}/README.md); {result.seconds:.0f} s")
+        lr, unknown = rel["learned"], sum(m["why"] == "not learned" for m in rel["missed"])
+        why = (f"planted relations whose secondary class the model learned (own score >= {LEARNED}): {lr['found']} of "
+               f"{lr['expected']} found (recall {lr['recall']:.2f}); {unknown} more lead to a class it did not learn "
+               f"(every miss and why: {out}/summary.json)")
+        return Group(t, r, why, f"artifacts: {out}/ (index: {out}/README.md); {result.seconds:.0f} s")
 
     emit(s, fmt, tables)
