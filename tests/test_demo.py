@@ -29,13 +29,17 @@ def test_quick_demo_leaves_the_contract_files(quick_demo):
         assert m["mean"] == pytest.approx(sum(m["unseen"].values()) / 3)
     assert 0.0 <= summary["precision"] <= 1.0 and 0.0 <= summary["recall"] <= 1.0
     assert 0.0 <= summary["relations"]["own_score"]["classes"] <= 1.0 and 0.0 <= summary["relations"]["own_score"]["pixels"] <= 1.0
+    rel = summary["relations"]
+    assert {m["why"] for m in rel["missed"]} <= {"not learned", "below tau", "primary higher"}
+    hits = sum(m["planted"] for m in rel["mined"])
+    assert rel["learned"]["found"] <= hits and rel["learned"]["expected"] - rel["learned"]["found"] <= len(rel["missed"])
     for method in ("ce", "null-bce", "null-bce-stage2", "cr-bce"):
         assert (out / "runs" / method / "last.pt").is_file()
         for name in ("kitti", "wilddash", "camvid"):
             doc = json.loads((out / "eval" / method / f"{name}.json").read_text())
             assert doc["miou"] == pytest.approx(summary["methods"][method]["unseen"][name])
     assert "Unseen-dataset mIoU" in (out / "README.md").read_text()
-    assert "UniSeg (C-R BCE)" in res.stdout and "precision" in res.stdout
+    assert "UniSeg (C-R BCE)" in res.stdout and "precision" in res.stdout and "the model learned" in " ".join(res.stdout.split())
 
 
 def test_the_second_stage_starts_from_null_bce_with_the_mined_table(quick_demo):

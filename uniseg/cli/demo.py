@@ -77,8 +77,8 @@ def demo(
             r.caption = f"… {len(rel['mined']) - SHOW_RELATIONS} more in {out}/relations.yaml"
         lr, unknown = rel["learned"], sum(m["why"] == "not learned" for m in rel["missed"])
         why = (f"planted relations whose secondary class the model learned (own score >= {LEARNED}): {lr['found']} of "
-               f"{lr['expected']} found (recall {lr['recall']:.2f}); {unknown} more lead to a class it did not learn "
-               f"(every miss and why: {out}/summary.json)")
+               f"{lr['expected']} found (recall {lr['recall']:.2f}); {unknown} of the missed lead to a class it did not "
+               f"learn (every miss and why: {out}/summary.json)")
         return Group(t, r, why, f"artifacts: {out}/ (index: {out}/README.md); {result.seconds:.0f} s")
 
     emit(s, fmt, tables)

@@ -313,8 +313,8 @@ tau = {tau:.3f} ({tau_how}); precision {precision:.2f}, recall {recall:.2f} ({n_
 The mining model's mean own score s(c) on its own pixels: {own_classes:.2f} per class, {own_pixels:.2f} per pixel
 (a class scored low on its own pixels takes its relations from its surroundings).
 Of the planted relations whose secondary class the model learned (own score at least {learned}), {l_found} of
-{l_expected} were found (recall {l_recall:.2f}); the other {unknown} lead to a class it did not learn, which no
-mining rule can find. `summary.json` lists every miss with its scores and why (`relations.missed`).
+{l_expected} were found (recall {l_recall:.2f}); {unknown} of the missed ones lead to a class it did not learn,
+which no mining rule can find. `summary.json` lists every miss with its scores and why (`relations.missed`).
 """
 
 
