@@ -11,7 +11,7 @@ Run: python benchmarks/bench_resize.py [--classes 100] [--threads 2]
 from __future__ import annotations
 
 import argparse
-import time
+import timeit
 
 import torch
 import torch.nn.functional as F
@@ -20,13 +20,8 @@ from uniseg.models.resize import MAX_SIDE, resize_bilinear
 
 
 def best_of(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    """The fastest of ``repeat`` single calls, in seconds."""
+    return min(timeit.repeat(fn, number=1, repeat=repeat))
 
 
 def main() -> None:
