@@ -39,7 +39,7 @@ def test_quick_demo_leaves_the_contract_files(quick_demo):
             doc = json.loads((out / "eval" / method / f"{name}.json").read_text())
             assert doc["miou"] == pytest.approx(summary["methods"][method]["unseen"][name])
     assert "Unseen-dataset mIoU" in (out / "README.md").read_text()
-    assert "UniSeg (C-R BCE)" in res.stdout and "precision" in res.stdout and "the model learned" in " ".join(res.stdout.split())
+    assert "UniSeg (C-R BCE)" in res.stdout and "precision" in res.stdout and "the model knows" in " ".join(res.stdout.split())
 
 
 def test_the_second_stage_starts_from_null_bce_with_the_mined_table(quick_demo):
@@ -149,14 +149,15 @@ def test_own_scores_average_the_diagonal_over_rows_with_pixels():
 def test_why_missed_tells_an_unlearned_class_from_the_rule():
     import numpy as np
 
-    from uniseg.engine.demo import LEARNED, why_missed
+    from uniseg.engine.demo import why_missed
+    from uniseg.unify.relations import KNOWN
 
     datasets, classes = ("cityscapes", "mapillary"), ("road", "rider", "bicyclist", "lane marking - general")
     score = np.zeros((2, 4, 4))
-    score[0, 0, 0], score[0, 1, 1] = 0.9, LEARNED - 0.01  # road learned in Cityscapes, rider just not
+    score[0, 0, 0], score[0, 1, 1] = 0.9, KNOWN - 0.01  # road known in Cityscapes, rider just not
     score[1, 2, 1], score[1, 2, 2] = 0.45, 0.05  # bicyclist -> rider: rider was never learned
     score[1, 3, 0], score[1, 3, 3] = 0.30, 0.02  # marking -> road: road learned, 0.30 under tau
-    score[1, 0, 0] = 0.2  # road is in Mapillary too, scored low there: the best dataset counts
+    score[1, 0, 0] = 0.2  # road in Mapillary too, scored low: (0.9 + 0.2) / 2 = 0.55 over equal pixels, known
     pixels = np.ones((2, 4), dtype=np.int64)
     valid = np.array([[True, True, False, False], [True, False, True, True]])
     planted = {"tau": 0.4, "mined": [

@@ -111,6 +111,17 @@ def test_show_and_conflicts_json(labelled):
     assert human.returncode == 0 and "motorcyclist" in human.stdout
 
 
+def test_show_says_when_the_model_hardly_knows_a_class(tmp_path, registry):
+    from uniseg.unify.relations import build_relations, write_relations
+
+    cm = build_union(registry.get_many(["cityscapes", "mapillary"]))
+    write_relations(tmp_path, build_relations(hand_made(cm, {("cityscapes", "rider", "rider"): 0.2}), cm, 0.5))
+    rider = " ".join(run_cli("relations", "show", "rider", "--relations", str(tmp_path)).stdout.split())
+    assert "own score 0.200" in rider and "hardly knows rider" in rider
+    road = " ".join(run_cli("relations", "show", "road", "--relations", str(tmp_path)).stdout.split())
+    assert "own score 0.800" in road and "hardly knows" not in road
+
+
 def test_show_defaults_to_the_current_folder(labelled):
     res = run_cli("relations", "show", "bicyclist", cwd=labelled[0])
     assert res.returncode == 0, res.stderr

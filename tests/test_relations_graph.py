@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from relations_fixtures import RIDER_CASE, hand_made
+from relations_fixtures import OWN, RIDER_CASE, hand_made
 from uniseg.errors import FingerprintMismatch, UnisegError
 from uniseg.unify import build_union
 from uniseg.unify.graph import EDGE_COLUMNS, class_relations, conflicts, export_graph, relation_graph
@@ -136,6 +136,19 @@ def test_nodes_carry_members_and_colours(graph, cm):
     assert rider["colour"] == f"#{r:02x}{g:02x}{b:02x}" and rider["datasets"] == "cityscapes"
     assert rider["members"] == "cityscapes: rider" and rider["pixels"] == 1000
     assert graph.nodes["road"]["members"] == "cityscapes: road; mapillary: Road" and graph.nodes["road"]["pixels"] == 2000
+    assert rider["own_score"] == pytest.approx(OWN)  # every class of the hand-made case scores OWN on its own pixels
+
+
+def test_class_own_scores_weigh_the_datasets_that_label_a_class_by_its_pixels():
+    from uniseg.unify.relations import class_own_scores
+
+    score = np.zeros((2, 3, 3))
+    score[0, 0, 0], score[1, 0, 0] = 0.9, 0.3  # class 0 labelled by both datasets
+    score[0, 1, 1], score[1, 1, 1] = 0.6, 0.99  # class 1: dataset 1 does not label it (its 0.99 never counts)
+    pixels = np.array([[100, 10, 0], [300, 50, 0]])  # class 2 has no pixels anywhere
+    valid = np.array([[True, True, True], [True, False, True]])
+    got = class_own_scores(score, pixels, valid)
+    np.testing.assert_allclose(got, [(0.9 * 100 + 0.3 * 300) / 400, 0.6, 0.0])
 
 
 def test_edge_kinds(graph):

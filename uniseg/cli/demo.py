@@ -33,7 +33,8 @@ def demo(
     KITTI, WildDash and CamVid. Everything lands in --out.
     """
     from uniseg.cli.train import CliEvents
-    from uniseg.engine.demo import LEARNED, METHODS, TITLES, DemoEvents, plan_named, run_demo
+    from uniseg.engine.demo import METHODS, TITLES, DemoEvents, plan_named, run_demo
+    from uniseg.unify.relations import KNOWN
 
     plan = plan_named("quick" if quick else "full")
     plain = quiet or fmt != Format.table
@@ -76,9 +77,9 @@ def demo(
         if len(rel["mined"]) > SHOW_RELATIONS:
             r.caption = f"… {len(rel['mined']) - SHOW_RELATIONS} more in {out}/relations.yaml"
         lr, unknown = rel["learned"], sum(m["why"] == "not learned" for m in rel["missed"])
-        why = (f"planted relations whose secondary class the model learned (own score >= {LEARNED}): {lr['found']} of "
-               f"{lr['expected']} found (recall {lr['recall']:.2f}); {unknown} of the missed lead to a class it did not "
-               f"learn (every miss and why: {out}/summary.json)")
+        why = (f"planted relations whose secondary class the model knows (own score >= {KNOWN}): {lr['found']} of "
+               f"{lr['expected']} found (recall {lr['recall']:.2f}); {unknown} of the missed lead to a class it does not "
+               f"know (every miss and why: {out}/summary.json)")
         return Group(t, r, why, f"artifacts: {out}/ (index: {out}/README.md); {result.seconds:.0f} s")
 
     emit(s, fmt, tables)

@@ -224,7 +224,7 @@ def show(
 ) -> None:
     """Strongest outgoing (CLASS -> other) and incoming (other -> CLASS) relations per dataset."""
     from uniseg.unify.graph import EDGE_FLOOR, class_relations, relation_graph
-    from uniseg.unify.relations import read_relations
+    from uniseg.unify.relations import KNOWN, read_relations
 
     g = relation_graph(read_relations(relations), EDGE_FLOOR if floor is None else floor)
     data = class_relations(g, name, top)
@@ -233,8 +233,12 @@ def show(
         from rich.console import Group
 
         head = f"{data['class']} (#{data['index']}, {data['colour']}) — {data['members']}; tau = {data['tau']:.4f}, floor {data['floor']:g}"
+        own = f"own score {data['own_score']:.3f} (the model's mean score for {name} on its own pixels)"
+        if data["pixels"] and data["own_score"] < KNOWN:
+            own += f": under {KNOWN}, the model hardly knows {name}, so its relations come from its surroundings"
         return Group(
             head,
+            own,
             _edge_table(f"Outgoing ({name} -> other, on {name}'s pixels)", data["outgoing"], "to"),
             _edge_table(f"Incoming (other -> {name}, on the other's pixels)", data["incoming"], "from"),
         )

@@ -252,34 +252,30 @@ def own_scores(score, pixels) -> dict:
     return {"classes": float(own[seen].mean()), "pixels": float((own * px)[seen].sum() / px[seen].sum())}
 
 
-#: A class counts as learned when the mining model scores it at least this on its own pixels
-#: (the mean sigmoid of Eq. 7: on average it says "yes" there) in some training dataset that has it.
-LEARNED = 0.5
-
-
 def why_missed(planted: dict, score, pixels, valid, datasets, classes) -> dict:
     """Why Eq. 6 left each planted relation off, from the mining statistics alone.
 
     ``planted`` is :func:`planted_score`'s result. Each of its ``missed`` rows gains ``score``
-    s(c'), ``own`` s(c) and ``why``: ``not learned`` when the model scores the secondary class under
-    :data:`LEARNED` on its own pixels in every training dataset that labels it (no mining rule can
-    find such a relation), else ``below tau`` or ``primary higher`` (s(c') <= s(c)). ``learned``
-    counts the planted relations whose secondary class the model learned and how many of those
-    were found, so that the rule's recall reads apart from the model's."""
+    s(c'), ``own`` s(c) and ``why``: ``not learned`` when the model hardly knows the secondary
+    class (its own score, ``uniseg.unify.relations.class_own_scores``, is under ``KNOWN``), for no
+    mining rule can find a class the model does not know; else ``below tau``, or ``primary
+    higher`` (s(c') <= s(c)). ``learned`` counts the planted relations whose secondary class the
+    model knows and how many of those were found, so that the rule's recall reads apart from the
+    model's."""
     import numpy as np
 
+    from uniseg.unify.relations import KNOWN, class_own_scores
+
     score = np.asarray(score, dtype=np.float64)
-    seen = np.asarray(valid, dtype=bool) & (np.asarray(pixels) > 0)
-    best = np.where(seen, np.einsum("dcc->dc", score), -1.0).max(axis=0)  # K: best own score where labelled
+    known = class_own_scores(score, pixels, valid) >= KNOWN
     di, ci = {n: i for i, n in enumerate(datasets)}, {n: i for i, n in enumerate(classes)}
-    learned = lambda name: bool(best[ci[name]] >= LEARNED)  # noqa: E731
     rows = []
     for m in planted["missed"]:
         d, c, c2 = di[m["dataset"]], ci[m["primary"]], ci[m["secondary"]]
         s2, s1 = float(score[d, c, c2]), float(score[d, c, c])
         why = "below tau" if s2 <= planted["tau"] else "primary higher"
-        rows.append({**m, "score": round(s2, 4), "own": round(s1, 4), "why": why if learned(m["secondary"]) else "not learned"})
-    found = sum(1 for m in planted["mined"] if m["planted"] and learned(m["secondary"]))
+        rows.append({**m, "score": round(s2, 4), "own": round(s1, 4), "why": why if known[c2] else "not learned"})
+    found = sum(1 for m in planted["mined"] if m["planted"] and known[ci[m["secondary"]]])
     expected = found + sum(r["why"] != "not learned" for r in rows)
     return {"missed": rows, "learned": {"expected": expected, "found": found, "recall": found / expected if expected else 0.0}}
 
@@ -312,8 +308,8 @@ The UniSeg method end to end on the synthetic road world. Rerun the same command
 tau = {tau:.3f} ({tau_how}); precision {precision:.2f}, recall {recall:.2f} ({n_mined} mined, {n_expected} planted).
 The mining model's mean own score s(c) on its own pixels: {own_classes:.2f} per class, {own_pixels:.2f} per pixel
 (a class scored low on its own pixels takes its relations from its surroundings).
-Of the planted relations whose secondary class the model learned (own score at least {learned}), {l_found} of
-{l_expected} were found (recall {l_recall:.2f}); {unknown} of the missed ones lead to a class it did not learn,
+Of the planted relations whose secondary class the model knows (own score at least {learned}), {l_found} of
+{l_expected} were found (recall {l_recall:.2f}); {unknown} of the missed ones lead to a class it does not know,
 which no mining rule can find. `summary.json` lists every miss with its scores and why (`relations.missed`).
 """
 
@@ -361,6 +357,8 @@ def run_demo(
     for method in STAGE2:
         _train(_train_config(plan, world, method, seed, workers, device, out), out / "runs" / method, out, registry, events, TITLES[method])
     table = _evaluate(out, world, plan, registry, events, dev, workers)
+    from uniseg.unify.relations import KNOWN
+
     rel = planted_score(rs, world, plan.train)
     rel.update(why_missed(rel, sim.score, sim.pixels, rs.valid, sim.datasets, sim.classes))
     rel["own_score"] = own_scores(sim.score, sim.pixels)
@@ -377,7 +375,7 @@ def run_demo(
     atomic_write_text(out / "README.md", INDEX.format(
         plan=plan.name, seed=seed, pretrain=", ".join(plan.pretrain), table=_markdown_table(summary), tau=rel["tau"], tau_how=rel["tau_how"],
         precision=rel["precision"], recall=rel["recall"], n_mined=len(rel["mined"]), n_expected=rel["expected"],
-        own_classes=rel["own_score"]["classes"], own_pixels=rel["own_score"]["pixels"], learned=LEARNED,
+        own_classes=rel["own_score"]["classes"], own_pixels=rel["own_score"]["pixels"], learned=KNOWN,
         l_found=rel["learned"]["found"], l_expected=rel["learned"]["expected"], l_recall=rel["learned"]["recall"],
         unknown=sum(m["why"] == "not learned" for m in rel["missed"]),
     ))

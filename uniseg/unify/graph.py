@@ -16,7 +16,9 @@ Edge c -> c' for dataset d (c in d's space with pixels in d, c' != c): ``score``
 
 Edges below ``EDGE_FLOOR`` (0.1) that Eq. 6 did not switch on are left out, so the graph stays
 readable. Nodes carry ``label``, ``index``, ``colour`` (#rrggbb), ``datasets`` (comma-separated),
-``members`` ("dataset: official name; ...") and ``pixels`` (over all datasets).
+``members`` ("dataset: official name; ..."), ``pixels`` (over all datasets) and ``own_score``
+(``uniseg.unify.relations.class_own_scores``: s_{d,c}(c) over the datasets that label c, weighted
+by their pixels; under ``KNOWN`` = 0.5 the model hardly knows the class).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from uniseg.errors import UnisegError
+from uniseg.unify.relations import class_own_scores
 
 if TYPE_CHECKING:  # networkx is imported by the functions that build graphs
     import networkx as nx
@@ -86,10 +89,12 @@ def relation_graph(rs: "RelationSet", floor: float = EDGE_FLOOR) -> "nx.MultiDiG
         floor=float(floor), conflict_at=conflict_threshold(rs.tau.tau),
     )
     totals = sim.pixels.sum(axis=0)
+    own_score = class_own_scores(sim.score, sim.pixels, rs.valid)
     for c in union.classes:
         g.add_node(
             c.name, label=c.name, index=int(c.index), colour=hex_colour(c.colour), datasets=",".join(c.members),
             members="; ".join(f"{d}: {' | '.join(n)}" for d, n in c.members.items()), pixels=int(totals[c.index]),
+            own_score=round(float(own_score[c.index]), 6),
         )
     keep, kind = edge_kinds(rs, floor)
     for d, c, c2 in np.argwhere(keep):
@@ -127,7 +132,7 @@ def class_relations(g: "nx.MultiDiGraph", name: str, top: int = 5) -> dict:
 
     node = dict(g.nodes[name])
     return {
-        "class": name, **{k: node[k] for k in ("index", "colour", "datasets", "members", "pixels")},
+        "class": name, **{k: node[k] for k in ("index", "colour", "datasets", "members", "pixels", "own_score")},
         "tau": g.graph["tau"], "floor": g.graph["floor"],
         "outgoing": grouped(g.out_edges(name, data=True)),
         "incoming": grouped(g.in_edges(name, data=True)),

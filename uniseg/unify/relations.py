@@ -175,6 +175,22 @@ class RelationSet:
         return sorted(out, key=lambda r: (r.primary, order[r.dataset], -r.score, r.secondary))
 
 
+#: Own score from which the mining model is taken to know a class (the mean sigmoid of Eq. 7 on
+#: the class's own pixels: on average the model says "yes" there).
+KNOWN = 0.5
+
+
+def class_own_scores(score: np.ndarray, pixels: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``K``: each class's own score s_{d,c}(c), averaged over the datasets that label it, weighted
+    by their pixels of it (0 for a class without pixels). How well the mining model knows each
+    class: under :data:`KNOWN`, a class's relations come from its surroundings, and no other class
+    can be found inside it."""
+    labelled = np.where(np.asarray(valid, dtype=bool), np.asarray(pixels), 0).astype(np.float64)
+    own = np.einsum("dcc->dc", np.asarray(score, dtype=np.float64))
+    weight = labelled.sum(axis=0)
+    return np.divide((own * labelled).sum(axis=0), weight, out=np.zeros_like(weight), where=weight > 0)
+
+
 def build_relations(sim: Similarity, union: UnionSpace, tau: float | None = None, source: str = "") -> RelationSet:
     """Eq. 6 over ``sim`` with ``tau`` (None: the automatic rule); checks the file against ``union``."""
     valid = sim.valid_for(union)
