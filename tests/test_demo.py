@@ -38,7 +38,11 @@ def test_quick_demo_leaves_the_contract_files(quick_demo):
         for name in ("kitti", "wilddash", "camvid"):
             doc = json.loads((out / "eval" / method / f"{name}.json").read_text())
             assert doc["miou"] == pytest.approx(summary["methods"][method]["unseen"][name])
-    assert "Unseen-dataset mIoU" in (out / "README.md").read_text()
+    index = (out / "README.md").read_text()
+    assert "Unseen-dataset mIoU" in index
+    for m in rel["mined"]:  # every mined relation is listed in the index
+        assert f"| {m['dataset']} | {m['primary']} -> {m['secondary']} | {m['score']:.2f} |" in index
+    assert ("Missed planted relations:" in index) == bool(rel["missed"])
     assert "UniSeg (C-R BCE)" in res.stdout and "precision" in res.stdout and "the model knows" in " ".join(res.stdout.split())
 
 

@@ -310,8 +310,26 @@ The mining model's mean own score s(c) on its own pixels: {own_classes:.2f} per 
 (a class scored low on its own pixels takes its relations from its surroundings).
 Of the planted relations whose secondary class the model knows (own score at least {learned}), {l_found} of
 {l_expected} were found (recall {l_recall:.2f}); {unknown} of the missed ones lead to a class it does not know,
-which no mining rule can find. `summary.json` lists every miss with its scores and why (`relations.missed`).
+which no mining rule can find.
+
+{mined}
+
+{missed}
 """
+
+WHY = {"not learned": "the model does not know the secondary class", "below tau": "s(c') <= tau",
+       "primary higher": "s(c') <= s(c)"}
+
+
+def _relation_tables(rel: dict) -> tuple[str, str]:
+    """The mined relations (planted or not) and the missed planted ones, as markdown tables."""
+    mined = ["| dataset | primary -> secondary | s(c') | planted |", "|---|---|---:|---|"]
+    mined += [f"| {m['dataset']} | {m['primary']} -> {m['secondary']} | {m['score']:.2f} | {'yes' if m['planted'] else 'no'} |"
+              for m in rel["mined"]]
+    missed = ["Missed planted relations:", "", "| dataset | primary -> secondary | s(c') | s(c) | why |", "|---|---|---:|---:|---|"]
+    missed += [f"| {m['dataset']} | {m['primary']} -> {m['secondary']} | {m['score']:.2f} | {m['own']:.2f} | {WHY[m['why']]} |"
+               for m in rel["missed"]]
+    return "\n".join(mined), "\n".join(missed) if rel["missed"] else "No planted relation was missed."
 
 
 def _markdown_table(summary: dict) -> str:
@@ -377,7 +395,7 @@ def run_demo(
         precision=rel["precision"], recall=rel["recall"], n_mined=len(rel["mined"]), n_expected=rel["expected"],
         own_classes=rel["own_score"]["classes"], own_pixels=rel["own_score"]["pixels"], learned=KNOWN,
         l_found=rel["learned"]["found"], l_expected=rel["learned"]["expected"], l_recall=rel["learned"]["recall"],
-        unknown=sum(m["why"] == "not learned" for m in rel["missed"]),
+        unknown=sum(m["why"] == "not learned" for m in rel["missed"]), **dict(zip(("mined", "missed"), _relation_tables(rel))),
     ))
     return DemoResult(out, summary, time.perf_counter() - t0)
 
