@@ -353,6 +353,7 @@ def run_demo(
 ) -> DemoResult:
     """Run (or resume) the demo into ``out``; see the module docstring."""
     from uniseg.engine.runtime import resolve_device
+    from uniseg.unify.relations import KNOWN
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -375,8 +376,6 @@ def run_demo(
     for method in STAGE2:
         _train(_train_config(plan, world, method, seed, workers, device, out), out / "runs" / method, out, registry, events, TITLES[method])
     table = _evaluate(out, world, plan, registry, events, dev, workers)
-    from uniseg.unify.relations import KNOWN
-
     rel = planted_score(rs, world, plan.train)
     rel.update(why_missed(rel, sim.score, sim.pixels, rs.valid, sim.datasets, sim.classes))
     rel["own_score"] = own_scores(sim.score, sim.pixels)
@@ -390,12 +389,13 @@ def run_demo(
         "recall": rel["recall"],
     }
     atomic_write_text(summary_path, json.dumps(summary, indent=1) + "\n")
+    mined_table, missed_table = _relation_tables(rel)
     atomic_write_text(out / "README.md", INDEX.format(
         plan=plan.name, seed=seed, pretrain=", ".join(plan.pretrain), table=_markdown_table(summary), tau=rel["tau"], tau_how=rel["tau_how"],
         precision=rel["precision"], recall=rel["recall"], n_mined=len(rel["mined"]), n_expected=rel["expected"],
         own_classes=rel["own_score"]["classes"], own_pixels=rel["own_score"]["pixels"], learned=KNOWN,
         l_found=rel["learned"]["found"], l_expected=rel["learned"]["expected"], l_recall=rel["learned"]["recall"],
-        unknown=sum(m["why"] == "not learned" for m in rel["missed"]), **dict(zip(("mined", "missed"), _relation_tables(rel))),
+        unknown=sum(m["why"] == "not learned" for m in rel["missed"]), mined=mined_table, missed=missed_table,
     ))
     return DemoResult(out, summary, time.perf_counter() - t0)
 
