@@ -22,7 +22,7 @@ def test_quick_demo_leaves_the_contract_files(quick_demo):
     out, res = quick_demo
     summary = json.loads((out / "summary.json").read_text())
     assert (out / "relations.yaml").is_file() and (out / "table.npy").is_file() and (out / "similarity.npz").is_file()
-    assert set(summary["methods"]) == {"ce", "null-bce", "null-bce-stage2", "cr-bce"}
+    assert set(summary["methods"]) == {"ce", "null-bce", "null-bce-stage2", "cr-bce", "cr-bce-planted"}
     for m in summary["methods"].values():
         assert set(m["unseen"]) == {"kitti", "wilddash", "camvid"}
         assert all(0.0 <= v <= 1.0 for v in m["unseen"].values())
@@ -33,7 +33,7 @@ def test_quick_demo_leaves_the_contract_files(quick_demo):
     assert {m["why"] for m in rel["missed"]} <= {"not learned", "below tau", "primary higher"}
     hits = sum(m["planted"] for m in rel["mined"])
     assert rel["learned"]["found"] <= hits and rel["learned"]["expected"] - rel["learned"]["found"] <= len(rel["missed"])
-    for method in ("ce", "null-bce", "null-bce-stage2", "cr-bce"):
+    for method in ("ce", "null-bce", "null-bce-stage2", "cr-bce", "cr-bce-planted"):
         assert (out / "runs" / method / "last.pt").is_file()
         for name in ("kitti", "wilddash", "camvid"):
             doc = json.loads((out / "eval" / method / f"{name}.json").read_text())
@@ -43,6 +43,15 @@ def test_quick_demo_leaves_the_contract_files(quick_demo):
     for m in rel["mined"]:  # every mined relation is listed in the index
         assert f"| {m['dataset']} | {m['primary']} -> {m['secondary']} | {m['score']:.2f} |" in index
     assert ("Missed planted relations:" in index) == bool(rel["missed"])
+    # the unseen classes relations can act on: each names a class the table fills in, scored by every method
+    filled = summary["filled_in"]
+    assert set(filled["classes"]) == {"mined", "planted"} and filled["classes"]["planted"] and filled["unseen"]
+    for row in filled["unseen"]:
+        assert any(row["unified"] in f for f in filled["classes"].values())
+        assert row["by"]["planted"] == filled["classes"]["planted"].get(row["unified"], [])
+        per_class = json.loads((out / "eval" / "cr-bce" / f"{row['dataset']}.json").read_text())["per_class"]
+        assert row["iou"]["cr-bce"] == per_class[row["class"]] and set(row["iou"]) == set(summary["methods"])
+        assert f"| {row['dataset']} | {row['class']} |" in index
     assert "UniSeg (C-R BCE)" in res.stdout and "precision" in res.stdout and "the model knows" in " ".join(res.stdout.split())
 
 
@@ -60,6 +69,56 @@ def test_the_second_stage_starts_from_null_bce_with_the_mined_table(quick_demo):
     assert control["iteration"] == cr["iteration"] and control["config"]["seed"] == cr["config"]["seed"]
     ce = torch.load(out / "runs" / "ce" / "last.pt", map_location="cpu", weights_only=True)
     assert ce["config"]["loss"] == "ce"
+
+
+def test_the_reference_run_trains_on_exactly_the_planted_relations(quick_demo):
+    import numpy as np
+    import torch
+    import yaml
+
+    from uniseg.data.synth.planted import expected_relations, read_planted
+    from uniseg.unify.relations import read_relations
+
+    out, _ = quick_demo
+    oracle = read_relations(out / "planted")
+    mined = read_relations(out)
+    assert oracle.union.fingerprint == mined.union.fingerprint and oracle.tau.how == "planted"
+    expected = expected_relations(read_planted(out / "world" / "planted_relations.yaml"), ("cityscapes", "bdd", "idd", "mapillary"))
+    assert {(r.dataset, r.primary, r.secondary) for r in oracle.relations()} == set(expected)
+    # apart from the switched-on entries, the same table as Eq. 6's
+    same = ~(oracle.switched_on | mined.switched_on)
+    assert np.array_equal(oracle.table[same], mined.table[same])
+    doc = yaml.safe_load((out / "planted" / "relations.yaml").read_text())
+    run = torch.load(out / "runs" / "cr-bce-planted" / "last.pt", map_location="cpu", weights_only=True)
+    cr = torch.load(out / "runs" / "cr-bce" / "last.pt", map_location="cpu", weights_only=True)
+    assert run["config"]["relations"] == str(out / "planted" / "relations.yaml") and run["config"]["loss"] == "cr-bce"
+    assert run["relations_fingerprint"] == doc["table_fingerprint"] != cr["relations_fingerprint"]
+    assert run["config"]["init"] == cr["config"]["init"] and run["iteration"] == cr["iteration"]
+
+
+def test_planted_table_swaps_the_mined_relations_for_the_planted_ones():
+    import numpy as np
+
+    from uniseg.data.synth.planted import planted_table
+    from uniseg.errors import UnisegError
+
+    datasets, classes = ("cityscapes", "mapillary"), ("road", "rider", "bicyclist", "lane marking - general")
+    valid = np.array([[True, True, False, False], [True, False, True, True]])
+    table = np.broadcast_to(np.where(valid[:, None, :], 0, -1).astype(np.int8), (2, 4, 4)).copy()
+    table[:, np.arange(4), np.arange(4)] = 1
+    table[0, 1, 2] = 1  # mined, not planted: rider -> bicyclist (out of Cityscapes' space: back to null)
+    table[1, 3, 0] = 1  # mined and planted: marking -> road
+    table[1, 2, 3] = 1  # mined, not planted, in Mapillary's space: back to 0
+    got = planted_table(table, valid, {("mapillary", "bicyclist", "rider"): 5, ("mapillary", "lane marking - general", "road"): 9},
+                        datasets, classes)
+    want = np.broadcast_to(np.where(valid[:, None, :], 0, -1).astype(np.int8), (2, 4, 4)).copy()
+    want[:, np.arange(4), np.arange(4)] = 1
+    want[1, 2, 1] = 1
+    want[1, 3, 0] = 1
+    assert np.array_equal(got, want) and got.dtype == np.int8
+    assert table[0, 1, 2] == 1  # the input is left as it was
+    with pytest.raises(UnisegError, match="planted relation idd: curb -> sidewalk"):
+        planted_table(table, valid, {("idd", "curb", "sidewalk"): 3}, datasets, classes)
 
 
 def test_both_first_stage_runs_start_from_the_same_pretrained_backbone(quick_demo):

@@ -87,6 +87,13 @@ def test_relations_yaml_reads_like_table_a1(folder, cm):
     assert sorted(p.name for p in folder.iterdir()) == ["relations.yaml", "similarity.csv", "similarity.npz", "table.npy", "union.yaml"]
 
 
+def test_filled_in_names_the_classes_relations_teach_where_a_dataset_lacks_them(rs):
+    # bicyclist/motorcyclist -> rider and on rails -> train give Mapillary classes it lacks (null under
+    # Null BCE), train -> on rails gives Cityscapes one; bike lane -> road stays inside Mapillary's space
+    assert rs.filled_in() == {"on rails": ["cityscapes"], "rider": ["mapillary"], "train": ["mapillary"]}
+    assert ("mapillary", "bike lane", "road") in {(r.dataset, r.primary, r.secondary) for r in rs.relations()}
+
+
 def test_the_table_is_what_cr_bce_reads(folder, cm, rs):
     rt = read_relation_table(folder)  # the reader 'uniseg train --loss cr-bce' uses
     assert np.array_equal(rt.for_union(cm), rs.table) and rt.table.dtype == np.int8

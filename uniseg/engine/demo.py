@@ -10,9 +10,11 @@ Steps (each skipped when its output is already complete, so an interrupted demo 
    BCE with the cosine classifier (Eq. 4, Appendix G), from the same pretrained backbone;
 4. ``similarity.npz``: relation mining (Eq. 7) with the Null-BCE model over the training datasets;
 5. ``relations.yaml`` + ``table.npy``: the multi-label table (Eq. 6, automatic tau);
-6. ``runs/null-bce-stage2`` and ``runs/cr-bce``: the second stage, initialised from the Null-BCE
-   run: a control that goes on with Null BCE for as many iterations, and the class-relational
-   stage (Eq. 8); the control tells C-R BCE's gain from that of the extra iterations;
+6. ``runs/null-bce-stage2``, ``runs/cr-bce`` and ``runs/cr-bce-planted``: the second stage,
+   initialised from the Null-BCE run: a control that goes on with Null BCE for as many iterations,
+   the class-relational stage (Eq. 8), and the same with the planted relations as its table
+   (``planted/``, an oracle miner); the control tells C-R BCE's gain from that of the extra
+   iterations, the oracle what better mining could add;
 7. ``eval/<method>/<dataset>.json``: each method on the unseen KITTI, WildDash and CamVid;
 8. ``summary.json`` and ``README.md``: the Table-1-shaped result, the mined relations against the
    planted ones (precision / recall), and an index of every artifact.
@@ -34,12 +36,16 @@ from uniseg.errors import UnisegError
 from uniseg.io import atomic_write_text
 from uniseg.labelspaces.registry import Registry, default_registry
 
-METHODS = ("ce", "null-bce", "null-bce-stage2", "cr-bce")
+METHODS = ("ce", "null-bce", "null-bce-stage2", "cr-bce", "cr-bce-planted")
 TITLES = {"ce": "Multi-dataset (CE)", "null-bce": "UniSeg (Null BCE)", "null-bce-stage2": "Null BCE (longer)",
-          "cr-bce": "UniSeg (C-R BCE)"}
-#: The second stage's runs, initialised from the Null-BCE run: C-R BCE, and the control that trains
-#: as long without relations (so that C-R BCE's gain is not just the extra iterations).
-STAGE2 = ("null-bce-stage2", "cr-bce")
+          "cr-bce": "UniSeg (C-R BCE)", "cr-bce-planted": "C-R BCE (planted)"}
+#: The second stage's runs, initialised from the Null-BCE run: C-R BCE; the control that trains as
+#: long without relations (so that C-R BCE's gain is not just the extra iterations); and C-R BCE
+#: with the world's planted relations as its table, an oracle miner (what relations can do at all,
+#: apart from how well they were mined).
+STAGE2 = ("null-bce-stage2", "cr-bce", "cr-bce-planted")
+#: The folder of the planted relations' table (relations.yaml + table.npy) inside --out.
+PLANTED_DIR = "planted"
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,7 @@ PRETRAIN = "pretrain"
 
 def _train_config(plan: DemoPlan, world: Path, method: str, seed: int, workers: int, device: str, out: Path) -> TrainConfig:
     head = "linear" if method in ("ce", PRETRAIN) else "cosine"
-    loss = {"null-bce-stage2": "null-bce", PRETRAIN: "ce"}.get(method, method)
+    loss = {"null-bce-stage2": "null-bce", "cr-bce-planted": "cr-bce", PRETRAIN: "ce"}.get(method, method)
     names = plan.pretrain if method == PRETRAIN else plan.train
     cfg = TrainConfig(
         datasets=[DatasetSpec(n, str(world / n)) for n in names], loss=loss, model=plan.model, head=head,
@@ -117,6 +123,8 @@ def _train_config(plan: DemoPlan, world: Path, method: str, seed: int, workers: 
         cfg = cfg.replace(pretrained=str(out / "runs" / PRETRAIN / "last.pt"))
     if method == "cr-bce":
         cfg = cfg.replace(relations=str(out / "relations.yaml"))
+    elif method == "cr-bce-planted":
+        cfg = cfg.replace(relations=str(out / PLANTED_DIR / "relations.yaml"))
     return cfg
 
 
@@ -197,6 +205,22 @@ def _mine_and_label(out: Path, world: Path, plan: DemoPlan, registry: Registry, 
     return sim, rs
 
 
+def _planted_relations(out: Path, world: Path, plan: DemoPlan, rs, events: DemoEvents) -> None:
+    """``planted/``: the mined table with its relations replaced by the planted ones (written once)."""
+    from uniseg.data.synth import PLANTED_FILE
+    from uniseg.data.synth.planted import expected_relations, planted_table, read_planted
+    from uniseg.unify.multilabel import TauChoice
+    from uniseg.unify.relations import write_relations
+
+    if (out / PLANTED_DIR / "relations.yaml").is_file():
+        return
+    events.step("the planted relations as a table (an oracle miner, for reference)")
+    expected = expected_relations(read_planted(world / PLANTED_FILE), plan.train)
+    table = planted_table(rs.table, rs.valid, expected, rs.datasets, rs.similarity.classes)
+    tau = TauChoice(rs.tau.tau, 0, "planted", "not Eq. 6: the relations planted in the synthetic world, switched on as they are")
+    write_relations(out / PLANTED_DIR, replace(rs, table=table, tau=tau))
+
+
 def _evaluate(out: Path, world: Path, plan: DemoPlan, registry: Registry, events: DemoEvents, device, workers: int) -> dict:
     from uniseg.engine.checkpoint import load_trained
     from uniseg.engine.evaluate import evaluate_set, write_scores
@@ -236,6 +260,27 @@ def planted_score(rs, world: Path, train: tuple[str, ...]) -> dict:
         "tau": float(rs.tau.tau),
         "tau_how": rs.tau.how,
     }
+
+
+
+
+def filled_in_scores(out: Path, plan: DemoPlan, registry: Registry, tables: dict) -> dict:
+    """Where relations can act on the unseen datasets at all: their classes whose unified class a
+    table switches on in a training dataset that lacks it (``RelationSet.filled_in``; e.g. IDD's
+    non-drivable fallback -> terrain), with each method's IoU on them. ``tables``:
+    name -> RelationSet (the mined and the planted). Every other class only sees relations turn a
+    0 into a 1, where the dataset's own labels already teach it."""
+    filled = {name: rs.filled_in() for name, rs in tables.items()}
+    union_classes = set().union(*(set(f) for f in filled.values())) if filled else set()
+    rows = []
+    for n in plan.unseen:
+        scores = {m: json.loads((out / "eval" / m / f"{n}.json").read_text())["per_class"] for m in METHODS}
+        for c in registry.get(n).classes:
+            if c.unified in union_classes and scores[METHODS[0]].get(c.name) is not None:
+                rows.append({"dataset": n, "class": c.name, "unified": c.unified,
+                             "by": {t: f.get(c.unified, []) for t, f in filled.items()},
+                             "iou": {m: scores[m][c.name] for m in METHODS}})
+    return {"classes": filled, "unseen": rows}
 
 
 def own_scores(score, pixels) -> dict:
@@ -294,6 +339,7 @@ The UniSeg method end to end on the synthetic road world. Rerun the same command
 | Null BCE run, cosine head | `runs/null-bce/` |
 | class-relational BCE run (initialised from Null BCE) | `runs/cr-bce/` |
 | control: Null BCE trained on as long, without relations | `runs/null-bce-stage2/` |
+| reference: C-R BCE with the planted relations as its table (an oracle miner) | `runs/cr-bce-planted/`, `planted/` |
 | mined statistics (Eq. 7) | `similarity.npz`, `similarity.csv` |
 | multi-label table (Eq. 6) | `relations.yaml`, `table.npy` |
 | scores on the unseen datasets | `eval/<method>/<dataset>.json` |
@@ -315,6 +361,15 @@ which no mining rule can find.
 {mined}
 
 {missed}
+
+## Where relations can act on the unseen datasets
+
+A relation that switches a class on in a training dataset whose label space lacks it (null under
+Null BCE) teaches that class from data it never saw; every other relation only turns a 0 into a 1.
+The unseen datasets' classes that get such new data, with each method's IoU (%). (CE is where the
+conflict bites: its softmax pushes such a class down on the other dataset's pixels.)
+
+{filled}
 """
 
 WHY = {"not learned": "the model does not know the secondary class", "below tau": "s(c') <= tau",
@@ -330,6 +385,18 @@ def _relation_tables(rel: dict) -> tuple[str, str]:
     missed += [f"| {m['dataset']} | {m['primary']} -> {m['secondary']} | {m['score']:.2f} | {m['own']:.2f} | {WHY[m['why']]} |"
                for m in rel["missed"]]
     return "\n".join(mined), "\n".join(missed) if rel["missed"] else "No planted relation was missed."
+
+
+def _filled_table(filled: dict) -> str:
+    """The unseen classes the relations fill in, with each method's IoU on each."""
+    if not filled["unseen"]:
+        return "No relation switches on an unseen dataset's class where a training dataset lacks it."
+    lines = ["| unseen dataset | class | filled in from: mined | planted | " + " | ".join(TITLES[m] for m in METHODS) + " |",
+             "|---|---|---|---|" + "---:|" * len(METHODS)]
+    for r in filled["unseen"]:
+        lines.append(f"| {r['dataset']} | {r['class']} | {', '.join(r['by']['mined']) or '-'} | {', '.join(r['by']['planted']) or '-'} | "
+                     + " | ".join(f"{100 * r['iou'][m]:.1f}" for m in METHODS) + " |")
+    return "\n".join(lines)
 
 
 def _markdown_table(summary: dict) -> str:
@@ -373,12 +440,16 @@ def run_demo(
     for method in ("ce", "null-bce"):
         _train(_train_config(plan, world, method, seed, workers, device, out), out / "runs" / method, out, registry, events, TITLES[method])
     sim, rs = _mine_and_label(out, world, plan, registry, events, dev, workers)
+    _planted_relations(out, world, plan, rs, events)
     for method in STAGE2:
         _train(_train_config(plan, world, method, seed, workers, device, out), out / "runs" / method, out, registry, events, TITLES[method])
     table = _evaluate(out, world, plan, registry, events, dev, workers)
     rel = planted_score(rs, world, plan.train)
     rel.update(why_missed(rel, sim.score, sim.pixels, rs.valid, sim.datasets, sim.classes))
     rel["own_score"] = own_scores(sim.score, sim.pixels)
+    from uniseg.unify.relations import read_relations
+
+    filled = filled_in_scores(out, plan, registry, {"mined": rs, "planted": read_relations(out / PLANTED_DIR)})
     summary = {
         "plan": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(plan).items()},
         "seed": seed,
@@ -387,6 +458,7 @@ def run_demo(
         "relations": rel,
         "precision": rel["precision"],
         "recall": rel["recall"],
+        "filled_in": filled,
     }
     atomic_write_text(summary_path, json.dumps(summary, indent=1) + "\n")
     mined_table, missed_table = _relation_tables(rel)
@@ -396,6 +468,7 @@ def run_demo(
         own_classes=rel["own_score"]["classes"], own_pixels=rel["own_score"]["pixels"], learned=KNOWN,
         l_found=rel["learned"]["found"], l_expected=rel["learned"]["expected"], l_recall=rel["learned"]["recall"],
         unknown=sum(m["why"] == "not learned" for m in rel["missed"]), mined=mined_table, missed=missed_table,
+        filled=_filled_table(filled),
     ))
     return DemoResult(out, summary, time.perf_counter() - t0)
 

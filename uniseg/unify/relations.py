@@ -162,6 +162,15 @@ class RelationSet:
         on[:, np.arange(k), np.arange(k)] = False
         return on
 
+    def filled_in(self) -> dict[str, list[str]]:
+        """Unified class -> the datasets whose label space lacks it but whose relations switch it on:
+        the classes the table teaches from data that Null BCE leaves out (null there)."""
+        d, _, c2 = np.nonzero(self.switched_on & ~self.valid[:, None, :])
+        out: dict[str, set[str]] = {}
+        for i, k in zip(d.tolist(), c2.tolist()):
+            out.setdefault(self.similarity.classes[k], set()).add(self.datasets[i])
+        return {c: sorted(v, key=self.datasets.index) for c, v in sorted(out.items())}
+
     def relations(self) -> list[Relation]:
         """Switched-on relations sorted by primary class, dataset (file order), then -score, secondary."""
         sim, names = self.similarity, self.similarity.classes

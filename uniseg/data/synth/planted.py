@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import yaml
 
 from uniseg.data.synth.spec import DatasetMapping, fine_classes
@@ -150,4 +151,24 @@ def expected_relations(doc: dict, train: Sequence[str]) -> dict[tuple[str, str, 
     for row in doc.get("relations", []):
         if row["dataset"] in names and names & set(row["holds_in"]) and int(row["pixels"]) > 0:
             out[(row["dataset"], row["primary"], row["secondary"])] = int(row["pixels"])
+    return out
+
+
+def planted_table(table: np.ndarray, valid: np.ndarray, expected, datasets: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    """The multi-label table an oracle miner would write: ``table`` (Eq. 6, ``D x K x K`` int8) with
+    every relation it switched on taken back (0 where the class is in the dataset's space, null
+    elsewhere) and every planted ``(dataset, primary, secondary)`` of ``expected`` switched on.
+    Trained with C-R BCE, it separates what relations can do from how well they were mined."""
+    out = np.array(table, dtype=np.int8, copy=True)
+    k = out.shape[1]
+    on = out == 1
+    on[:, np.arange(k), np.arange(k)] = False
+    off = np.where(np.broadcast_to(np.asarray(valid, dtype=bool)[:, None, :], out.shape), 0, -1).astype(np.int8)
+    out[on] = off[on]
+    d_at = {n: i for i, n in enumerate(datasets)}
+    c_at = {n: i for i, n in enumerate(classes)}
+    for d, p, s in expected:
+        if d not in d_at or p not in c_at or s not in c_at:
+            raise UnisegError(f"planted relation {d}: {p} -> {s} names a dataset or class the table lacks; rebuild the world")
+        out[d_at[d], c_at[p], c_at[s]] = 1
     return out
