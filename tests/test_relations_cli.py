@@ -50,6 +50,7 @@ def test_labels_contract(labelled, cm):
     # auto tau: the rows whose top class lies outside: bicyclist (rider 0.70), motorcyclist (rider 0.62)
     assert data["tau"]["how"] == "auto" and data["tau"]["rows"] == 2 and data["tau"]["value"] == pytest.approx(0.66)
     assert [(r["primary"], r["secondary"][0]["class"]) for r in data["relations"]] == [("bicyclist", "rider")]  # 0.70 > 0.66
+    assert data["filled_in"] == {"rider": ["mapillary"]}  # Mapillary has no rider: the relation teaches it new data
     m = cm.datasets.index("mapillary")
     assert table[m, cm.index_of("bicyclist"), cm.index_of("rider")] == 1
     assert table[m, cm.index_of("bike lane"), cm.index_of("road")] == 0  # 0.64 < tau 0.66
@@ -61,6 +62,8 @@ def test_labels_table_output_and_a_given_tau(tmp_path, mined):
     res = run_cli("relations", "labels", "--similarity", str(mined), "--tau", "0.5", "--out", str(tmp_path / "r"))
     assert res.returncode == 0, res.stderr
     assert "3 relations switched on" in res.stdout and "bike lane" in res.stdout and "(given)" in res.stdout
+    # bike lane -> road stays in Mapillary's space; the rider relations give Mapillary a class it lacks
+    assert "new data for classes a dataset lacks (null under Null BCE): rider (from mapillary)" in " ".join(res.stdout.split())
 
 
 def test_labels_with_the_union_named(tmp_path, mined, cm):

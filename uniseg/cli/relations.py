@@ -174,11 +174,15 @@ def labels(
     union = parse_union(union_spec, reg)[0] if union_spec else union_for(sim, reg)
     rs = build_relations(sim, union, threshold, source=str(similarity))
     written = write_relations(out, rs)
-    data = {**relations_doc(rs), "written": [str(p) for p in written]}
+    filled = rs.filled_in()
+    data = {**relations_doc(rs), "filled_in": filled, "written": [str(p) for p in written]}
 
     def table():
         rels = rs.relations()
         notes = [f"tau: {rs.tau.note}", f"wrote {out}/relations.yaml and table.npy"]
+        if filled:  # the classes C-R BCE teaches from data Null BCE leaves out
+            notes.insert(0, "new data for classes a dataset lacks (null under Null BCE): "
+                         + ", ".join(f"{c} (from {', '.join(ds)})" for c, ds in filled.items()))
         if not rels:  # no empty table: say so, and what would switch relations on
             from rich.text import Text
 
