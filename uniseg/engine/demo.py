@@ -262,8 +262,6 @@ def planted_score(rs, world: Path, train: tuple[str, ...]) -> dict:
     }
 
 
-
-
 def filled_in_scores(out: Path, plan: DemoPlan, registry: Registry, tables: dict) -> dict:
     """Where relations can act on the unseen datasets at all: their classes whose unified class a
     table switches on in a training dataset that lacks it (``RelationSet.filled_in``; e.g. IDD's
