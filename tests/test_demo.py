@@ -52,7 +52,10 @@ def test_quick_demo_leaves_the_contract_files(quick_demo):
         per_class = json.loads((out / "eval" / "cr-bce" / f"{row['dataset']}.json").read_text())["per_class"]
         assert row["iou"]["cr-bce"] == per_class[row["class"]] and set(row["iou"]) == set(summary["methods"])
         assert f"| {row['dataset']} | {row['class']} |" in index
-    assert "UniSeg (C-R BCE)" in res.stdout and "precision" in res.stdout and "the model knows" in " ".join(res.stdout.split())
+    words = " ".join(res.stdout.split())
+    assert "UniSeg (C-R BCE)" in res.stdout and "precision" in res.stdout and "the model knows" in words
+    assert "C-R BCE (planted)" in res.stdout
+    assert "relations can teach from data Null BCE leaves out: " + ", ".join(f"{r['dataset']} {r['class']}" for r in filled["unseen"]) in words
 
 
 def test_the_second_stage_starts_from_null_bce_with_the_mined_table(quick_demo):

@@ -80,6 +80,10 @@ def demo(
         why = (f"planted relations whose secondary class the model knows (own score >= {KNOWN}): {lr['found']} of "
                f"{lr['expected']} found (recall {lr['recall']:.2f}); {unknown} of the missed lead to a class it does not "
                f"know (every miss and why: {out}/summary.json)")
-        return Group(t, r, why, f"artifacts: {out}/ (index: {out}/README.md); {result.seconds:.0f} s")
+        rows = s["filled_in"]["unseen"]
+        acts = (f"unseen classes relations can teach from data Null BCE leaves out: "
+                + ", ".join(f"{r['dataset']} {r['class']}" for r in rows) + f" (every method's IoU on them: {out}/README.md)"
+                if rows else "no relation teaches an unseen dataset's class from data Null BCE leaves out")
+        return Group(t, r, why, acts, f"artifacts: {out}/ (index: {out}/README.md); {result.seconds:.0f} s")
 
     emit(s, fmt, tables)
