@@ -29,8 +29,9 @@ def demo(
     Trains the multi-dataset CE baseline and Null BCE (cosine head) on Cityscapes, BDD, IDD and
     Mapillary from one pretrained backbone (CE on Mapillary alone, standing in for the paper's
     ImageNet weights), mines class relations, trains the class-relational stage from the Null-BCE weights
-    (and, as a control, Null BCE on for as many iterations), and scores every run on the unseen
-    KITTI, WildDash and CamVid. Everything lands in --out.
+    (and, as a control, Null BCE on for as many iterations; as a reference, C-R BCE with the
+    world's planted relations as its table), and scores every run on the unseen KITTI, WildDash and
+    CamVid. Everything lands in --out.
     """
     from uniseg.cli.train import CliEvents
     from uniseg.engine.demo import METHODS, TITLES, DemoEvents, plan_named, run_demo
@@ -80,10 +81,11 @@ def demo(
         why = (f"planted relations whose secondary class the model knows (own score >= {KNOWN}): {lr['found']} of "
                f"{lr['expected']} found (recall {lr['recall']:.2f}); {unknown} of the missed lead to a class it does not "
                f"know (every miss and why: {out}/summary.json)")
-        rows = s["filled_in"]["unseen"]
-        acts = (f"unseen classes relations can teach from data Null BCE leaves out: "
-                + ", ".join(f"{r['dataset']} {r['class']}" for r in rows) + f" (every method's IoU on them: {out}/README.md)"
-                if rows else "no relation teaches an unseen dataset's class from data Null BCE leaves out")
+        filled = s["filled_in"]["unseen"]
+        acts = ("unseen classes relations can teach from data Null BCE leaves out: "
+                + ", ".join(f"{f['dataset']} {f['class']} ({', '.join(t for t, ds in f['by'].items() if ds)})" for f in filled)
+                + f" (every method's IoU on them: {out}/README.md)"
+                if filled else "no relation teaches an unseen dataset's class from data Null BCE leaves out")
         return Group(t, r, why, acts, f"artifacts: {out}/ (index: {out}/README.md); {result.seconds:.0f} s")
 
     emit(s, fmt, tables)

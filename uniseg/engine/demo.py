@@ -17,7 +17,8 @@ Steps (each skipped when its output is already complete, so an interrupted demo 
    iterations, the oracle what better mining could add;
 7. ``eval/<method>/<dataset>.json``: each method on the unseen KITTI, WildDash and CamVid;
 8. ``summary.json`` and ``README.md``: the Table-1-shaped result, the mined relations against the
-   planted ones (precision / recall), and an index of every artifact.
+   planted ones (precision / recall), the unseen classes relations teach from data Null BCE leaves
+   out (``filled_in``) with every method's IoU on them, and an index of every artifact.
 
 The plans (world size, model, resolution, iterations) are data (:data:`PLANS`): ``full`` is sized
 for about ten minutes on two CPU cores, ``quick`` for under two (CI).
@@ -44,7 +45,7 @@ TITLES = {"ce": "Multi-dataset (CE)", "null-bce": "UniSeg (Null BCE)", "null-bce
 #: with the world's planted relations as its table, an oracle miner (what relations can do at all,
 #: apart from how well they were mined).
 STAGE2 = ("null-bce-stage2", "cr-bce", "cr-bce-planted")
-#: The folder of the planted relations' table (relations.yaml + table.npy) inside --out.
+#: The folder of the planted relations' table inside --out (as ``relations labels`` writes one).
 PLANTED_DIR = "planted"
 
 
@@ -217,7 +218,8 @@ def _planted_relations(out: Path, world: Path, plan: DemoPlan, rs, events: DemoE
     events.step("the planted relations as a table (an oracle miner, for reference)")
     expected = expected_relations(read_planted(world / PLANTED_FILE), plan.train)
     table = planted_table(rs.table, rs.valid, expected, rs.datasets, rs.similarity.classes)
-    tau = TauChoice(rs.tau.tau, 0, "planted", "not Eq. 6: the relations planted in the synthetic world, switched on as they are")
+    tau = TauChoice(rs.tau.tau, 0, "planted", "not Eq. 6: the relations planted in the synthetic world, switched on as they are "
+                    "(tau, the mined table's, played no part)")
     write_relations(out / PLANTED_DIR, replace(rs, table=table, tau=tau))
 
 
@@ -263,21 +265,21 @@ def planted_score(rs, world: Path, train: tuple[str, ...]) -> dict:
 
 
 def filled_in_scores(out: Path, plan: DemoPlan, registry: Registry, tables: dict) -> dict:
-    """Where relations can act on the unseen datasets at all: their classes whose unified class a
-    table switches on in a training dataset that lacks it (``RelationSet.filled_in``; e.g. IDD's
-    non-drivable fallback -> terrain), with each method's IoU on them. ``tables``:
-    name -> RelationSet (the mined and the planted). Every other class only sees relations turn a
-    0 into a 1, where the dataset's own labels already teach it."""
+    """Where relations act most directly on the unseen datasets: their classes whose unified class
+    a table switches on in a training dataset that lacks it (``RelationSet.filled_in``; e.g. IDD's
+    non-drivable fallback -> terrain), with each method's IoU on them (None where a method's score
+    has none). ``tables``: name -> RelationSet (the mined and the planted). Any other relation
+    turns a negative target into a positive one on a class the dataset's own labels teach."""
     filled = {name: rs.filled_in() for name, rs in tables.items()}
-    union_classes = set().union(*(set(f) for f in filled.values())) if filled else set()
+    filled_classes = set().union(*(set(f) for f in filled.values()))
     rows = []
     for n in plan.unseen:
         scores = {m: json.loads((out / "eval" / m / f"{n}.json").read_text())["per_class"] for m in METHODS}
         for c in registry.get(n).classes:
-            if c.unified in union_classes and scores[METHODS[0]].get(c.name) is not None:
+            if c.unified in filled_classes and any(scores[m].get(c.name) is not None for m in METHODS):
                 rows.append({"dataset": n, "class": c.name, "unified": c.unified,
                              "by": {t: f.get(c.unified, []) for t, f in filled.items()},
-                             "iou": {m: scores[m][c.name] for m in METHODS}})
+                             "iou": {m: scores[m].get(c.name) for m in METHODS}})
     return {"classes": filled, "unseen": rows}
 
 
@@ -363,9 +365,10 @@ which no mining rule can find.
 ## Where relations can act on the unseen datasets
 
 A relation that switches a class on in a training dataset whose label space lacks it (null under
-Null BCE) teaches that class from data it never saw; every other relation only turns a 0 into a 1.
-The unseen datasets' classes that get such new data, with each method's IoU (%). (CE is where the
-conflict bites: its softmax pushes such a class down on the other dataset's pixels.)
+Null BCE) teaches that class from data it never saw; any other relation turns a negative target
+into a positive one on a class that dataset labels. The unseen datasets' classes that get such new
+data, with each method's IoU (%) ('-': no score). (CE is where the conflict bites: its softmax
+pushes such a class down on the other dataset's pixels.)
 
 {filled}
 """
@@ -393,7 +396,7 @@ def _filled_table(filled: dict) -> str:
              "|---|---|---|---|" + "---:|" * len(METHODS)]
     for r in filled["unseen"]:
         lines.append(f"| {r['dataset']} | {r['class']} | {', '.join(r['by']['mined']) or '-'} | {', '.join(r['by']['planted']) or '-'} | "
-                     + " | ".join(f"{100 * r['iou'][m]:.1f}" for m in METHODS) + " |")
+                     + " | ".join("-" if r["iou"][m] is None else f"{100 * r['iou'][m]:.1f}" for m in METHODS) + " |")
     return "\n".join(lines)
 
 
@@ -418,7 +421,7 @@ def run_demo(
 ) -> DemoResult:
     """Run (or resume) the demo into ``out``; see the module docstring."""
     from uniseg.engine.runtime import resolve_device
-    from uniseg.unify.relations import KNOWN
+    from uniseg.unify.relations import KNOWN, read_relations
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -445,8 +448,6 @@ def run_demo(
     rel = planted_score(rs, world, plan.train)
     rel.update(why_missed(rel, sim.score, sim.pixels, rs.valid, sim.datasets, sim.classes))
     rel["own_score"] = own_scores(sim.score, sim.pixels)
-    from uniseg.unify.relations import read_relations
-
     filled = filled_in_scores(out, plan, registry, {"mined": rs, "planted": read_relations(out / PLANTED_DIR)})
     summary = {
         "plan": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(plan).items()},

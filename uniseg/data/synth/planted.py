@@ -7,7 +7,7 @@ Written as ``planted_relations.yaml`` beside the synthetic datasets so that rela
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import yaml
@@ -154,7 +154,8 @@ def expected_relations(doc: dict, train: Sequence[str]) -> dict[tuple[str, str, 
     return out
 
 
-def planted_table(table: np.ndarray, valid: np.ndarray, expected, datasets: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+def planted_table(table: np.ndarray, valid: np.ndarray, expected: Iterable[tuple[str, str, str]], datasets: Sequence[str],
+                  classes: Sequence[str]) -> np.ndarray:
     """The multi-label table an oracle miner would write: ``table`` (Eq. 6, ``D x K x K`` int8) with
     every relation it switched on taken back (0 where the class is in the dataset's space, null
     elsewhere) and every planted ``(dataset, primary, secondary)`` of ``expected`` switched on.
@@ -171,4 +172,7 @@ def planted_table(table: np.ndarray, valid: np.ndarray, expected, datasets: Sequ
         if d not in d_at or p not in c_at or s not in c_at:
             raise UnisegError(f"planted relation {d}: {p} -> {s} names a dataset or class the table lacks; rebuild the world")
         out[d_at[d], c_at[p], c_at[s]] = 1
+    from uniseg.unify.relations import check_table
+
+    check_table(out, valid, datasets)
     return out
