@@ -80,6 +80,19 @@ def test_config_round_trips_through_yaml(tmp_path):
     assert back == cfg
     assert back.base_lr == 0.02
     assert TrainConfig(batch_size=8).base_lr == pytest.approx(0.005)  # 0.01 per 16 images
+    assert TrainConfig(batch_size=8, optimizer="adamw").base_lr == pytest.approx(0.0005)  # 0.001 per 16 images
+    adamw = cfg.replace(optimizer="adamw", weight_decay=0.01)
+    (tmp_path / "adamw.yaml").write_text(dump_config(adamw))
+    assert read_config(tmp_path / "adamw.yaml") == adamw
+
+
+def test_a_run_from_before_a_setting_existed_has_that_settings_default():
+    from uniseg.engine.config import recipe_changes
+
+    cfg = TrainConfig(datasets=[DatasetSpec("cityscapes", "/d/cs")])
+    old = {k: v for k, v in cfg.to_dict().items() if k != "optimizer"}  # a config.yaml from before --optimizer
+    assert recipe_changes(old, cfg.to_dict()) == []
+    assert recipe_changes(old, cfg.replace(optimizer="adamw").to_dict()) == ["optimizer"]
 
 
 def test_config_refuses_unknown_keys_and_bad_values(tmp_path):
@@ -91,6 +104,8 @@ def test_config_refuses_unknown_keys_and_bad_values(tmp_path):
         base.replace(loss="focal").validate()
     with pytest.raises(UnisegError, match="needs --relations"):
         base.replace(loss="cr-bce").validate()
+    with pytest.raises(UnisegError, match="--optimizer 'adam': choose one of sgd, adamw"):
+        base.replace(optimizer="adam").validate()
     with pytest.raises(UnisegError, match="--batch-size must be >= 1"):
         base.replace(batch_size=0).validate()
     with pytest.raises(UnisegError, match="twice"):

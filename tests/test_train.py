@@ -87,6 +87,7 @@ def test_an_existing_run_folder_is_refused_with_the_resume_hint(finished_run, sm
         (["train", "--datasets", "cityscapes", "--out", "x"], "NAME=ROOT"),
         (["train", "--datasets", "cityscapes=/nowhere", "--out", "x", "--loss", "focal"], "--loss"),
         (["train", "--datasets", "cityscapes=/nowhere", "--out", "x", "--crop", "big"], "--crop"),
+        (["train", "--datasets", "cityscapes=/nowhere", "--out", "x", "--optimizer", "adam"], "--optimizer 'adam': choose one of sgd, adamw"),
         (["train", "--resume", "/nowhere"], "no last.pt"),
     ],
 )
@@ -209,6 +210,33 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(lag, nan_at
     assert f"at iteration {nan_at} " in msg and "last.pt (iteration 2)" in msg and "--lr" in msg
     assert any(name in msg for name in TRAIN)
     assert torch.load(tmp_path / "nan" / "last.pt", weights_only=True)["iteration"] == 2
+
+
+def test_adamw_trains_and_an_interrupted_run_resumes_bit_exact(small_world, tmp_path):
+    """--optimizer adamw: the optimiser's state (AdamW's moments) travels in last.pt, so a run stopped
+    by a signal and resumed ends with the weights of an uninterrupted one."""
+    from uniseg.engine.trainer import TrainEvents, TrainingInterrupted, train
+
+    cfg = tiny_config(small_world, optimizer="adamw", lr=0.002, weight_decay=0.01, val_split="none")
+    train(cfg, tmp_path / "whole")
+    whole = torch.load(tmp_path / "whole" / "last.pt", weights_only=True)
+    assert {"exp_avg", "exp_avg_sq"} <= set(next(iter(whole["optimizer"]["state"].values())))
+    assert whole["optimizer"]["param_groups"][0]["weight_decay"] == 0.01
+
+    class StopAtThree(TrainEvents):
+        def step(self, iteration, loss, lr):
+            if iteration == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, tmp_path / "cut", events=StopAtThree())
+    assert torch.load(tmp_path / "cut" / "last.pt", weights_only=True)["iteration"] < 6
+    train(cfg, tmp_path / "cut", resume=True)
+    assert _same_weights(whole["model"], _model(tmp_path / "cut" / "last.pt"))
+    sgd = tiny_config(small_world, val_split="none")
+    train(sgd, tmp_path / "sgd")
+    assert not _same_weights(whole["model"], _model(tmp_path / "sgd" / "last.pt"))
+    assert "momentum_buffer" in next(iter(torch.load(tmp_path / "sgd" / "last.pt", weights_only=True)["optimizer"]["state"].values()))
 
 
 def test_cr_bce_trains_with_a_relation_table_and_refuses_another_unions(small_world, tmp_path, registry):

@@ -79,7 +79,7 @@ class CliEvents:
             f"{info.num_classes} classes (union {info.fingerprint})",
             "data: " + ", ".join(f"{n} {k} images" for n, k in info.datasets.items())
             + ("; validation: " + ", ".join(f"{n} {k}" for n, k in info.validation.items()) if info.validation else "; no validation"),
-            f"device {info.device}, amp {info.amp}, {info.world_size} process(es), batch {info.batch_size}, lr {info.lr:g}, "
+            f"device {info.device}, amp {info.amp}, {info.world_size} process(es), batch {info.batch_size}, {info.optimizer} lr {info.lr:g}, "
             f"iterations {info.start_iteration}->{info.iterations}",
         ] + [f"note: {n}" for n in info.notes]
         for line in lines:
@@ -135,7 +135,9 @@ def train(
     crop: Optional[str] = typer.Option(None, "--crop", metavar="HxW", help="Random crop; default 713x713."),
     short_side: Optional[int] = typer.Option(None, "--short-side", help="Resize the shorter side to N before the random scale (0 = native); default 1080."),
     scale: Optional[str] = typer.Option(None, "--scale", metavar="LO-HI", help="Random scale range; default 0.5-2."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Base learning rate; default 0.01 x batch / 16."),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", metavar="sgd|adamw", help="sgd (the paper's, momentum 0.9) or adamw; default sgd."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Base learning rate; default 0.01 x batch / 16 (adamw: 0.001 x batch / 16)."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (decoupled for adamw); default 1e-4."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of weights, sampling and augmentation; default 0."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="DataLoader worker processes; default 4."),
     dataset_weights: Optional[str] = typer.Option(None, "--dataset-weights", metavar="natural|balanced|NAME=W,...", help="Share of each dataset in an epoch; default natural."),
@@ -160,7 +162,7 @@ def train(
     reg = registry_from(registry)
     given = _given(
         reg, parse_datasets(datasets, ctx.args), loss=loss, relations=relations, model=model, head=head, pretrained=pretrained,
-        init=init, batch_size=batch_size, iterations=iterations, short_side=short_side, lr=lr, seed=seed, workers=workers,
+        init=init, batch_size=batch_size, iterations=iterations, short_side=short_side, optimizer=optimizer, lr=lr, weight_decay=weight_decay, seed=seed, workers=workers,
         val_every=val_every, checkpoint_every=checkpoint_every, log_every=log_every, device=device, amp=amp, union=union,
         crop=crop, scale=scale, dataset_weights=dataset_weights,
     )

@@ -1,6 +1,8 @@
-"""Learning-rate schedule: polynomial decay per iteration (the paper's, and HRNet's)."""
+"""The optimiser and its learning-rate schedule: polynomial decay per iteration (the paper's, and HRNet's)."""
 
 from __future__ import annotations
+
+from typing import Iterable
 
 
 def poly_lr(base_lr: float, iteration: int, total: int, power: float = 0.9) -> float:
@@ -16,3 +18,13 @@ def set_lr(optimizer, lr: float) -> None:
     so resuming needs nothing but the iteration)."""
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+def build_optimizer(params: Iterable, config):
+    """The optimiser ``config.optimizer`` names, at ``config.base_lr``: SGD with momentum (the
+    paper's) or AdamW (decoupled weight decay, torch's default betas)."""
+    import torch
+
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.base_lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.base_lr, momentum=config.momentum, weight_decay=config.weight_decay)

@@ -1,4 +1,4 @@
-"""The training loop behind ``uniseg train``: multi-dataset batches, one of the three losses, SGD + poly.
+"""The training loop behind ``uniseg train``: multi-dataset batches, one of the three losses, SGD (or AdamW) + poly.
 
 A run lives in one folder (``RUN/config.yaml``, ``RUN/union.yaml``, ``RUN/metrics.jsonl``,
 ``RUN/last.pt``, ``RUN/best.pt``). It is exactly resumable: the schedule is a function of the
@@ -36,7 +36,7 @@ from uniseg.engine.config import TrainConfig, dump_config, recipe_changes
 from uniseg.engine.readback import StepOutcome, StepReadback
 from uniseg.engine.runlog import RunLog
 from uniseg.engine.runtime import Runtime, setup_runtime
-from uniseg.engine.schedule import poly_lr, set_lr
+from uniseg.engine.schedule import build_optimizer, poly_lr, set_lr
 from uniseg.errors import FingerprintMismatch, Interrupted, UnisegError
 from uniseg.io import atomic_write_text, output_folder
 from uniseg.labelspaces.registry import Registry, default_registry
@@ -74,6 +74,7 @@ class RunInfo:
     start_iteration: int
     iterations: int
     notes: list[str] = field(default_factory=list)
+    optimizer: str = "sgd"
 
 
 @dataclass
@@ -275,7 +276,7 @@ class Trainer:
             )
         self.criterion, self.relations_fp = self._build_criterion(ckpt)
         self.net, self.model = self._build_model(ckpt)
-        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=config.base_lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        self.optimizer = build_optimizer(self.net.parameters(), config)
         self.scaler = torch.amp.GradScaler(runtime.device.type) if runtime.needs_scaler() else None
         if ckpt is not None:
             self._restore(ckpt)
@@ -553,6 +554,7 @@ class Trainer:
             start_iteration=self.iteration,
             iterations=self.config.iterations,
             notes=list(self.notes),
+            optimizer=self.config.optimizer,
         )
 
 
