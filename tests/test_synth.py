@@ -364,6 +364,50 @@ def test_planted_relations_file(world):
     assert table_a1 <= pairs, table_a1 - pairs
 
 
+def test_an_ideal_null_bce_model_mines_no_relation(world, registry):
+    """Eq. 6 needs s(c') > s(c): a model that tells every fine class apart scores each planted
+    primary about 1 on its own pixels (no training dataset labels them otherwise), so nothing is
+    switched on. The scores are recomputed here from the file by a plain loop over datasets."""
+    from uniseg.data.synth.planted import expected_relations, ideal_scores
+    from uniseg.unify.multilabel import auto_tau, multilabel_table
+    from uniseg.unify.union import build_union
+
+    doc = yaml.safe_load((world / PLANTED_FILE).read_text())
+    train = ["cityscapes", "bdd", "idd", "mapillary"]
+    classes = build_union([registry.get(n) for n in train]).names
+    score, valid, pixels = ideal_scores(doc, train, classes)
+
+    def target_share(k: str, fine: str) -> float:  # Null BCE's positive share for class k on a fine class
+        pos = tot = 0.0
+        for n in train:
+            ds = doc["datasets"][n]
+            writes = {f: e["unified"] for e in ds["classes"].values() for f in e["fine"]}
+            share = ds["fine_pixels"].get(fine, 0) / sum(ds["fine_pixels"].values())
+            if fine in writes and k in {e["unified"] for e in ds["classes"].values()}:
+                tot += share
+                pos += share * (writes[fine] == k)
+        return pos / tot if tot else 0.0
+
+    m, cs = train.index("mapillary"), train.index("cityscapes")
+    lane, road = classes.index("lane marking - general"), classes.index("road")
+    assert score[m, lane, road] == pytest.approx(target_share("road", "lane marking"))
+    assert 0 < score[m, lane, road] < 1  # Cityscapes says road, Mapillary says not
+    cs_road = doc["datasets"]["cityscapes"]["classes"]["road"]["fine"]
+    px = doc["datasets"]["cityscapes"]["fine_pixels"]
+    want = sum(px.get(f, 0) * target_share("road", f) for f in cs_road) / sum(px.get(f, 0) for f in cs_road)
+    assert score[cs, road, road] == pytest.approx(want) and want < 1
+    assert pixels[cs, road] == sum(px.get(f, 0) for f in cs_road)
+    assert valid[cs, road] and not valid[cs, lane]
+    for d, p, _ in expected_relations(doc, train):
+        assert score[train.index(d), classes.index(p), classes.index(p)] > 0.99, (d, p)
+    tau = auto_tau(score, valid, pixels)
+    table = multilabel_table(score, valid, pixels, tau.tau)
+    k = len(classes)
+    on = table == 1
+    on[:, np.arange(k), np.arange(k)] = False
+    assert not on.any()
+
+
 # --------------------------------------------------------------------------- mapping validation
 
 

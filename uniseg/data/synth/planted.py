@@ -176,3 +176,41 @@ def planted_table(table: np.ndarray, valid: np.ndarray, expected: Iterable[tuple
 
     check_table(out, valid, datasets)
     return out
+
+
+def ideal_scores(doc: dict, train: Sequence[str], classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Eq. 7 for an ideal Null-BCE model of the world: ``(score, valid, pixels)`` over ``train`` x
+    the union ``classes`` (``D x K x K``, ``D x K``, ``D x K``), as :func:`uniseg.unify.multilabel.auto_tau`
+    and ``multilabel_table`` take them.
+
+    The model tells every fine class apart but not the dataset it came from, so on a fine class f
+    its output for class k is the share of positive targets Null BCE gives k on f: over the
+    training datasets that label f and have k in their space, each weighted by its share of f's
+    pixels in it (balanced datasets), 0 where none does. A dataset's class scores the pixel-weighted
+    mean over its fine classes. On this model Eq. 6 switches nothing on (a test checks it): a
+    relation is mined only where a real model is less sure of the primary than of the secondary."""
+    at = {n: i for i, n in enumerate(classes)}
+    fine = list(doc["fine_classes"])
+    fine_at = {n: i for i, n in enumerate(fine)}
+    d, k, f = len(train), len(classes), len(fine)
+    label = np.zeros((d, f, k))  # one-hot: the unified class dataset d writes fine class f as
+    valid = np.zeros((d, k), dtype=bool)
+    count = np.zeros((d, f))
+    for i, name in enumerate(train):
+        ds = doc["datasets"][name]
+        for entry in ds["classes"].values():
+            valid[i, at[entry["unified"]]] = True
+            for fc in entry["fine"]:
+                label[i, fine_at[fc], at[entry["unified"]]] = 1.0
+        for fc, n in ds["fine_pixels"].items():
+            count[i, fine_at[fc]] = n
+    share = count / np.maximum(count.sum(1, keepdims=True), 1)  # balanced: each dataset's pixel share
+    labelled = label.sum(2, keepdims=True) > 0  # d x f x 1: f written as one of d's classes (not void)
+    supervised = labelled & valid[:, None, :]  # d x f x k: Null BCE gives k a target on f in d
+    positive = np.einsum("df,dfk->fk", share, label)
+    total = np.einsum("df,dfk->fk", share, supervised.astype(float))
+    p = np.divide(positive, total, out=np.zeros_like(positive), where=total > 0)
+    pixels = np.einsum("df,dfc->dc", count, label)
+    score = np.einsum("df,dfc,fk->dck", count, label, p)
+    score = np.divide(score, pixels[:, :, None], out=np.zeros_like(score), where=pixels[:, :, None] > 0)
+    return np.clip(score, 0.0, 1.0), valid, pixels.astype(np.int64)
