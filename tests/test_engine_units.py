@@ -104,6 +104,10 @@ def test_config_refuses_unknown_keys_and_bad_values(tmp_path):
         base.replace(loss="focal").validate()
     with pytest.raises(UnisegError, match="needs --relations"):
         base.replace(loss="cr-bce").validate()
+    with pytest.raises(UnisegError, match=r"--weight-decay -0.1: must be >= 0"):
+        base.replace(weight_decay=-0.1).validate()
+    with pytest.raises(UnisegError, match=r"momentum 1.0: must be in \[0, 1\)"):
+        base.replace(momentum=1.0).validate()
     with pytest.raises(UnisegError, match="--optimizer 'adam': choose one of sgd, adamw"):
         base.replace(optimizer="adam").validate()
     with pytest.raises(UnisegError, match="--batch-size must be >= 1"):

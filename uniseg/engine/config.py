@@ -115,8 +115,12 @@ class TrainConfig:
             raise UnisegError(f"--flip {self.flip}: a probability in [0, 1]")
         if self.base_lr <= 0:
             raise UnisegError(f"--lr {self.lr}: must be positive")
-        if not 0 <= self.momentum < 1 or self.weight_decay < 0 or self.poly_power < 0:
-            raise UnisegError("momentum must be in [0, 1), weight decay and poly power >= 0")
+        if not 0 <= self.momentum < 1:
+            raise UnisegError(f"momentum {self.momentum}: must be in [0, 1)")
+        if self.weight_decay < 0:
+            raise UnisegError(f"--weight-decay {self.weight_decay}: must be >= 0")
+        if self.poly_power < 0:
+            raise UnisegError(f"poly_power {self.poly_power}: must be >= 0")
         if self.cosine_scale <= 0:
             raise UnisegError(f"cosine_scale {self.cosine_scale}: must be positive")
         return self
