@@ -7,7 +7,7 @@ Written as ``planted_relations.yaml`` beside the synthetic datasets so that rela
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 import yaml
@@ -16,6 +16,9 @@ from uniseg.data.synth.spec import DatasetMapping, fine_classes
 from uniseg.errors import UnisegError
 from uniseg.io import atomic_write_text
 from uniseg.labelspaces.schema import LabelSpace
+
+if TYPE_CHECKING:
+    from uniseg.unify.union import UnionSpace
 
 FORMAT = "uniseg-planted-relations/1"
 
@@ -160,46 +163,46 @@ def planted_table(table: np.ndarray, valid: np.ndarray, expected: Iterable[tuple
     every relation it switched on taken back (0 where the class is in the dataset's space, null
     elsewhere) and every planted ``(dataset, primary, secondary)`` of ``expected`` switched on.
     Trained with C-R BCE, it separates what relations can do from how well they were mined."""
+    from uniseg.unify.multilabel import identity_table
+    from uniseg.unify.relations import check_table
+
     out = np.array(table, dtype=np.int8, copy=True)
-    k = out.shape[1]
-    on = out == 1
-    on[:, np.arange(k), np.arange(k)] = False
-    off = np.where(np.broadcast_to(np.asarray(valid, dtype=bool)[:, None, :], out.shape), 0, -1).astype(np.int8)
-    out[on] = off[on]
+    null_bce = identity_table(valid)  # 1 on the diagonal, 0 in the dataset's space, null elsewhere
+    on = (out == 1) & (null_bce != 1)
+    out[on] = null_bce[on]
     d_at = {n: i for i, n in enumerate(datasets)}
     c_at = {n: i for i, n in enumerate(classes)}
     for d, p, s in expected:
         if d not in d_at or p not in c_at or s not in c_at:
             raise UnisegError(f"planted relation {d}: {p} -> {s} names a dataset or class the table lacks; rebuild the world")
         out[d_at[d], c_at[p], c_at[s]] = 1
-    from uniseg.unify.relations import check_table
-
     check_table(out, valid, datasets)
     return out
 
 
-def ideal_scores(doc: dict, train: Sequence[str], classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def ideal_scores(doc: dict, train: Sequence[str], union: "UnionSpace") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Eq. 7 for an ideal Null-BCE model of the world: ``(score, valid, pixels)`` over ``train`` x
-    the union ``classes`` (``D x K x K``, ``D x K``, ``D x K``), as :func:`uniseg.unify.multilabel.auto_tau`
+    the ``union``'s classes (``D x K x K``, ``D x K``, ``D x K``), as :func:`uniseg.unify.multilabel.auto_tau`
     and ``multilabel_table`` take them.
 
     The model tells every fine class apart but not the dataset it came from, so on a fine class f
     its output for class k is the share of positive targets Null BCE gives k on f: over the
-    training datasets that label f and have k in their space, each weighted by its share of f's
-    pixels in it (balanced datasets), 0 where none does. A dataset's class scores the pixel-weighted
-    mean over its fine classes. On this model Eq. 6 switches nothing on (a test checks it): a
-    relation is mined only where a real model is less sure of the primary than of the secondary."""
-    at = {n: i for i, n in enumerate(classes)}
+    training datasets that label f and have k in their space (``union.null_mask``), each weighted
+    by its share of f's pixels in it (balanced datasets), 0 where none does. A dataset's class
+    scores the pixel-weighted mean over its fine classes. On this model the planted primaries score
+    about 1 on their own pixels, all but IDD's rail track, and auto tau comes out 1, so Eq. 6
+    switches nothing on (a test checks it): a real model mines a relation where it is less sure of
+    the primary than of the secondary."""
+    at = {n: i for i, n in enumerate(union.names)}
     fine = list(doc["fine_classes"])
     fine_at = {n: i for i, n in enumerate(fine)}
-    d, k, f = len(train), len(classes), len(fine)
+    d, k, f = len(train), union.num_classes, len(fine)
     label = np.zeros((d, f, k))  # one-hot: the unified class dataset d writes fine class f as
-    valid = np.zeros((d, k), dtype=bool)
+    valid = union.null_mask(train)
     count = np.zeros((d, f))
     for i, name in enumerate(train):
         ds = doc["datasets"][name]
         for entry in ds["classes"].values():
-            valid[i, at[entry["unified"]]] = True
             for fc in entry["fine"]:
                 label[i, fine_at[fc], at[entry["unified"]]] = 1.0
         for fc, n in ds["fine_pixels"].items():
