@@ -30,7 +30,7 @@ def test_quick_demo_leaves_the_contract_files(quick_demo):
     assert 0.0 <= summary["precision"] <= 1.0 and 0.0 <= summary["recall"] <= 1.0
     assert 0.0 <= summary["relations"]["own_score"]["classes"] <= 1.0 and 0.0 <= summary["relations"]["own_score"]["pixels"] <= 1.0
     rel = summary["relations"]
-    assert {m["why"] for m in rel["missed"]} <= {"not learned", "below tau", "primary higher"}
+    assert {m["why"] for m in rel["missed"]} <= {"not learned", "not enough support", "no conflict", "below tau", "primary higher"}
     hits = sum(m["planted"] for m in rel["mined"])
     assert rel["learned"]["found"] <= hits and rel["learned"]["expected"] - rel["learned"]["found"] <= len(rel["missed"])
     for method in ("ce", "null-bce", "null-bce-stage2", "cr-bce", "cr-bce-planted"):
@@ -38,8 +38,23 @@ def test_quick_demo_leaves_the_contract_files(quick_demo):
         for name in ("kitti", "wilddash", "camvid"):
             doc = json.loads((out / "eval" / method / f"{name}.json").read_text())
             assert doc["miou"] == pytest.approx(summary["methods"][method]["unseen"][name])
+    # label-space generalisation: {method: {dataset: mean}} over the training val splits and the unseen sets
+    sets = ["cityscapes", "bdd", "idd", "mapillary", "kitti", "wilddash", "camvid"]
+    assert summary["evaluated"] == sets
+    for key in ("outside_space", "consistency"):
+        assert set(summary[key]) == set(summary["methods"])
+        for method, row in summary[key].items():
+            assert list(row) == sets
+            for name, value in row.items():
+                doc = json.loads((out / "eval" / method / f"{name}.json").read_text())
+                assert value == doc[key]["mean"] and (value is None or 0.0 <= value <= 1.0)
+    ce_doc = json.loads((out / "eval" / "ce" / "cityscapes.json").read_text())
+    assert ce_doc["outside_space"]["threshold"] == 0.1 and ce_doc["outside_space"]["activation"] == "softmax"
+    assert "lane marking - general" in ce_doc["outside_space"]["per_class"]  # outside Cityscapes, drawn in its images
+    assert json.loads((out / "eval" / "null-bce" / "cityscapes.json").read_text())["consistency"]["threshold"] == 0.5
+    assert summary["mining"] == {"interior": 1, "rule": "conflict", "min_support": 50}
     index = (out / "README.md").read_text()
-    assert "Unseen-dataset mIoU" in index
+    assert "Unseen-dataset mIoU" in index and "Outside-space IoU (%)" in index and "Multi-label consistency (%)" in index
     for m in rel["mined"]:  # every mined relation is listed in the index
         assert f"| {m['dataset']} | {m['primary']} -> {m['secondary']} | {m['score']:.2f} |" in index
     assert ("Missed planted relations:" in index) == bool(rel["missed"])
@@ -175,11 +190,11 @@ def test_a_demo_from_before_the_reference_run_gains_it_on_a_rerun(quick_demo):
 
 def test_a_rerun_with_another_seed_never_reuses_an_earlier_demos_runs(quick_demo):
     """Before its summary.json exists, an interrupted demo is only its runs: each is checked on reuse."""
-    from uniseg.engine.demo import PLANS, _earlier_run, _train_config
+    from uniseg.engine.demo import PLANS, _earlier_run, train_config
     from uniseg.errors import UnisegError
 
     out, _ = quick_demo
-    cfg = _train_config(PLANS["quick"], out / "world", "ce", 0, 0, "auto", out)
+    cfg = train_config(PLANS["quick"], out / "world", "ce", 0, 0, "auto", out)
     assert _earlier_run(out / "runs" / "ce", cfg, out)["iteration"] == cfg.iterations
     assert _earlier_run(out / "runs" / "ce", cfg.replace(workers=2, device="cpu"), out) is not None
     with pytest.raises(UnisegError, match="another seed"):
@@ -202,18 +217,13 @@ def test_expected_relations_need_support_and_a_trained_holder():
 
 
 def test_planted_score_counts_hits_misses_and_false_relations(tmp_path):
-    import yaml
+    from uniseg.data.synth.planted import planted_score
 
-    from uniseg.engine.demo import planted_score
-
-    (tmp_path / "planted_relations.yaml").write_text(yaml.safe_dump({"format": "uniseg-planted-relations/1", "datasets": {}, "relations": [
-        {"dataset": "mapillary", "class": "Bicyclist", "primary": "bicyclist", "secondary": "rider", "kind": "subset", "holds_in": ["cityscapes"], "pixels": 40},
-        {"dataset": "mapillary", "class": "Lane Marking - General", "primary": "lane marking - general", "secondary": "road", "kind": "subset", "holds_in": ["cityscapes"], "pixels": 90},
-    ]}))
+    expected = {("mapillary", "bicyclist", "rider"): 40, ("mapillary", "lane marking - general", "road"): 90}
     rel = lambda d, p, s: SimpleNamespace(dataset=d, primary=p, secondary=s, score=0.6)  # noqa: E731
     rs = SimpleNamespace(relations=lambda: [rel("mapillary", "bicyclist", "rider"), rel("cityscapes", "rider", "bicyclist")],
                          tau=SimpleNamespace(tau=0.45, how="auto"))
-    got = planted_score(rs, tmp_path, ("cityscapes", "mapillary"))
+    got = planted_score(rs, expected)
     assert got["precision"] == 0.5 and got["recall"] == 0.5
     assert [m["planted"] for m in got["mined"]] == [False, True]
     assert got["missed"] == [{"dataset": "mapillary", "primary": "lane marking - general", "secondary": "road", "pixels": 90}]
@@ -222,7 +232,7 @@ def test_planted_score_counts_hits_misses_and_false_relations(tmp_path):
 def test_own_scores_average_the_diagonal_over_rows_with_pixels():
     import numpy as np
 
-    from uniseg.engine.demo import own_scores
+    from uniseg.unify.relations import own_scores
 
     score = np.zeros((2, 3, 3))
     score[0, 0, 0], score[0, 1, 1], score[0, 2, 2] = 0.8, 0.2, 0.9  # class 2 of dataset 0 has no pixels
@@ -239,7 +249,7 @@ def test_own_scores_average_the_diagonal_over_rows_with_pixels():
 def test_why_missed_tells_an_unlearned_class_from_the_rule():
     import numpy as np
 
-    from uniseg.engine.demo import why_missed
+    from uniseg.data.synth.planted import why_missed
     from uniseg.unify.relations import KNOWN
 
     datasets, classes = ("cityscapes", "mapillary"), ("road", "rider", "bicyclist", "lane marking - general")
@@ -277,7 +287,7 @@ def test_an_interrupted_demo_says_to_rerun_the_demo(tmp_path, monkeypatch):
         raise TrainingInterrupted(f"interrupted at iteration 3/40: wrote {run}/last.pt; resume with: uniseg train --resume {run}")
 
     monkeypatch.setattr(trainer_mod, "train", interrupted)
-    cfg = demo_mod._train_config(demo_mod.PLANS["quick"], tmp_path / "world", "ce", 0, 0, "cpu", tmp_path)
+    cfg = demo_mod.train_config(demo_mod.PLANS["quick"], tmp_path / "world", "ce", 0, 0, "cpu", tmp_path)
     with pytest.raises(TrainingInterrupted) as err:
         demo_mod._train(cfg, tmp_path / "runs" / "ce", tmp_path, None, demo_mod.DemoEvents(), "the CE baseline")
     msg = str(err.value)

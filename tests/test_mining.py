@@ -55,9 +55,22 @@ def mined(runs, small_world, tmp_path_factory):
     return out, res
 
 
-def _direct(model, dataset, k: int):
+def _interior(label: np.ndarray, r: int) -> np.ndarray:
+    """Pixels whose (2r+1)-square neighbourhood inside the image holds one label value, by a plain
+    loop over the pixels (fine in a test)."""
+    h, w = label.shape
+    out = np.zeros((h, w), dtype=bool)
+    for y in range(h):
+        for x in range(w):
+            win = label[max(0, y - r): y + r + 1, max(0, x - r): x + r + 1]
+            out[y, x] = (win == label[y, x]).all()
+    return out
+
+
+def _direct(model, dataset, k: int, interior: int = 0):
     """Eq. 7 written out: per image, the 1/4-scale cosine map upsampled to the label, then per
-    ground-truth class (a loop, fine in a test) the mean of sigmoid(20 cos) and of cos."""
+    ground-truth class (a loop, fine in a test) the mean of sigmoid(20 cos) and of cos, over every
+    pixel of the class or (``interior``) over those ``_interior`` keeps."""
     sig, cos_sum, pixels = np.zeros((k, k)), np.zeros((k, k)), np.zeros(k, dtype=np.int64)
     with torch.no_grad():
         for i in range(len(dataset)):
@@ -66,19 +79,20 @@ def _direct(model, dataset, k: int):
             cos = model(item["image"][None], return_aux=True)["cosine"]
             assert cos.shape[-2:] == (SHORT // 4, 2 * SHORT // 4)  # the map really is at 1/4
             cos = F.interpolate(cos, size=label.shape, mode="bilinear", align_corners=model.align_corners)[0].double()
+            keep = torch.from_numpy(_interior(label.numpy(), interior)) if interior else torch.ones_like(label, dtype=torch.bool)
             for c in label.unique().tolist():
                 if c == 255:
                     continue
-                at = cos[:, label == c]  # K x pixels of class c
+                at = cos[:, (label == c) & keep]  # K x pixels of class c
                 sig[c] += torch.sigmoid(20.0 * at).sum(1).numpy()
                 cos_sum[c] += at.sum(1).numpy()
-            pixels += np.bincount(label[label != 255].numpy(), minlength=k)
+            pixels += np.bincount(label[(label != 255) & keep].numpy(), minlength=k)
     n = np.maximum(pixels, 1)[:, None]
     return sig / n, cos_sum / n, pixels
 
 
-@pytest.mark.parametrize("method", ["index", "gemm"])
-def test_eq7_matches_a_direct_computation(runs, small_world, registry, method):
+@pytest.mark.parametrize("method,interior", [("index", 0), ("gemm", 0), ("index", 1), ("gemm", 2)])
+def test_eq7_matches_a_direct_computation(runs, small_world, registry, method, interior):
     from uniseg.data import EvalTransform, SegDataset
     from uniseg.engine.checkpoint import load_trained
     from uniseg.engine.mining import mine
@@ -86,9 +100,13 @@ def test_eq7_matches_a_direct_computation(runs, small_world, registry, method):
     trained = load_trained(runs / "cosine", torch.device("cpu"))
     union, k = trained.union, trained.union.num_classes
     assert trained.model.classifier.scale == 20.0
-    res = mine(trained, [("idd", str(small_world / "idd"))], registry, device=torch.device("cpu"), short_side=SHORT, workers=0, method=method)
+    res = mine(trained, [("idd", str(small_world / "idd"))], registry, device=torch.device("cpu"), short_side=SHORT, workers=0, method=method,
+               interior=interior)
     ds = SegDataset("idd", small_world / "idd", union, split="train", transform=EvalTransform(short_side=SHORT, resize_label=True), registry=registry)
-    score, cosine, pixels = _direct(trained.model, ds, k)
+    score, cosine, pixels = _direct(trained.model, ds, k, interior)
+    _, _, every = _direct(trained.model, ds, k) if interior else (None, None, pixels)
+    np.testing.assert_array_equal(res.all_pixels[union.dataset_index("idd")], every)
+    assert res.interior == interior and (not interior or every.sum() > pixels.sum())
     d = union.dataset_index("idd")
     assert pixels.sum() > 0 and (pixels > 0).sum() >= 5  # several classes measured
     np.testing.assert_array_equal(res.pixels[d], pixels)
@@ -143,8 +161,10 @@ def test_cli_writes_the_contract_and_the_second_stage_trains_from_it(mined, runs
     doc = json.loads(res.stdout)
     assert [r["dataset"] for r in doc["datasets"]] == list(TRAIN) and doc["not_mined"] == []
     with np.load(out / "similarity.npz", allow_pickle=False) as npz:
-        assert set(npz.files) == ARRAYS
+        assert set(npz.files) == ARRAYS | {"all_pixels", "interior"}  # the default: interior pixels (radius 1 for HRNet)
         a = {name: npz[name] for name in npz.files}
+    assert int(a["interior"]) == 1 and doc["interior"] == 1
+    assert (a["all_pixels"] >= a["pixels"]).all() and a["all_pixels"].sum() > a["pixels"].sum() > 0
     ckpt = torch.load(runs / "cosine" / "last.pt", weights_only=True)
     d, k = len(TRAIN), ckpt["model_spec"]["num_classes"]
     assert a["score"].shape == a["cosine"].shape == (d, k, k) and a["score"].dtype == np.float64
@@ -153,7 +173,7 @@ def test_cli_writes_the_contract_and_the_second_stage_trains_from_it(mined, runs
     assert str(a["fingerprint"]) == ckpt["union_fingerprint"]
     assert ((a["score"] >= 0) & (a["score"] <= 1)).all() and ((a["cosine"] >= -1) & (a["cosine"] <= 1)).all()
     # 64 x 128 images at short side 48: 48 x 96 labelled pixels each, less the ignored ones
-    assert 0 < a["pixels"].sum() <= sum(r["images"] for r in doc["datasets"]) * SHORT * 2 * SHORT
+    assert 0 < a["all_pixels"].sum() <= sum(r["images"] for r in doc["datasets"]) * SHORT * 2 * SHORT
     assert yaml.safe_load((out / "union.yaml").read_text())["fingerprint"] == ckpt["union_fingerprint"]
     header = (out / "similarity.csv").read_text().splitlines()[0]
     assert header == "dataset,class,other_class,score,cosine,pixels"

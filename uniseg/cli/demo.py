@@ -11,15 +11,17 @@ from rich.table import Table
 
 from uniseg.cli.options import DeviceOpt, FormatOpt
 from uniseg.cli.render import Format, emit, err_console
+from uniseg.errors import UnisegError
 
 SHOW_RELATIONS = 12
 
 
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", metavar="DIR", help="Folder for every artifact (rerun to resume)."),
-    quick: bool = typer.Option(False, "--quick", help="A smaller plan that runs in under two minutes (for CI and a first look)."),
-    seed: int = typer.Option(0, "--seed", help="Training seed (the world is always built with seed 0)."),
-    workers: int = typer.Option(2, "--workers", "-w", min=0, help="DataLoader worker processes."),
+    plan_name: str = typer.Option("full", "--plan", metavar="full|quick|gpu", help="full: about 8.5 minutes on 2 CPU cores; quick: under a minute of training (CI, a first look); gpu: a larger world, hrnet_w18_small_v2 and thousands of iterations, sized for one GPU."),
+    quick: bool = typer.Option(False, "--quick", help="The same as --plan quick."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Training seed (the world is always built with seed 0)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, help="DataLoader worker processes (default: the plan's, 2 on CPU)."),
     device: Optional[str] = DeviceOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain log lines instead of progress bars."),
     fmt: Format = FormatOpt,
@@ -34,10 +36,12 @@ def demo(
     CamVid. Everything lands in --out.
     """
     from uniseg.cli.train import CliEvents
-    from uniseg.engine.demo import METHODS, TITLES, DemoEvents, plan_named, run_demo
+    from uniseg.engine.demo import METHODS, SHORT, TITLES, DemoEvents, plan_named, run_demo
     from uniseg.unify.relations import KNOWN
 
-    plan = plan_named("quick" if quick else "full")
+    if quick and plan_name not in ("full", "quick"):
+        raise UnisegError(f"--quick and --plan {plan_name}: give one of them")
+    plan = plan_named("quick" if quick else plan_name.strip().lower())
     plain = quiet or fmt != Format.table
 
     def step(text: str) -> None:
@@ -69,7 +73,7 @@ def demo(
             row = s["methods"][m]
             t.add_row("+".join(plan.train) if i == 0 else "", TITLES[m], *(f"{100 * row['unseen'][n]:.1f}" for n in s["unseen"]),
                       f"{100 * row['mean']:.1f}")
-        r = Table(title=f"Mined relations (tau {rel['tau']:.3f}, {rel['tau_how']}): precision {rel['precision']:.2f}, "
+        r = Table(title=f"Mined relations (tau {rel['tau']:.3f}, {rel['tau_how']}, rule {s['mining']['rule']}): precision {rel['precision']:.2f}, "
                         f"recall {rel['recall']:.2f} against {rel['expected']} planted", title_justify="left")
         for col in ("dataset", "primary -> secondary", "score", "planted"):
             r.add_column(col, justify="right" if col == "score" else "left")
@@ -81,11 +85,23 @@ def demo(
         why = (f"planted relations whose secondary class the model knows (own score >= {KNOWN}): {lr['found']} of "
                f"{lr['expected']} found (recall {lr['recall']:.2f}); {unknown} of the missed lead to a class it does not "
                f"know (every miss and why: {out}/summary.json)")
+        sets = s["evaluated"]
+        thr = " or ".join(f"{v:g} on {k}" for k, v in s["thresholds"].items())
+        label_tables = []
+        for key, title in (("outside_space", f"Outside-space IoU (%): classes outside each dataset's label space, predicted as in Figure 4 (score > {thr}), against the world's fine truth"),
+                           ("consistency", "Multi-label consistency (%): on fine classes several union classes contain, the share of pixels where all of them fire")):
+            g = Table(title=title, title_justify="left", caption=f"{', '.join(plan.train)}: their val splits", caption_justify="left")
+            g.add_column("dataset")
+            for m in METHODS:
+                g.add_column(SHORT[m], justify="right")
+            for n in sets:
+                g.add_row(n, *("-" if s[key][m][n] is None else f"{100 * s[key][m][n]:.1f}" for m in METHODS))
+            label_tables.append(g)
         filled = s["filled_in"]["unseen"]
         acts = ("unseen classes relations can teach from data Null BCE leaves out: "
                 + ", ".join(f"{f['dataset']} {f['class']} ({', '.join(t for t, ds in f['by'].items() if ds)})" for f in filled)
                 + f" (every method's IoU on them: {out}/README.md)"
                 if filled else "no relation teaches an unseen dataset's class from data Null BCE leaves out")
-        return Group(t, r, why, acts, f"artifacts: {out}/ (index: {out}/README.md); {result.seconds:.0f} s")
+        return Group(t, *label_tables, r, why, acts, f"artifacts: {out}/ (index: {out}/README.md); {result.seconds:.0f} s")
 
     emit(s, fmt, tables)

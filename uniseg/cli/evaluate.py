@@ -14,7 +14,7 @@ from uniseg.cli.render import Format, console, emit
 from uniseg.errors import UnisegError
 from uniseg.io import check_output_path
 
-CheckpointOpt = typer.Option(..., "--checkpoint", "-c", metavar="CKPT", help="A uniseg checkpoint (RUN/best.pt, RUN/last.pt) or a run folder.")
+CheckpointOpt = typer.Option(..., "--checkpoint", "-c", metavar="CKPT", help="A uniseg checkpoint (RUN/best.pt, RUN/last.pt), a run folder, or a folder of 'uniseg models export'.")
 InferHeightOpt = typer.Option(None, "--infer-height", metavar="H", help="Resize only the network input to height H (scores stay at the labels' native size); default native.")
 WindowOpt = typer.Option(1024, "--window", metavar="N", help="Inputs larger than N pixels on a side are covered by overlapping N x N windows (0 = never).")
 
@@ -28,6 +28,8 @@ def evaluate(
     infer_height: Optional[int] = InferHeightOpt,
     window: int = WindowOpt,
     absent_as_zero: bool = typer.Option(False, "--absent-as-zero", help="Count classes absent from ground truth and prediction as IoU 0 (the UniSeg authors' protocol)."),
+    fine_truth: Optional[Path] = typer.Option(None, "--fine-truth", metavar="WORLD", help="A synthetic world ('uniseg data synth --out'): also score label-space generalisation on its fine truth (outside-space IoU, multi-label consistency)."),
+    threshold: str = typer.Option("auto", "--threshold", metavar="auto|FLOAT", help="--fine-truth score threshold: auto = the paper's Figure 4 (0.5 on sigmoid for BCE models, 0.1 on softmax for CE), or a number in (0, 1)."),
     workers: int = typer.Option(2, "--workers", "-w", min=0, help="DataLoader worker processes."),
     device: Optional[str] = DeviceOpt,
     registry: Optional[List[Path]] = RegistryOpt,
@@ -37,6 +39,7 @@ def evaluate(
 
     Example: uniseg eval --checkpoint runs/w18/best.pt --datasets kitti=/data/kitti camvid=/data/camvid --out runs/w18/eval
     """
+    from uniseg.cli.options import parse_threshold
     from uniseg.engine.checkpoint import load_trained
     from uniseg.engine.evaluate import evaluate_set, write_scores
     from uniseg.engine.inference import InferenceSettings
@@ -56,11 +59,18 @@ def evaluate(
         settings = InferenceSettings(infer_height=infer_height, window=window)
     except ValueError as exc:
         raise UnisegError(f"--infer-height/--window: {exc}") from None
+    cut = parse_threshold(threshold)
     reg = registry_from(registry)
     rt = setup_runtime(device or "auto", "auto")
     try:
         trained = load_trained(checkpoint, rt.device)
         sets = [eval_set(name, root, trained.union, reg, split, allow_cache=False) for name, root in pairs]
+        fine = None
+        if fine_truth is not None:
+            from uniseg.data.synth.truth import fine_truth_for
+            from uniseg.engine.generalisation import FineScoring
+
+            fine = FineScoring(fine_truth_for(fine_truth, trained.union), trained.activation, cut)
         show = fmt == Format.table and console.is_terminal and rt.is_main
         results = []
         with progress_bar("eval", show) as bar:
@@ -69,7 +79,7 @@ def evaluate(
                 results.append(evaluate_set(
                     trained.model, es, device=rt.device, settings=settings, absent_as_zero=absent_as_zero, workers=workers,
                     autocast=rt.autocast(), rank=rt.rank, world_size=rt.world_size,
-                    all_reduce=rt.all_reduce_ if rt.distributed else None,
+                    all_reduce=rt.all_reduce_ if rt.distributed else None, fine=fine,
                     progress=lambda _n, done, total, t=task: bar.update(t, completed=done * rt.world_size, total=len(es.dataset)),
                 ))
     finally:
@@ -80,6 +90,8 @@ def evaluate(
         "checkpoint": trained.path, "iteration": trained.iteration, "union_fingerprint": trained.union.fingerprint,
         "infer_height": infer_height, "window": window,
     }
+    if fine is not None:
+        context["fine_truth"] = str(fine_truth)
     seen = trained.union.datasets
     docs = [r.to_dict(seen=r.dataset in seen, **context) for r in results]
     if out is not None:
@@ -90,11 +102,24 @@ def evaluate(
         for col, just in (("dataset", "left"), ("split", "left"), ("seen", "left"), ("images", "right"), ("mIoU", "right"),
                           ("pixel acc", "right"), ("classes", "right")):
             t.add_column(col, justify=just)
+        if fine is not None:
+            t.add_column("outside-space IoU", justify="right")
+            t.add_column("consistency", justify="right")
+        pct = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
         for d in docs:
+            extra = [pct(d["outside_space"]["mean"]), pct(d["consistency"]["mean"])] if fine is not None else []
             t.add_row(d["dataset"], d["split"], "yes" if d["seen"] else "unseen", str(d["images"]), f"{100 * d['miou']:.1f}",
-                      f"{100 * d['pixel_accuracy']:.1f}", f"{d['scored_classes']}/{len(d['classes'])}")
+                      f"{100 * d['pixel_accuracy']:.1f}", f"{d['scored_classes']}/{len(d['classes'])}", *extra)
+        notes = []
+        if fine is not None:
+            notes += [f"outside-space IoU: the Figure-4 prediction of each union class outside the dataset's label space against "
+                      f"the fine truth (score > {fine.value:g} on {fine.activation}), mean over the classes the truth holds there",
+                      "consistency: on pixels of a fine class that several union classes contain, the share where all of them "
+                      "score above the threshold (mean over those fine classes)"]
         if out is not None:
-            t.caption = f"per dataset: {out}{os.sep}<dataset>.json / .csv; {out}{os.sep}summary.csv"
+            notes.append(f"per dataset: {out}{os.sep}<dataset>.json / .csv; {out}{os.sep}summary.csv")
+        t.caption = "\n".join(notes) or None
+        t.caption_justify = "left"
         return t
 
     emit([{k: v for k, v in d.items() if k != "confusion"} for d in docs], fmt, table)

@@ -121,3 +121,16 @@ def parse_hw(text: str, flag: str) -> tuple[int, int]:
     if h > 16384 or w > 16384:
         raise UnisegError(f"{flag} {text!r}: larger than 16384 pixels on a side; give a realistic size, e.g. {flag} 1024x2048")
     return h, w
+
+
+def parse_threshold(text: str, flag: str = "--threshold") -> Optional[float]:
+    """``auto`` -> None (the paper's Figure-4 threshold for the model's activation); a number in (0, 1) -> it."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise UnisegError(f"{flag} {text!r}: give 'auto' or a score in (0, 1), e.g. {flag} 0.5") from None
+    if not 0.0 < value < 1.0:
+        raise UnisegError(f"{flag} {text}: a score in (0, 1), or 'auto'")
+    return value

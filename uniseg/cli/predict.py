@@ -19,8 +19,8 @@ def predict(
     label_space: str = typer.Option(..., "--label-space", "-l", metavar="NAME|union", help="Write class indices of this registry label space (its classes order), or unified indices for 'union'."),
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Output folder: DIR/<path relative to its INPUT>.png."),
     colour: bool = typer.Option(False, "--colour", "--color", help="Also write <stem>_colour.png in the label space's colours."),
-    multilabel: bool = typer.Option(False, "--multilabel", help="Also write <stem>_multilabel.png: classes outside the label space scoring above --threshold replace the prediction (the paper's Figure 4)."),
-    threshold: float = typer.Option(0.5, "--threshold", "-t", help="--multilabel score threshold (sigmoid for BCE models, softmax for CE; the paper used 0.5 and 0.1)."),
+    multilabel: bool = typer.Option(False, "--multilabel", help="Also write <stem>_multilabel.png: classes outside the label space scoring above --threshold replace the prediction (the paper's Figure 4), and <stem>_outside.png: those classes' unified indices, 255 elsewhere."),
+    threshold: str = typer.Option("auto", "--threshold", "-t", metavar="auto|FLOAT", help="--multilabel score threshold: auto = the paper's (0.5 on sigmoid for BCE models, 0.1 on softmax for CE), or a number in (0, 1)."),
     infer_height: Optional[int] = InferHeightOpt,
     window: int = WindowOpt,
     device: Optional[str] = DeviceOpt,
@@ -36,8 +36,9 @@ def predict(
     from uniseg.engine.predict import predict_files, target_space
     from uniseg.engine.runtime import setup_runtime
 
-    if not 0.0 < threshold < 1.0:
-        raise UnisegError(f"--threshold {threshold}: a score in (0, 1)")
+    from uniseg.cli.options import parse_threshold
+
+    cut = parse_threshold(threshold)
     try:
         settings = InferenceSettings(infer_height=infer_height, window=window)
     except ValueError as exc:
@@ -50,11 +51,12 @@ def predict(
         task = bar.add_task(target.name, total=None)
         report = predict_files(
             trained, target, inputs, out, device=rt.device, settings=settings, colour=colour, multilabel=multilabel,
-            threshold=threshold, autocast=rt.autocast(), progress=lambda done, total: bar.update(task, completed=done, total=total),
+            threshold=cut, autocast=rt.autocast(), progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     data = {"out": str(report.out), "label_space": report.label_space, "images": len(report.written), "files": report.written}
     if multilabel:
         data["outside_classes"] = report.outside_classes
+        data["threshold"] = report.threshold
 
     def table():
         extra = ""

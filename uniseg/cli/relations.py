@@ -48,7 +48,7 @@ def _more(shown: int, total: int) -> Optional[str]:
 @app.command(context_settings=DATASET_EXTRA_ARGS)
 def mine(
     ctx: typer.Context,
-    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", metavar="CKPT", help="A cosine-head uniseg checkpoint (RUN/best.pt, RUN/last.pt) or its run folder."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", metavar="CKPT", help="A cosine-head uniseg checkpoint (RUN/best.pt, RUN/last.pt), its run folder, or its 'uniseg models export' folder."),
     datasets: Optional[List[str]] = DatasetsOpt,
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Write similarity.npz, similarity.csv and union.yaml here (partial sums too, while mining)."),
     split: str = typer.Option("train", "--split", "-s", metavar="NAME[,NAME]", help="Split(s) to mine: the training data, as the paper does."),
@@ -56,6 +56,7 @@ def mine(
     workers: int = typer.Option(2, "--workers", "-w", min=0, help="DataLoader worker processes."),
     device: Optional[str] = DeviceOpt,
     amp: str = typer.Option("auto", "--amp", help="Mixed precision of the forward pass: auto (CUDA: bf16), off, bf16, fp16."),
+    interior: str = typer.Option("auto", "--interior", metavar="auto|N|off", help="Average over interior pixels only: each class mask eroded by N pixels (auto: a quarter of the model's output stride, 1 pixel for HRNet), so class borders, where the upsampled logits blend the neighbour, do not count; off: the paper's plain mean over every pixel."),
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
@@ -72,11 +73,8 @@ def mine(
     import time
 
     from uniseg.engine.checkpoint import load_trained
-    from uniseg.engine.mining import check_out_folder, clear_state, mine as run_mine, open_sets, summary
+    from uniseg.engine.mining import interior_radius, mine_to_folder, open_sets, summary
     from uniseg.engine.runtime import setup_runtime
-    from uniseg.io import atomic_write_text, output_folder
-    from uniseg.unify.artifact import UNION_FILE, dump_union_yaml
-    from uniseg.unify.similarity import similarity_for, write_similarity
 
     pairs = parse_datasets(datasets, ctx.args)
     if not pairs:
@@ -89,34 +87,28 @@ def mine(
     started = time.perf_counter()
     try:
         trained = load_trained(checkpoint, rt.device)
+        radius = interior_radius(trained.model, interior)
         sets = open_sets(trained, pairs, reg, splits, short_side)  # every process refuses alike, before any waits
-        check_out_folder(out, trained.union)
         union = trained.union
-        with output_folder(out, [root for _, root in pairs]) if rt.is_main else contextlib.nullcontext(out):
-            rt.barrier()  # the folder exists before any process saves its partial sums there
-            show = fmt == Format.table and rt.is_main
-            with progress_bar("mine", show and console.is_terminal) as bar:
-                tasks: dict[str, int] = {}
+        show = fmt == Format.table and rt.is_main
+        with progress_bar("mine", show and console.is_terminal) as bar:
+            tasks: dict[str, int] = {}
 
-                def progress(name: str, done: int, total: int) -> None:
-                    if name not in tasks:
-                        tasks[name] = bar.add_task(name, total=total * rt.world_size)
-                    bar.update(tasks[name], completed=done * rt.world_size)
+            def progress(name: str, done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = bar.add_task(name, total=total * rt.world_size)
+                bar.update(tasks[name], completed=done * rt.world_size)
 
-                try:
-                    res = run_mine(
-                        trained, pairs, reg, device=rt.device, split=splits, short_side=short_side, workers=workers,
-                        autocast=rt.autocast(), rank=rt.rank, world_size=rt.world_size,
-                        all_reduce=rt.all_reduce_ if rt.distributed else None, state_dir=out, progress=progress, sets=sets,
-                    )
-                except Interrupted:
-                    if not rt.is_main:
-                        raise Interrupted("") from None  # rank 0 alone speaks
-                    raise
-            if rt.is_main:
-                atomic_write_text(out / UNION_FILE, dump_union_yaml(union))
-                written = [out / UNION_FILE, *write_similarity(out, similarity_for(union, res.score, res.cosine, res.pixels, res.datasets))]
-                clear_state(out)
+            try:
+                res, written = mine_to_folder(
+                    trained, pairs, reg, out, device=rt.device, split=splits, short_side=short_side, workers=workers,
+                    interior=radius, autocast=rt.autocast(), rank=rt.rank, world_size=rt.world_size,
+                    all_reduce=rt.all_reduce_ if rt.distributed else None, barrier=rt.barrier, progress=progress, sets=sets,
+                )
+            except Interrupted:
+                if not rt.is_main:
+                    raise Interrupted("") from None  # rank 0 alone speaks
+                raise
     finally:
         rt.close()
     if not rt.is_main:
@@ -125,7 +117,7 @@ def mine(
     data = {
         "out": str(out), "written": [str(p) for p in written], "checkpoint": trained.path, "iteration": trained.iteration,
         "union_fingerprint": union.fingerprint, "split": splits, "short_side": short_side, "processes": rt.world_size,
-        "amp": rt.amp_name, "resumed_images": res.resumed, "seconds": round(time.perf_counter() - started, 2),
+        "amp": rt.amp_name, "interior": radius, "resumed_images": res.resumed, "seconds": round(time.perf_counter() - started, 2),
         "datasets": rows, "not_mined": [d for d in union.datasets if d not in res.mined],
     }
 
@@ -158,6 +150,8 @@ def labels(
     tau: str = typer.Option("auto", "--tau", metavar="auto|FLOAT", help="Eq. 6 threshold: 'auto' (the paper's rule) or a number in [0, 1]."),
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Write relations.yaml, table.npy, union.yaml and a copy of the similarity here."),
     union_spec: Optional[str] = typer.Option(None, "--union", "-u", metavar="DIR|NAMES", help="The union mined over (default: union.yaml beside FILE, else the registry's union of its datasets)."),
+    rule: str = typer.Option("conflict", "--rule", metavar="conflict|paper", help="Which pairs Eq. 6 may switch on: conflict = only where another training dataset lacks the class and has the other (a label conflict can explain it); paper = Eq. 6 as printed."),
+    min_support: Optional[int] = typer.Option(None, "--min-support", min=1, metavar="N", help="Pixels a class needs in a dataset for Eq. 6 to look at it (default: 50 interior pixels for interior mining, any pixel for the plain mean)."),
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
@@ -172,7 +166,7 @@ def labels(
     sim = read_similarity(similarity)
     reg = registry_from(registry)
     union = parse_union(union_spec, reg)[0] if union_spec else union_for(sim, reg)
-    rs = build_relations(sim, union, threshold, source=str(similarity))
+    rs = build_relations(sim, union, threshold, source=str(similarity), min_support=min_support, rule=rule.strip().lower())
     written = write_relations(out, rs)
     filled = rs.filled_in()
     data = {**relations_doc(rs), "filled_in": filled, "written": [str(p) for p in written]}
@@ -180,6 +174,11 @@ def labels(
     def table():
         rels = rs.relations()
         notes = [f"tau: {rs.tau.note}", f"wrote {out}/relations.yaml and table.npy"]
+        thin = rs.unsupported()
+        if thin:  # never switched off silently
+            notes.append(f"not enough support (under {rs.min_support} interior pixels; no relation of theirs is switched on): "
+                         + ", ".join(f"{r['dataset']} {r['class']}" for r in thin[:12])
+                         + (f" and {len(thin) - 12} more (relations.yaml lists them)" if len(thin) > 12 else ""))
         if filled:  # the classes C-R BCE teaches from data Null BCE leaves out
             notes.insert(0, "new data for classes a dataset lacks (null under Null BCE): "
                          + ", ".join(f"{c} (from {', '.join(ds)})" for c, ds in filled.items()))

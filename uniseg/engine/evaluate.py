@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from uniseg.engine.generalisation import FineScores, FineScoring
 from uniseg.engine.inference import InferenceSettings, predict_channels
 from uniseg.engine.inputs import EvalSet, quiet_worker
 from uniseg.engine.metrics import confusion, scores
@@ -44,6 +45,15 @@ class DatasetScore:
     missing: list[str] = field(default_factory=list)
     scored: int = 0
     absent_as_zero: bool = False
+    fine: Optional["FineScores"] = None  # label-space generalisation on a synthetic world's fine truth
+
+    @property
+    def outside_space(self) -> Optional[float]:
+        return None if self.fine is None else self.fine.outside_mean
+
+    @property
+    def consistency(self) -> Optional[float]:
+        return None if self.fine is None else self.fine.consistency_mean
 
     def per_class(self) -> dict[str, Optional[float]]:
         return dict(zip(self.classes, self.iou))
@@ -62,16 +72,21 @@ class DatasetScore:
             "missing_from_union": list(self.missing),
             "absent_as_zero": self.absent_as_zero,
         }
+        if self.fine is not None:
+            doc.update(self.fine.to_dict())
         doc.update(context)
         doc["classes"] = list(self.classes)
         doc["confusion"] = self.confusion.astype(np.int64).tolist()
         return doc
 
 
-def _loader(es: EvalSet, workers: int, rank: int, world: int):
+def _loader(es: EvalSet, workers: int, rank: int, world: int, fine: Optional[FineScoring] = None):
+    from uniseg.engine.generalisation import WithFineTruth
+
+    dataset = es.dataset if fine is None else WithFineTruth(es.dataset, fine.truth, es.name)
     indices = list(range(rank, len(es.dataset), world))
     return torch.utils.data.DataLoader(
-        torch.utils.data.Subset(es.dataset, indices), batch_size=1, num_workers=workers,
+        torch.utils.data.Subset(dataset, indices), batch_size=1, num_workers=workers,
         collate_fn=_single, worker_init_fn=quiet_worker if workers else None,
     ), len(indices)
 
@@ -94,8 +109,13 @@ def evaluate_set(
     world_size: int = 1,
     all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: Optional[Progress] = None,
+    fine: Optional[FineScoring] = None,
 ) -> DatasetScore:
-    """Score ``model`` (in eval mode) on one evaluation set; see the module docstring."""
+    """Score ``model`` (in eval mode) on one evaluation set; see the module docstring. ``fine``:
+    also score label-space generalisation on a synthetic world's fine truth
+    (:mod:`uniseg.engine.generalisation`)."""
+    from uniseg.engine import generalisation as gen
+
     n = len(es.class_names)
     channels = torch.from_numpy(es.eval_map.channels).to(device)
     classes = torch.from_numpy(es.eval_map.classes).to(device)
@@ -104,7 +124,16 @@ def evaluate_set(
     keep[classes] = classes
     label_map = None if es.label_map is None else es.label_map.to(device)
     conf = torch.zeros(n, n, dtype=torch.int64, device=device)
-    loader, total = _loader(es, workers, rank, world_size)
+    loader, total = _loader(es, workers, rank, world_size, fine)
+    if fine is not None:
+        k = len(fine.truth.classes)
+        contains_np = fine.truth.contains
+        outside_np = np.ones(k, dtype=bool)
+        outside_np[es.eval_map.channels] = False
+        contains = torch.from_numpy(contains_np).to(device)
+        containers = torch.from_numpy(gen.container_index(contains_np)).to(device)
+        outside = torch.from_numpy(outside_np).to(device)
+        sums = gen.FineSums.zeros(k, contains_np.shape[0], device)
     done = 0
     for item in loader:
         image = item["image"].unsqueeze(0).to(device)
@@ -112,8 +141,11 @@ def evaluate_set(
         if label_map is not None:
             label = label_map[label]
         label = keep[label]
-        winner, _ = predict_channels(model, image, label.shape[-2:], channels, settings, autocast)
+        winner, logits = predict_channels(model, image, label.shape[-2:], channels, settings, autocast)
         conf += confusion(classes[winner], label, n)
+        if fine is not None:
+            scores_ = gen.normalised_scores(logits[0], fine.activation)
+            gen.add_image(sums, scores_, item["fine"].to(device), contains, containers, outside, fine.value)
         done += 1
         if progress is not None:
             progress(es.name, done, total)
@@ -121,11 +153,16 @@ def evaluate_set(
     if all_reduce is not None:
         all_reduce(conf)
         all_reduce(count)
+        if fine is not None:
+            for t in sums.tensors():
+                all_reduce(t)
     s = scores(conf, scored=es.scored(), absent_as_zero=absent_as_zero)
+    fine_result = None if fine is None else gen.fine_scores(
+        sums, fine.truth.classes, fine.truth.fine_classes, contains_np, outside_np, fine.value, fine.activation)
     return DatasetScore(
         dataset=es.name, split=es.split, images=int(count.item()), classes=list(es.class_names), iou=s.iou,
         miou=s.miou, pixel_accuracy=s.pixel_accuracy, confusion=conf.cpu().numpy(),
-        missing=list(es.eval_map.missing), scored=s.scored, absent_as_zero=absent_as_zero,
+        missing=list(es.eval_map.missing), scored=s.scored, absent_as_zero=absent_as_zero, fine=fine_result,
     )
 
 
@@ -146,9 +183,14 @@ def summary_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     cols = ["dataset", "split", "images", "miou", "pixel_accuracy", "scored_classes", "checkpoint", "union_fingerprint"]
+    fine = any("outside_space" in r for r in rows)
+    if fine:  # scored on a synthetic world's fine truth: the two means
+        cols += ["outside_space_iou", "consistency"]
+        rows = [{**r, "outside_space_iou": (r.get("outside_space") or {}).get("mean"),
+                 "consistency": (r.get("consistency") or {}).get("mean")} for r in rows]
     w.writerow(cols)
     for r in rows:
-        w.writerow([f"{r[c]:.6f}" if isinstance(r.get(c), float) else r.get(c, "") for c in cols])
+        w.writerow([f"{r[c]:.6f}" if isinstance(r.get(c), float) else ("" if r.get(c) is None else r.get(c, "")) for c in cols])
     return buf.getvalue()
 
 

@@ -7,6 +7,14 @@ model. For every dataset d and ground-truth class c of d, over all pixels labell
     cosine[d, c, c'] = mean of cos(feature, w_c')                 (what the authors' code stored)
     pixels[d, c]     = number of those pixels
 
+With ``interior`` = r > 0 the sums run over *interior* pixels only: those whose (2r+1) x (2r+1)
+neighbourhood holds one label value (each class mask eroded by r; the image border does not
+erode). The network predicts at output stride 4 and upsamples, so near a class border its logits
+carry the neighbour's features: a thin class (a pole, a lane marking, a rider) then takes its
+Eq. 7 row from its surroundings (pole -> building) rather than from itself. ``pixels`` then counts
+interior pixels and ``all_pixels`` every pixel; a class with too few interior pixels has not enough
+support for Eq. 6 (``uniseg.unify.relations``). ``interior=0`` is the paper's plain mean.
+
 Images go in at ``short_side`` and labels are NEAREST-resized to the same size, so the model's
 logits (t x cosine, bilinearly upsampled from 1/4 by the network itself) already sit on the label
 grid: no second resize. Per image, a scatter-add over pixels per statistic (never a loop over
@@ -26,6 +34,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from uniseg.engine.checkpoint import TrainedModel
 from uniseg.errors import FingerprintMismatch, Interrupted, UnisegError
@@ -95,13 +104,55 @@ def _one_hot(index: torch.Tensor, bins: int, dtype: torch.dtype) -> torch.Tensor
     return hot.scatter_(-1, index.unsqueeze(-1), 1)
 
 
+def interior_mask(target: torch.Tensor, radius: int) -> torch.Tensor:
+    """``H x W`` bool: pixels whose (2 radius + 1)-square neighbourhood (clipped at the image
+    border) holds one label value only: every class mask eroded by ``radius`` at once, by a
+    separable max and min filter over the label map (no loop over classes)."""
+    if radius <= 0:
+        return torch.ones(target.shape[-2:], dtype=torch.bool, device=target.device)
+    lab = target.reshape(1, 1, *target.shape[-2:]).float()  # label values are small integers: exact
+    k = 2 * int(radius) + 1
+
+    def pooled(x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(x, (1, k), stride=1, padding=(0, radius))
+        return F.max_pool2d(x, (k, 1), stride=1, padding=(radius, 0))
+
+    return (pooled(lab) == -pooled(-lab))[0, 0]
+
+
+def interior_radius(model, interior: str | int) -> int:
+    """The erosion radius for ``--interior``: ``off`` 0, a number of pixels, or ``auto``: a quarter
+    of the model's output stride, at least 1 (HRNet, stride 4: 1 pixel, the border pixels whose
+    upsampled logits blend the neighbouring class). Measured on the demo (3 seeds, docs/demo.md),
+    radius 1 raised precision the most; 2 and 4 (the full stride) left the thin classes without
+    interior pixels and lost more true relations than false ones."""
+    if isinstance(interior, int) and not isinstance(interior, bool):
+        value = interior
+    else:
+        text = str(interior).strip().lower()
+        if text == "off":
+            return 0
+        if text == "auto":
+            return max(1, int(getattr(model, "output_stride", 4)) // 4)
+        try:
+            value = int(text)
+        except ValueError:
+            raise UnisegError(f"--interior {interior!r}: give auto, off or a number of pixels (e.g. --interior 2)") from None
+    if not 0 <= value <= 64:
+        raise UnisegError(f"--interior {interior}: a number of pixels in 0..64 (0 = off), or auto")
+    return value
+
+
 @dataclass
 class MiningSums:
-    """Running sums of one pass: ``D x K x K`` sigmoid and cosine sums, ``D x K`` pixel counts."""
+    """Running sums of one pass: ``D x K x K`` sigmoid and cosine sums, ``D x K`` pixel counts
+    (the pixels summed over, and every labelled pixel: they differ with ``interior``)."""
 
     sig: torch.Tensor
     cos: torch.Tensor
     pixels: torch.Tensor
+    all_pixels: torch.Tensor
+    interior: int = 0  # erosion radius (0: every pixel, the paper's plain mean)
     _scratch: Optional[torch.Tensor] = field(default=None, repr=False, compare=False)  # sigmoid buffer, reused
 
     def _buffer(self, like: torch.Tensor) -> torch.Tensor:
@@ -113,9 +164,9 @@ class MiningSums:
         return self._scratch[:n].view(like.shape)
 
     @classmethod
-    def zeros(cls, d: int, k: int, device: torch.device) -> "MiningSums":
+    def zeros(cls, d: int, k: int, device: torch.device, interior: int = 0) -> "MiningSums":
         return cls(torch.zeros(d, k, k, dtype=torch.float64, device=device), torch.zeros(d, k, k, dtype=torch.float64, device=device),
-                   torch.zeros(d, k, dtype=torch.int64, device=device))
+                   torch.zeros(d, k, dtype=torch.int64, device=device), torch.zeros(d, k, dtype=torch.int64, device=device), int(interior))
 
     def add(self, d: int, logits: torch.Tensor, target: torch.Tensor, scale: float, method: Optional[str] = None) -> None:
         """Accumulate one image of dataset row ``d``: ``logits`` (K x H x W, t x cosine at the label
@@ -127,15 +178,22 @@ class MiningSums:
         """
         k = logits.shape[0]
         flat = target.reshape(-1)
-        idx = torch.where(flat == IGNORE, torch.full_like(flat, k), flat)
+        spare = torch.full_like(flat, k)
+        idx = torch.where(flat == IGNORE, spare, flat)
+        if self.interior:
+            self.all_pixels[d] += torch.bincount(idx, minlength=k + 1)[:k]
+            idx = torch.where(interior_mask(target, self.interior).reshape(-1), idx, spare)
         values = logits.reshape(k, -1).float()
         logit_sum, sig_sum = class_sums_many([values, torch.sigmoid(values, out=self._buffer(values))], idx, k + 1, method)
         self.cos[d] += logit_sum[:, :k].t() / scale
         self.sig[d] += sig_sum[:, :k].t()
-        self.pixels[d] += torch.bincount(idx, minlength=k + 1)[:k]
+        counted = torch.bincount(idx, minlength=k + 1)[:k]
+        self.pixels[d] += counted
+        if not self.interior:
+            self.all_pixels[d] += counted
 
     def all_reduce(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        for t in (self.sig, self.cos, self.pixels):
+        for t in (self.sig, self.cos, self.pixels, self.all_pixels):
             reduce(t)
 
     def means(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -196,12 +254,15 @@ def _weights_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def run_key(trained: TrainedModel, sets: Sequence[tuple[str, object]], split: Sequence[str], short_side: int, world_size: int, autocast=None) -> str:
+def run_key(trained: TrainedModel, sets: Sequence[tuple[str, object]], split: Sequence[str], short_side: int, world_size: int, autocast=None,
+            interior: int = 0) -> str:
     """What partial sums belong to: the weights, the datasets' image lists, split, resolution,
-    precision and the number of processes (each process's share of the images depends on it)."""
+    precision, the interior radius and the number of processes (each process's share of the
+    images depends on it)."""
     images = {name: hashlib.sha256("\n".join(ds.images).encode()).hexdigest() for name, ds in sets}
-    blob = json.dumps([_weights_digest(trained.model), trained.union.fingerprint, images, list(split), short_side, world_size,
-                       str(getattr(autocast, "fast_dtype", None))])
+    parts = [_weights_digest(trained.model), trained.union.fingerprint, images, list(split), short_side, world_size,
+             str(getattr(autocast, "fast_dtype", None))]
+    blob = json.dumps(parts + ([int(interior)] if interior else []))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -218,6 +279,15 @@ class MiningResult:
     images: dict[str, int]  # images of each mined dataset (all processes)
     resumed: int = 0  # images this process (rank) took from saved partial sums
     mined: list[str] = field(default_factory=list)
+    all_pixels: Optional[np.ndarray] = None  # D x K every labelled pixel (``pixels``: those summed over)
+    interior: int = 0  # erosion radius the sums were taken with (0: plain mean)
+
+    def similarity(self, union: UnionSpace):
+        """The :class:`~uniseg.unify.similarity.Similarity` of this pass over ``union``."""
+        from uniseg.unify.similarity import similarity_for
+
+        return similarity_for(union, self.score, self.cosine, self.pixels, self.datasets,
+                              all_pixels=self.all_pixels if self.interior else None, interior=self.interior)
 
 
 def summary(result: MiningResult, union: UnionSpace) -> list[dict]:
@@ -263,14 +333,16 @@ def _load_state(path: Optional[Path], key: Callable[[], str], device: torch.devi
         return None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("key") != key():
         return None
-    return MiningSums(state["sig"].to(device), state["cos"].to(device), state["pixels"].to(device)), dict(state["done"])
+    all_pixels = state.get("all_pixels", state["pixels"])
+    return MiningSums(state["sig"].to(device), state["cos"].to(device), state["pixels"].to(device), all_pixels.to(device),
+                      int(state.get("interior", 0))), dict(state["done"])
 
 
 def _save_state(path: Path, key: str, sums: MiningSums, done: dict[str, int]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)  # a process on another machine may see no DIR yet
     with atomic_open(path, "wb") as fh:
         torch.save({"format": STATE_FORMAT, "key": key, "sig": sums.sig.cpu(), "cos": sums.cos.cpu(),
-                    "pixels": sums.pixels.cpu(), "done": dict(done)}, fh)
+                    "pixels": sums.pixels.cpu(), "all_pixels": sums.all_pixels.cpu(), "interior": sums.interior, "done": dict(done)}, fh)
 
 
 def clear_state(state_dir: Path) -> None:
@@ -308,6 +380,7 @@ def mine(
     progress: Optional[Callable[[str, int, int], None]] = None,
     method: Optional[str] = None,
     sets: Optional[Sequence[tuple[str, object]]] = None,
+    interior: int = 0,
 ) -> MiningResult:
     """Accumulate Eq. 7 over ``datasets`` (NAME, ROOT pairs of the model's training datasets).
 
@@ -315,6 +388,7 @@ def mine(
     saves this process's sums and raises :class:`~uniseg.errors.Interrupted`. ``progress(name,
     done, total)`` counts this process's images. ``method``: see :func:`class_sums`. ``sets``:
     the datasets as :func:`open_sets` opened them for these arguments (opened here by default).
+    ``interior``: the erosion radius in pixels (:func:`interior_radius`; 0 = every pixel).
     """
     from uniseg.engine.inputs import quiet_worker
     from uniseg.engine.trainer import StopRequest
@@ -323,9 +397,9 @@ def mine(
     model, union = trained.model.eval(), trained.union
     scale = float(model.classifier.scale)
     state_path = _state_path(state_dir, rank, world_size)
-    key = key_in_background(trained, sets, split, short_side, world_size, autocast) if state_path is not None else None
+    key = key_in_background(trained, sets, split, short_side, world_size, autocast, interior) if state_path is not None else None
     loaded = _load_state(state_path, key, device)
-    sums, done = loaded if loaded is not None else (MiningSums.zeros(len(union.datasets), union.num_classes, device), {})
+    sums, done = loaded if loaded is not None else (MiningSums.zeros(len(union.datasets), union.num_classes, device, interior), {})
     resumed = sum(done.values())
     fresh = 0
     with (StopRequest() if state_path is not None else contextlib.nullcontext()) as stop, torch.no_grad():
@@ -359,4 +433,48 @@ def mine(
         sums.all_reduce(all_reduce)
     score, cosine, pixels = sums.means()
     return MiningResult(score, cosine, pixels, list(union.datasets), union.names, union.fingerprint,
-                        {name: len(ds) for name, ds in sets}, resumed, [name for name, _ in sets])
+                        {name: len(ds) for name, ds in sets}, resumed, [name for name, _ in sets],
+                        sums.all_pixels.cpu().numpy(), int(interior))
+
+
+def mine_to_folder(
+    trained: TrainedModel,
+    datasets: Sequence[tuple[str, str]],
+    registry: Registry,
+    out: Path,
+    *,
+    device: torch.device,
+    split: Sequence[str] = ("train",),
+    short_side: int = 1080,
+    workers: int = 2,
+    interior: int = 0,
+    autocast=None,
+    rank: int = 0,
+    world_size: int = 1,
+    all_reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+    barrier: Optional[Callable[[], None]] = None,
+    progress: Optional[Callable[[str, int, int], None]] = None,
+    sets: Optional[Sequence[tuple[str, object]]] = None,
+) -> tuple[MiningResult, list[Path]]:
+    """The mining pass as ``uniseg relations mine`` and the demo run it: refuse an ``out`` holding
+    another union's artifacts, mine resumably (partial sums in ``out``), then write ``union.yaml``,
+    ``similarity.npz`` and ``similarity.csv`` there (rank 0) and clear the partial sums. Returns the
+    result and the files written (none on other ranks)."""
+    from uniseg.io import atomic_write_text, output_folder
+    from uniseg.unify.artifact import UNION_FILE, dump_union_yaml
+    from uniseg.unify.similarity import write_similarity
+
+    out = Path(out)
+    sets = sets if sets is not None else open_sets(trained, datasets, registry, split, short_side)
+    check_out_folder(out, trained.union)
+    written: list[Path] = []
+    with output_folder(out, [root for _, root in datasets]) if rank == 0 else contextlib.nullcontext(out):
+        if barrier is not None:
+            barrier()  # the folder exists before any process saves its partial sums there
+        res = mine(trained, datasets, registry, device=device, split=split, short_side=short_side, workers=workers, autocast=autocast,
+                   rank=rank, world_size=world_size, all_reduce=all_reduce, state_dir=out, progress=progress, sets=sets, interior=interior)
+        if rank == 0:
+            atomic_write_text(out / UNION_FILE, dump_union_yaml(trained.union))
+            written = [out / UNION_FILE, *write_similarity(out, res.similarity(trained.union))]
+            clear_state(out)
+    return res, written

@@ -7,8 +7,11 @@ class indices of the label space in its registry ``classes`` order (or unified i
 
 ``colour`` adds ``<stem>_colour.png`` in the label space's colours. ``multilabel`` renders the
 paper's Figure 4 view as ``<stem>_multilabel.png``: where a class outside the label space scores
-above ``threshold`` (sigmoid for BCE-trained models, softmax over the union for CE), that class
-replaces the prediction and is drawn in its union colour; a legend names the classes shown.
+above ``threshold`` (sigmoid for BCE-trained models, softmax over the union for CE; None: the
+paper's 0.5 and 0.1), that class replaces the prediction and is drawn in its union colour; a
+legend names the classes shown. Beside it ``<stem>_outside.png`` holds the same prediction as data:
+the unified index of the outside class drawn, 255 elsewhere (what ``uniseg eval --fine-truth``
+scores as the outside-space IoU).
 """
 
 from __future__ import annotations
@@ -79,24 +82,27 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], out: Path) -> list[tuple[P
 
 
 def scores_of(logits: torch.Tensor, activation: str) -> torch.Tensor:
-    """Normalised class scores: sigmoid per class (BCE models) or softmax over the union (CE)."""
-    return torch.softmax(logits, dim=1) if activation == "softmax" else torch.sigmoid(logits)
+    """Normalised class scores of ``B x K x ...`` logits: sigmoid per class (BCE models) or softmax over the union (CE)."""
+    from uniseg.engine.generalisation import normalised_scores
+
+    return torch.stack([normalised_scores(x, activation) for x in logits])
 
 
 def multilabel_override(logits: torch.Tensor, channels: Optional[torch.Tensor], activation: str,
                         threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mask, classes)``: pixels where a unified class outside ``channels`` scores above
-    ``threshold``, and that best outside class (unified index) there."""
+    ``threshold``, and that best outside class (unified index) there (the Figure-4 prediction of
+    :func:`uniseg.engine.generalisation.outside_prediction`)."""
+    from uniseg.engine.generalisation import outside_prediction
+
     s = scores_of(logits, activation)[0]
-    outside = torch.ones(s.shape[0], dtype=torch.bool, device=s.device)
+    k = s.shape[0]
+    outside = torch.ones(k, dtype=torch.bool, device=s.device)
     if channels is not None:
         outside[channels.to(s.device)] = False
-    if not bool(outside.any()):
-        empty = torch.zeros(s.shape[1:], dtype=torch.bool, device=s.device)
-        return empty, torch.zeros(s.shape[1:], dtype=torch.int64, device=s.device)
-    s_out = s.masked_fill(~outside[:, None, None], -1.0)
-    best, cls = s_out.max(0)
-    return best > threshold, cls
+    pred = outside_prediction(s.reshape(k, -1), outside, threshold).reshape(s.shape[1:])
+    over = pred < k
+    return over, torch.where(over, pred, torch.zeros_like(pred))
 
 
 @dataclass
@@ -105,6 +111,7 @@ class PredictReport:
     label_space: str
     written: list[str] = field(default_factory=list)
     outside_classes: dict[str, int] = field(default_factory=dict)  # multilabel: class -> pixels drawn
+    threshold: Optional[float] = None  # multilabel: the score threshold used
 
 
 def legend_strip(width: int, entries: Sequence[tuple[str, tuple[int, int, int]]]):
@@ -142,7 +149,7 @@ def predict_files(
     settings: InferenceSettings = InferenceSettings(),
     colour: bool = False,
     multilabel: bool = False,
-    threshold: float = 0.5,
+    threshold: Optional[float] = None,
     autocast=None,
     progress: Optional[Callable[[int, int], None]] = None,
 ) -> PredictReport:
@@ -152,8 +159,11 @@ def predict_files(
     from uniseg.data.labels import open_image
     from uniseg.data.transforms import normalize
 
+    from uniseg.engine.generalisation import paper_threshold
+
+    cut = paper_threshold(trained.activation) if threshold is None else float(threshold)
     pairs = plan_outputs(inputs, Path(out))
-    report = PredictReport(Path(out), target.name)
+    report = PredictReport(Path(out), target.name, threshold=cut if multilabel else None)
     channels = None if target.channels is None else target.channels.to(device)
     class_of = None if target.class_of_channel is None else target.class_of_channel.to(device)
     pal = torch.from_numpy(target.colours).to(device)
@@ -169,9 +179,11 @@ def predict_files(
             if colour:
                 atomic_save_image(_beside(dst, "colour"), Image.fromarray(pal[pred].cpu().numpy(), mode="RGB"), format="PNG")
             if multilabel:
-                over, cls = multilabel_override(logits, channels, trained.activation, threshold)
+                over, cls = multilabel_override(logits, channels, trained.activation, cut)
                 view = multilabel_view(trained, target, pred, over, cls, report.outside_classes)
                 atomic_save_image(_beside(dst, "multilabel"), view, format="PNG")
+                outside = torch.where(over, cls, torch.full_like(cls, NONE)).to(torch.uint8).cpu().numpy()
+                atomic_save_image(_beside(dst, "outside"), Image.fromarray(outside, mode="L"), format="PNG")
             if progress is not None:
                 progress(k + 1, len(pairs))
     return report

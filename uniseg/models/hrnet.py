@@ -336,6 +336,10 @@ class HRNet(nn.Module):
     checkpoints record) applies to every bilinear resize: fuse layers, head and output.
     """
 
+    #: The logits' grid relative to the input (features at 1/4, bilinearly upsampled).
+    output_stride = 4
+
+
     def __init__(
         self,
         config: Union[HRNetConfig, Mapping],

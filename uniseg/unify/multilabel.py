@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 NO_CANDIDATE_TAU = 1.0  # scores are <= 1 and Eq. 6 compares strictly: nothing switches on
+#: Which pairs Eq. 6 may switch on: ``paper`` any (the equation as printed); ``conflict`` only a
+#: pair that a label-space conflict can explain (:func:`conflict_possible`).
+RULES = ("paper", "conflict")
 
 
 @dataclass(frozen=True)
@@ -40,17 +43,35 @@ def _check(score: np.ndarray, valid: np.ndarray, pixels: np.ndarray) -> tuple[np
     return score, valid, pixels
 
 
-def measured_rows(valid: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """``D x K`` bool: rows (d, c) that Eq. 6 and auto-tau look at (c in d's space, pixels > 0)."""
-    return np.asarray(valid, dtype=bool) & (np.asarray(pixels) > 0)
+def measured_rows(valid: np.ndarray, pixels: np.ndarray, min_pixels: int = 1) -> np.ndarray:
+    """``D x K`` bool: rows (d, c) that Eq. 6 and auto-tau look at (c in d's space, at least
+    ``min_pixels`` pixels: any pixel for the plain mean; with interior mining, enough support)."""
+    return np.asarray(valid, dtype=bool) & (np.asarray(pixels) >= max(1, int(min_pixels)))
 
 
-def switched_on(score: np.ndarray, valid: np.ndarray, pixels: np.ndarray, tau: float) -> np.ndarray:
-    """``D x K x K`` bool: s(c') > max(tau, s(c)) on measured rows (never on the diagonal)."""
+def conflict_possible(valid: np.ndarray) -> np.ndarray:
+    """``D x K x K`` bool ``[d, c, c']``: some other dataset's label space lacks c and holds c', so
+    its annotators can have written c's content as c' (Mapillary's bicyclist -> rider: Cityscapes
+    has rider, no bicyclist). A pair no dataset can write that way (pole -> building: every dataset
+    labels poles) is no label conflict: a high s(c') there is the model's error (a class it has
+    not learnt, scored from its surroundings), not a relation."""
+    valid = np.asarray(valid, dtype=bool)
+    writes = (~valid[:, :, None] & valid[:, None, :]).astype(np.int32)  # D x K x K: d2 lacks c, holds c'
+    return writes.sum(axis=0, keepdims=True) - writes > 0  # over every other dataset
+
+
+def switched_on(score: np.ndarray, valid: np.ndarray, pixels: np.ndarray, tau: float, min_pixels: int = 1,
+                rule: str = "paper") -> np.ndarray:
+    """``D x K x K`` bool: s(c') > max(tau, s(c)) on measured rows (never on the diagonal); with
+    ``rule="conflict"`` only where :func:`conflict_possible`."""
     score, valid, pixels = _check(score, valid, pixels)
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     own = np.diagonal(score, axis1=1, axis2=2)  # D x K: s_{d,c}(c)
     on = score > np.maximum(float(tau), own)[:, :, None]
-    on &= measured_rows(valid, pixels)[:, :, None]
+    on &= measured_rows(valid, pixels, min_pixels)[:, :, None]
+    if rule == "conflict":
+        on &= conflict_possible(valid)
     return on
 
 
@@ -63,7 +84,8 @@ def identity_table(valid: np.ndarray) -> np.ndarray:
     return table
 
 
-def multilabel_table(score: np.ndarray, valid: np.ndarray, pixels: np.ndarray, tau: float) -> np.ndarray:
+def multilabel_table(score: np.ndarray, valid: np.ndarray, pixels: np.ndarray, tau: float, min_pixels: int = 1,
+                     rule: str = "paper") -> np.ndarray:
     """Eq. 6: ``D x K x K`` int8 [dataset, ground-truth class, class] of 1 / 0 / -1 (null).
 
     Measured row (d, c): 1 where c' == c or s(c') > max(tau, s(c)) (strictly); -1 where c' is
@@ -71,11 +93,11 @@ def multilabel_table(score: np.ndarray, valid: np.ndarray, pixels: np.ndarray, t
     """
     score, valid, pixels = _check(score, valid, pixels)
     table = identity_table(valid)
-    table[switched_on(score, valid, pixels, tau)] = 1
+    table[switched_on(score, valid, pixels, tau, min_pixels, rule)] = 1
     return table
 
 
-def auto_tau(score: np.ndarray, valid: np.ndarray, pixels: np.ndarray) -> TauChoice:
+def auto_tau(score: np.ndarray, valid: np.ndarray, pixels: np.ndarray, min_pixels: int = 1) -> TauChoice:
     """The paper's automatic tau: the mean top score over measured rows (d, c) whose top class
     lies outside d's label space (a tie with an in-space class counts as in-space).
 
@@ -83,7 +105,7 @@ def auto_tau(score: np.ndarray, valid: np.ndarray, pixels: np.ndarray) -> TauCho
     row: tau = 1.0, so nothing switches on and the table is the Null-BCE table.
     """
     score, valid, pixels = _check(score, valid, pixels)
-    rows = measured_rows(valid, pixels)
+    rows = measured_rows(valid, pixels, min_pixels)
     inside = np.where(valid[:, None, :], score, -np.inf).max(axis=2)  # D x K
     outside = np.where(valid[:, None, :], -np.inf, score).max(axis=2)
     candidate = rows & (outside > inside)

@@ -149,6 +149,8 @@ class RelationSet:
     tau: TauChoice
     table: np.ndarray  # D x K x K int8
     source: str = ""
+    min_support: int = 1  # pixels a row needs for Eq. 6 to look at it (interior mining: MIN_SUPPORT)
+    rule: str = "paper"  # which pairs Eq. 6 may switch on (uniseg.unify.multilabel.RULES)
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -170,6 +172,15 @@ class RelationSet:
         for i, k in zip(d.tolist(), c2.tolist()):
             out.setdefault(self.similarity.classes[k], set()).add(self.datasets[i])
         return {c: sorted(v, key=self.datasets.index) for c, v in sorted(out.items())}
+
+    def unsupported(self) -> list[dict]:
+        """The classes without enough support: labelled in a dataset, but with fewer than
+        ``min_support`` pixels the statistics are over (interior mining), so Eq. 6 switches on no
+        relation of theirs. Empty for the plain mean (any pixel is support)."""
+        sim = self.similarity
+        rows = self.valid & (sim.labelled_pixels > 0) & (sim.pixels < self.min_support)
+        return [{"dataset": sim.datasets[d], "class": sim.classes[c], "pixels": int(sim.pixels[d, c]),
+                 "all_pixels": int(sim.labelled_pixels[d, c])} for d, c in np.argwhere(rows)]
 
     def relations(self) -> list[Relation]:
         """Switched-on relations sorted by primary class, dataset (file order), then -score, secondary."""
@@ -200,13 +211,43 @@ def class_own_scores(score: np.ndarray, pixels: np.ndarray, valid: np.ndarray) -
     return np.divide((own * labelled).sum(axis=0), weight, out=np.zeros_like(weight), where=weight > 0)
 
 
-def build_relations(sim: Similarity, union: UnionSpace, tau: float | None = None, source: str = "") -> RelationSet:
-    """Eq. 6 over ``sim`` with ``tau`` (None: the automatic rule); checks the file against ``union``."""
+#: Interior pixels a class needs in a dataset before Eq. 6 looks at its row (interior mining): a
+#: mean over fewer is noise. The plain mean keeps the paper's rule (any pixel).
+MIN_SUPPORT = 50
+
+
+def default_support(sim: Similarity) -> int:
+    return MIN_SUPPORT if sim.interior else 1
+
+
+#: The default of ``relations labels --rule``: Eq. 6 on pairs a label conflict can explain (see
+#: ``docs/relations.md``: on the demo it keeps every planted relation Eq. 6 finds and drops the
+#: pole -> building kind); ``paper`` is the equation as printed.
+DEFAULT_RULE = "conflict"
+
+
+def build_relations(sim: Similarity, union: UnionSpace, tau: float | None = None, source: str = "",
+                    min_support: int | None = None, rule: str = DEFAULT_RULE) -> RelationSet:
+    """Eq. 6 over ``sim`` with ``tau`` (None: the automatic rule); checks the file against ``union``.
+    ``min_support``: pixels a row needs (default :func:`default_support`); ``rule``: which pairs
+    may switch on (:data:`uniseg.unify.multilabel.RULES`)."""
+    from uniseg.unify.multilabel import RULES
+
+    if rule not in RULES:
+        raise UnisegError(f"--rule {rule!r}: choose {' or '.join(RULES)}")
     valid = sim.valid_for(union)
-    choice = auto_tau(sim.score, valid, sim.pixels) if tau is None else given_tau(tau)
-    table = multilabel_table(sim.score, valid, sim.pixels, choice.tau)
+    support = default_support(sim) if min_support is None else max(1, int(min_support))
+    choice = auto_tau(sim.score, valid, sim.pixels, support) if tau is None else given_tau(tau)
+    table = multilabel_table(sim.score, valid, sim.pixels, choice.tau, support, rule)
     check_table(table, valid, sim.datasets)
-    return RelationSet(sim, union, valid, choice, table, source)
+    return RelationSet(sim, union, valid, choice, table, source, support, rule)
+
+
+RULE_NOTES = {
+    "paper": "Eq. 6 as printed: any c' with s(c') > max(tau, s(c))",
+    "conflict": "Eq. 6 on pairs a label conflict can explain: c' with s(c') > max(tau, s(c)) where another training "
+                "dataset lacks c and has c' (its annotators can have written c as c')",
+}
 
 
 def _r(x: float) -> float:
@@ -223,7 +264,7 @@ def relations_doc(rs: RelationSet) -> dict:
             entries.append({"primary": r.primary, "dataset": r.dataset, "own_score": _r(r.own_score), "pixels": r.pixels, "secondary": []})
         entries[-1]["secondary"].append({"class": r.secondary, "score": _r(r.score), "in_space": r.in_space})
     rels = rs.relations()
-    return {
+    doc = {
         "format": FORMAT,
         "generator": f"uniseg {__version__}",
         "fingerprint": rs.union.fingerprint,
@@ -234,6 +275,7 @@ def relations_doc(rs: RelationSet) -> dict:
         "union": UNION_COPY,
         "similarity": {"file": SIMILARITY_FILE, "fingerprint": rs.similarity.content_fingerprint, "source": rs.source},
         "tau": {"value": float(rs.tau.tau), "how": rs.tau.how, "rows": int(rs.tau.rows), "note": rs.tau.note},
+        "rule": {"name": rs.rule, "note": RULE_NOTES[rs.rule]},
         "counts": {
             "relations": len(rels),
             "outside_space": sum(not r.in_space for r in rels),
@@ -242,6 +284,14 @@ def relations_doc(rs: RelationSet) -> dict:
         },
         "relations": entries,
     }
+    if rs.similarity.interior or rs.min_support > 1:  # the plain mean's file reads as it always did
+        doc["support"] = {
+            "interior": int(rs.similarity.interior), "min_pixels": int(rs.min_support),
+            "note": "statistics over interior pixels (each class mask eroded by `interior` pixels); a class with fewer "
+                    "than min_pixels of them in a dataset has not enough support: Eq. 6 switches on no relation of its",
+            "not_enough": rs.unsupported(),
+        }
+    return doc
 
 
 HEADER = """\
@@ -321,7 +371,10 @@ def read_relations(path: str | Path) -> RelationSet:
     if sim.datasets != rt.datasets:
         raise UnisegError(f"{yml}: datasets {', '.join(rt.datasets)} differ from {sim.path} ({', '.join(sim.datasets)})")
     valid = sim.valid_for(union)
-    return RelationSet(sim, union, valid, tau, rt.table, str(yml.parent))
+    support = doc.get("support") if isinstance(doc.get("support"), dict) else {}
+    min_support = int(support.get("min_pixels", 1))
+    rule = doc.get("rule", {}).get("name", "paper") if isinstance(doc.get("rule"), dict) else "paper"  # older files: the paper's
+    return RelationSet(sim, union, valid, tau, rt.table, str(yml.parent), min_support, rule)
 
 
 def union_for(sim: Similarity, registry=None) -> UnionSpace:
@@ -339,3 +392,16 @@ def union_for(sim: Similarity, registry=None) -> UnionSpace:
             f"{union.fingerprint}; pass the union used for mining with --union DIR"
         )
     return union
+
+
+def own_scores(score: np.ndarray, pixels: np.ndarray) -> dict:
+    """How well a mining model knows the classes: the mean own score s_{d,c}(c) (Eq. 7) over the
+    (dataset, class) rows with pixels, per row (``classes``) and weighted by pixels (``pixels``).
+    Relations mined from a model that scores a class low on its own pixels come from the class's
+    surroundings, not from it."""
+    own = np.einsum("dcc->dc", np.asarray(score, dtype=np.float64))
+    px = np.asarray(pixels, dtype=np.float64)
+    seen = px > 0
+    if not seen.any():
+        return {"classes": 0.0, "pixels": 0.0}
+    return {"classes": float(own[seen].mean()), "pixels": float((own * px)[seen].sum() / px[seen].sum())}

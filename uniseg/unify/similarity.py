@@ -4,6 +4,9 @@ Arrays: ``score`` (D x K x K, s_{d,c}(c') = mean over d's pixels of ground truth
 sigmoid(t * cosine) for class c'), ``cosine`` (D x K x K, the mean raw cosine), ``pixels``
 (D x K), ``datasets`` / ``classes`` (strings, union order) and ``fingerprint`` (the union's).
 Rows (d, c) without pixels carry no measurement: they may hold NaN on disk and read as 0.
+Mined on interior pixels (``uniseg relations mine --interior``), the file also holds ``interior``
+(the erosion radius in pixels) and ``all_pixels`` (D x K, every labelled pixel; ``pixels`` then
+counts the interior ones the means are over). Without them it is the paper's plain mean.
 Whoever writes the file (``uniseg relations mine`` or a script), the reader checks it all.
 """
 
@@ -28,6 +31,7 @@ SIMILARITY_FILE = "similarity.npz"
 SIMILARITY_CSV = "similarity.csv"
 CSV_COLUMNS = ["dataset", "class", "other_class", "score", "cosine", "pixels"]
 ARRAYS = ("score", "cosine", "pixels", "datasets", "classes", "fingerprint")
+INTERIOR_ARRAYS = ("all_pixels", "interior")  # present together, only when mined on interior pixels
 _HEX16 = re.compile(r"^[0-9a-f]{16}$")
 _SLACK = 1e-6  # rounding room at the ends of [0, 1] / [-1, 1]; values inside it are clipped
 
@@ -43,6 +47,8 @@ class Similarity:
     classes: tuple[str, ...]
     fingerprint: str  # the union's
     path: str = "similarity"  # where it came from, for messages
+    all_pixels: np.ndarray | None = None  # D x K int64 every labelled pixel (interior mining); None: = pixels
+    interior: int = 0  # erosion radius of interior mining (0: the plain mean over every pixel)
 
     def __post_init__(self) -> None:
         for name, value in _validated(self).items():
@@ -54,12 +60,18 @@ class Similarity:
         return self.pixels > 0
 
     @property
+    def labelled_pixels(self) -> np.ndarray:
+        """``D x K``: every labelled pixel of each class (``pixels`` unless mined on interior pixels)."""
+        return self.pixels if self.all_pixels is None else self.all_pixels
+
+    @property
     def content_fingerprint(self) -> str:
         """16 hex digits of SHA-256 over names, union fingerprint and array bytes (not the zip)."""
         h = hashlib.sha256()
         for part in ("\x1f".join(self.datasets), "\x1f".join(self.classes), self.fingerprint):
             h.update(part.encode("utf-8") + b"\x1e")
-        for arr in (self.score, self.cosine, self.pixels):
+        arrays = [self.score, self.cosine, self.pixels] + ([self.all_pixels, np.asarray(self.interior)] if self.interior else [])
+        for arr in arrays:
             h.update(repr(arr.shape).encode())
             h.update(np.ascontiguousarray(arr).tobytes())
         return h.hexdigest()[:16]
@@ -147,7 +159,33 @@ def _validated(sim: Similarity) -> dict:
     measured = pixels > 0
     score = _floats(path, "score", sim.score, (d, k, k), 0.0, 1.0, measured)
     cosine = _floats(path, "cosine", sim.cosine, (d, k, k), -1.0, 1.0, measured)
-    return {"datasets": datasets, "classes": classes, "fingerprint": fingerprint, "pixels": pixels, "score": score, "cosine": cosine}
+    out = {"datasets": datasets, "classes": classes, "fingerprint": fingerprint, "pixels": pixels, "score": score, "cosine": cosine}
+    return {**out, **_interior_fields(path, sim.all_pixels, sim.interior, pixels)}
+
+
+def _interior_fields(path: str, all_pixels, interior, pixels: np.ndarray) -> dict:
+    """``all_pixels`` / ``interior`` normalised: both absent (the plain mean), or an erosion radius
+    >= 1 with every class's labelled pixels, never fewer than its interior ones."""
+    radius = np.asarray(interior)
+    if radius.size != 1 or radius.dtype.kind not in "iu":
+        raise _fail(path, "interior", f"expected one whole number (the erosion radius), got {radius.dtype} of shape {radius.shape}")
+    radius = int(radius.reshape(()))
+    if radius < 0:
+        raise _fail(path, "interior", f"negative radius {radius}")
+    if radius == 0:
+        if all_pixels is not None:
+            raise _fail(path, "all_pixels", "given without an interior radius (interior must be >= 1 beside it)")
+        return {"interior": 0, "all_pixels": None}
+    if all_pixels is None:
+        raise _fail(path, "all_pixels", f"missing: mined on interior pixels (radius {radius}), the file needs every class's labelled pixels too")
+    arr = np.asarray(all_pixels)
+    if arr.dtype.kind not in "iu" or arr.shape != pixels.shape:
+        raise _fail(path, "all_pixels", f"expected integers of shape {pixels.shape}, got {arr.dtype} of shape {arr.shape}")
+    arr = np.array(arr, dtype=np.int64)
+    if (arr < pixels).any():
+        d, c = (int(v) for v in np.argwhere(arr < pixels)[0])
+        raise _fail(path, "all_pixels", f"{arr[d, c]} at [{d}, {c}], fewer than its {pixels[d, c]} interior pixels")
+    return {"interior": radius, "all_pixels": arr}
 
 
 def read_similarity(path: str | Path) -> Similarity:
@@ -163,7 +201,7 @@ def read_similarity(path: str | Path) -> Similarity:
             if missing:
                 raise UnisegError(f"{p}: missing array {missing[0]!r} (a similarity file holds {', '.join(ARRAYS)})")
             arrays = {}
-            for a in ARRAYS:
+            for a in ARRAYS + tuple(a for a in INTERIOR_ARRAYS if a in npz.files):
                 try:
                     arrays[a] = npz[a]
                 except ValueError as exc:  # object arrays need pickle, which is never allowed
@@ -213,6 +251,8 @@ def write_similarity(out_dir: str | Path, sim: Similarity) -> list[Path]:
         "classes": np.array(sim.classes, dtype=np.str_),
         "fingerprint": np.array(sim.fingerprint, dtype=np.str_),
     }
+    if sim.interior:  # mined on interior pixels; the plain mean's file stays as it always was
+        arrays.update(all_pixels=sim.all_pixels, interior=np.array(sim.interior, dtype=np.int64))
     npz, table = out / SIMILARITY_FILE, out / SIMILARITY_CSV
     atomic_write_text(table, similarity_csv(sim))
     with atomic_open(npz, "wb") as fh:  # last: the .npz is what readers look for
@@ -220,9 +260,10 @@ def write_similarity(out_dir: str | Path, sim: Similarity) -> list[Path]:
     return [npz, table]
 
 
-def similarity_for(union: UnionSpace, score: np.ndarray, cosine: np.ndarray, pixels: np.ndarray, datasets: Sequence[str] | None = None) -> Similarity:
+def similarity_for(union: UnionSpace, score: np.ndarray, cosine: np.ndarray, pixels: np.ndarray, datasets: Sequence[str] | None = None,
+                   *, all_pixels: np.ndarray | None = None, interior: int = 0) -> Similarity:
     """A :class:`Similarity` over ``union`` (rows in ``datasets`` order, default the union's)."""
     return Similarity(
         score=score, cosine=cosine, pixels=pixels, datasets=tuple(datasets or union.datasets),
-        classes=tuple(union.names), fingerprint=union.fingerprint, path="similarity",
+        classes=tuple(union.names), fingerprint=union.fingerprint, path="similarity", all_pixels=all_pixels, interior=int(interior),
     )

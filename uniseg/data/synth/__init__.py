@@ -6,6 +6,10 @@ layout, file names and label encoding, labelled with its taxonomy through ``mapp
 (a bicyclist is 'rider' in Cityscapes and 'Bicyclist' in Mapillary). Each dataset has its own
 visual domain and object statistics (``domains.yaml``). The planted relations (which fine
 classes each dataset folds into which of its classes) go to ``out/planted_relations.yaml``.
+The fine ground truth itself, which only a synthetic world has, goes to ``out/fine/<dataset>/<label
+path>`` (one 8-bit PNG of fine ids per label file; ``uniseg.data.synth.truth``), where no reader of
+a real layout looks. ``planted_relations.yaml`` records the world's fingerprint: a digest of every
+image and fine label drawn, the settings and each dataset's mapping.
 
 Deterministic: image ``i`` of dataset ``d`` comes from ``numpy.random.default_rng([seed,
 crc32(d), i])``, so output is identical byte for byte for a seed, whatever other datasets are
@@ -20,6 +24,7 @@ than mixed. Work is spread over processes by ``uniseg.parallel.imap`` (Ctrl-C st
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import time
@@ -30,7 +35,8 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from uniseg.data.synth.planted import planted_relations, read_planted, write_planted
+from uniseg.data.synth.planted import planted_relations, read_planted, world_fingerprint, write_planted
+from uniseg.data.synth.truth import FINE_DIR, fine_path
 from uniseg.data.synth.spec import (
     DatasetMapping,
     Sample,
@@ -59,6 +65,7 @@ __all__ = [
     "fine_index",
     "PLANTED_FILE",
     "MARKER",
+    "FINE_DIR",
 ]
 
 PLANTED_FILE = "planted_relations.yaml"
@@ -124,24 +131,32 @@ def _save_image(path: Path, rgb: np.ndarray, quality: int) -> None:
 
 
 def _write_chunk(name: str, root: str, mapping: DatasetMapping, samples: list[Sample], seed: int,
-                 size: tuple[int, int], dom: dict, report: Callable[[int], None] | None = None) -> tuple[str, int, np.ndarray]:
-    """Render and write ``samples`` of one dataset; returns (name, images written, fine pixel counts)."""
+                 size: tuple[int, int], dom: dict, report: Callable[[int], None] | None = None) -> tuple[str, int, np.ndarray, list[tuple[int, str]]]:
+    """Render and write ``samples`` of one dataset (images, labels and the fine truth beside the
+    world's datasets); returns (name, images written, fine pixel counts, a digest per sample)."""
     pal = _palette(name, dom)
     lut = mapping.lut()
     counts = np.zeros(len(fine_classes()), np.int64)
     quality = int(dom["look"]["jpeg_quality"])
     base = Path(root)
+    world = base.parent
+    digests = []
     for i, s in enumerate(samples):
         sc = sample_scene(name, s.index, seed=seed, size=size, _dom=dom, _pal=pal)
         counts += np.bincount(sc.fine.ravel(), minlength=counts.size)[: counts.size]
         _save_image(base / s.image, sc.image, quality)
         atomic_save_image(base / s.label, encode_label(sc.fine, mapping, lut), format="PNG", compress_level=6)
+        atomic_save_image(fine_path(world, name, s.label), Image.fromarray(sc.fine), format="PNG", compress_level=6)
+        h = hashlib.sha256(f"{s.image}\x1f{s.label}\x1f".encode())
+        h.update(np.ascontiguousarray(sc.fine).tobytes())
+        h.update(np.ascontiguousarray(sc.image).tobytes())
+        digests.append((s.index, h.hexdigest()))
         if report is not None:
             report(i + 1)
-    return name, len(samples), counts
+    return name, len(samples), counts, digests
 
 
-def _chunk_job(task: tuple, on_image: Callable[[str, int], None] | None) -> tuple[str, int, np.ndarray]:
+def _chunk_job(task: tuple, on_image: Callable[[str, int], None] | None) -> tuple[str, int, np.ndarray, list[tuple[int, str]]]:
     """One chunk of one dataset; ``on_image(dataset, k)`` after its k-th image (in-process runs only)."""
     report = None if on_image is None else (lambda k: on_image(task[0], k))
     return _write_chunk(*task, report=report)
@@ -204,24 +219,25 @@ def synthesize(
     plans = {n: plan_samples(spaces[n], images, seed, mappings[n]) for n in names}
     doms = {n: domain(n) for n in names}
     with output_folder(out):
-        replace = {n: _check_root(out / n) for n in names}  # refuse before touching anything
+        roots = [out / n for n in names] + [out / FINE_DIR / n for n in names]
+        replace = {root: _check_root(root) for root in roots}  # refuse before touching anything
         kept = _kept_from_world(out, names, reg, seed=int(seed), size=(h, w), images=int(images))
-        for n in names:
-            root = out / n
-            if replace[n]:
+        for root in roots:
+            if replace[root]:
                 shutil.rmtree(root)
             root.mkdir(parents=True, exist_ok=True)
             atomic_write_text(root / MARKER, f"written by uniseg data synth: seed {seed}, {images} images, size {h}x{w}\n")
-        done, counts = _render(out, mappings, plans, doms, int(seed), (h, w), progress)
+        done, counts, digests = _render(out, mappings, plans, doms, int(seed), (h, w), progress)
         for n, entry in kept.items():  # merged, not lost: relations are recomputed over the whole world
             spaces[n] = reg.get(n)
             mappings[n] = load_mapping(spaces[n])
             done[n] = int(entry.get("images", 0))
             counts[n] = {str(k): int(v) for k, v in (entry.get("fine_pixels") or {}).items()}
+            digests[n] = str(entry["digest"])
         order = [n for n in reg.names if n in spaces]
         doc = planted_relations(
             {n: spaces[n] for n in order}, {n: mappings[n] for n in order}, done, counts,
-            seed=seed, size=(h, w), images_per_dataset=images,
+            seed=seed, size=(h, w), images_per_dataset=images, digests=digests, registry=reg,
         )
         planted = out / PLANTED_FILE
         write_planted(planted, doc)
@@ -261,18 +277,22 @@ def _datasets_to_write(reg: Registry, datasets: Sequence[str] | None) -> tuple[l
                 names.append(n)
     if not names:
         raise UnisegError("no dataset to synthesise (the registry has no entry with a layout and a fine mapping)")
+    if FINE_DIR in names:
+        raise UnisegError(f"dataset {FINE_DIR!r}: the name of the world's fine-truth folder; register the dataset under another name")
     return names, skipped
 
 
 def _render(out: Path, mappings: dict[str, DatasetMapping], plans: dict[str, list[Sample]], doms: dict[str, dict],
-            seed: int, size: tuple[int, int], progress: Callable[[str, int, int], None] | None) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+            seed: int, size: tuple[int, int], progress: Callable[[str, int, int], None] | None
+            ) -> tuple[dict[str, int], dict[str, dict[str, int]], dict[str, str]]:
     """Write every planned image in chunks of 6 (over processes when it pays); returns the images
-    written and the fine-class pixel counts per dataset."""
+    written, the fine-class pixel counts and a digest of everything drawn, per dataset."""
     chunk = 6
     tasks = [(n, str(out / n), mappings[n], ps[i : i + chunk], seed, size, doms[n])
              for n, ps in plans.items() for i in range(0, len(ps), chunk)]
     done = {n: 0 for n in plans}
     pixels = {n: np.zeros(len(fine_classes()), np.int64) for n in plans}
+    per_sample: dict[str, list[tuple[int, str]]] = {n: [] for n in plans}  # (sample index, digest); chunks may come in any order
     workers = _workers(sum(len(ps) for ps in plans.values()) * size[0] * size[1], len(tasks))
 
     def on_image(n: str, k: int) -> None:  # in-process runs report every image
@@ -281,13 +301,15 @@ def _render(out: Path, mappings: dict[str, DatasetMapping], plans: dict[str, lis
 
     chunks = imap(_chunk_job, tasks, context=on_image if workers == 1 else None, workers=workers, chunksize=1)
     with contextlib.closing(chunks):
-        for n, count, px in chunks:
+        for n, count, px, digests in chunks:
             done[n] += count
             pixels[n] += px
+            per_sample[n].extend(digests)
             if progress is not None and workers > 1:
                 progress(n, done[n], len(plans[n]))
     fines = [f.name for f in fine_classes()]
-    return done, {n: {fines[i]: int(v) for i, v in enumerate(pixels[n])} for n in plans}
+    digest = {n: hashlib.sha256("\n".join(d for _, d in sorted(rows)).encode()).hexdigest()[:16] for n, rows in per_sample.items()}
+    return done, {n: {fines[i]: int(v) for i, v in enumerate(pixels[n])} for n in plans}, digest
 
 
 def _kept_from_world(out: Path, names: Sequence[str], reg: Registry, *, seed: int, size: tuple[int, int],
@@ -304,6 +326,12 @@ def _kept_from_world(out: Path, names: Sequence[str], reg: Registry, *, seed: in
     kept = {n: e for n, e in doc["datasets"].items() if n not in names and (out / n / MARKER).is_file()}
     if not kept:
         return {}
+    old = [n for n, e in kept.items() if "digest" not in e or not (out / FINE_DIR / n / MARKER).is_file()]
+    if old:
+        raise UnisegError(
+            f"{out}: {', '.join(old)} written by an older uniseg, without the world's fine truth; "
+            "write every dataset again (uniseg data synth without --dataset), or choose another --out"
+        )
     then = (doc.get("seed"), doc.get("images"), list(doc.get("size") or []))
     if then != (seed, images, list(size)):
         raise UnisegError(

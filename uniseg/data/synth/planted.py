@@ -13,11 +13,13 @@ import numpy as np
 import yaml
 
 from uniseg.data.synth.spec import DatasetMapping, fine_classes
+from uniseg.data.synth.truth import FINE_DIR, containment, finest_of
 from uniseg.errors import UnisegError
 from uniseg.io import atomic_write_text
 from uniseg.labelspaces.schema import LabelSpace
 
 if TYPE_CHECKING:
+    from uniseg.labelspaces.registry import Registry
     from uniseg.unify.union import UnionSpace
 
 FORMAT = "uniseg-planted-relations/1"
@@ -36,6 +38,17 @@ HEADER = """\
 #   void         fine classes written as void (not part of the dataset's label space)
 #   raw          fine class -> name of the raw value written for it (void values included)
 #   fine_pixels  pixels of each fine class drawn in this dataset (support of each relation)
+#   digest       of every image and fine label drawn for it, in order (part of the fingerprint)
+#
+# fingerprint: the world's: over the settings, each dataset's digest and its class table. Runs and
+#   scores made on a world can name it; another world (seed, size, mapping, code) has another one.
+#
+# fine_truth: what only a synthetic world has. Each label file's fine ground truth is an 8-bit PNG
+#   of fine ids (position in fine_classes) at fine/<dataset>/<label path relative to the dataset
+#   root>. finest: for the union named (every dataset here), each fine class -> the finest union
+#   class containing it (the one whose fine classes, over the union's datasets, are fewest), null
+#   where every dataset writes it as void. `uniseg eval --fine-truth WORLD` works it out for the
+#   model's own union.
 #
 # relations: the ground truth for relation mining. One row per (dataset, class, other unified
 #   class): every fine class of `class` in `dataset` is also inside a class whose unified name is
@@ -65,8 +78,12 @@ def planted_relations(
     seed: int,
     size: tuple[int, int],
     images_per_dataset: int,
+    digests: dict[str, str] | None = None,
+    registry: "Registry | None" = None,
 ) -> dict:
-    """The document written to planted_relations.yaml (plain data)."""
+    """The document written to planted_relations.yaml (plain data). ``digests``: per dataset, the
+    digest of what was drawn (the fingerprint covers it); ``registry``: for the union the fine
+    truth's ``finest`` table is written for (default: the built-in registry)."""
     fines = [f.name for f in fine_classes()]
     datasets: dict[str, dict] = {}
     sets: dict[str, list[tuple[str, str, frozenset]]] = {}  # dataset -> [(class, unified, fine set)]
@@ -80,6 +97,7 @@ def planted_relations(
             "void": list(mapping.folds().get(None, [])),
             "raw": {t.fine: t.raw_name for t in mapping.targets},
             "fine_pixels": {f: int(n) for f, n in pixels.get(name, {}).items() if n},
+            "digest": (digests or {}).get(name, ""),
         }
         sets[name] = [(cname, row["unified"], frozenset(row["fine"])) for cname, row in table.items()]
 
@@ -108,7 +126,7 @@ def planted_relations(
     pairs: dict[tuple[str, str], set[str]] = {}
     for r in relations:
         pairs.setdefault((r["primary"], r["secondary"]), set()).add(r["dataset"])
-    return {
+    doc = {
         "format": FORMAT,
         "seed": int(seed),
         "images": int(images_per_dataset),
@@ -118,10 +136,38 @@ def planted_relations(
         "relations": relations,
         "pairs": [{"primary": p, "secondary": s, "datasets": sorted(ds)} for (p, s), ds in sorted(pairs.items())],
     }
+    doc["fingerprint"] = world_fingerprint(doc)
+    doc["fine_truth"] = _fine_truth_doc(doc, list(mappings), registry)
+    return doc
+
+
+def world_fingerprint(doc: dict) -> str:
+    """16 hex digits over the settings, the fine classes and each dataset's digest and class table."""
+    import hashlib
+    import json
+
+    blob = json.dumps([doc["format"], doc["seed"], doc["images"], doc["size"], doc["fine_classes"],
+                       [[n, e.get("digest", ""), e["classes"], e["void"]] for n, e in doc["datasets"].items()]], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _fine_truth_doc(doc: dict, names: Sequence[str], registry: "Registry | None") -> dict:
+    """The ``fine_truth`` section: where the fine labels lie, and the finest union class of each
+    fine class for the union of every dataset in the world."""
+    from uniseg.unify.artifact import union_of
+
+    union = union_of(list(names), registry)
+    finest = finest_of(containment(doc, union.datasets, union.names))
+    return {
+        "folder": FINE_DIR,
+        "files": f"{FINE_DIR}/<dataset>/<label path relative to the dataset root>, 8-bit PNG of fine ids",
+        "union": {"datasets": list(union.datasets), "fingerprint": union.fingerprint},
+        "finest": {f: None if k is None else union.names[k] for f, k in zip(doc["fine_classes"], finest)},
+    }
 
 
 def write_planted(path: Path, doc: dict) -> None:
-    head = {k: doc[k] for k in ("format", "seed", "images", "size")}
+    head = {k: doc[k] for k in ("format", "fingerprint", "seed", "images", "size") if k in doc}
     rest = {k: v for k, v in doc.items() if k not in head and k != "fine_classes"}
     opts = dict(sort_keys=False, allow_unicode=True, width=200)
     text = (
@@ -217,3 +263,71 @@ def ideal_scores(doc: dict, train: Sequence[str], union: "UnionSpace") -> tuple[
     score = np.einsum("df,dfc,fk->dck", count, label, p)
     score = np.divide(score, pixels[:, :, None], out=np.zeros_like(score), where=pixels[:, :, None] > 0)
     return np.clip(score, 0.0, 1.0), valid, pixels.astype(np.int64)
+
+
+# -- mined relations scored against the planted ones ---------------------------------------------
+
+
+def planted_score(rs, expected: dict[tuple[str, str, str], int]) -> dict:
+    """Precision and recall of a relation set's switched-on relations (``rs.relations()``) against
+    ``expected`` (:func:`expected_relations`), with every mined relation and every miss listed."""
+    mined = {(r.dataset, r.primary, r.secondary): r.score for r in rs.relations()}
+    hits = sorted(set(mined) & set(expected))
+    return {
+        "precision": len(hits) / len(mined) if mined else 0.0,
+        "recall": len(hits) / len(expected) if expected else 0.0,
+        "mined": [{"dataset": d, "primary": p, "secondary": s, "score": round(mined[(d, p, s)], 4), "planted": (d, p, s) in expected}
+                  for d, p, s in sorted(mined)],
+        "missed": [{"dataset": d, "primary": p, "secondary": s, "pixels": expected[(d, p, s)]}
+                   for d, p, s in sorted(set(expected) - set(mined))],
+        "expected": len(expected),
+        "tau": float(rs.tau.tau),
+        "tau_how": rs.tau.how,
+    }
+
+
+#: Why Eq. 6 left a planted relation off, in the order they are tested.
+WHY = {
+    "not learned": "the model does not know the secondary class",
+    "not enough support": "too few interior pixels of the primary",
+    "no conflict": "no other dataset lacks the primary and has the secondary (the rule)",
+    "below tau": "s(c') <= tau",
+    "primary higher": "s(c') <= s(c)",
+}
+
+
+def why_missed(planted: dict, score, pixels, valid, datasets, classes, *, min_support: int = 1, rule: str = "paper") -> dict:
+    """Why Eq. 6 left each planted relation off, from the mining statistics alone.
+
+    ``planted`` is :func:`planted_score`'s result. Each of its ``missed`` rows gains ``score``
+    s(c'), ``own`` s(c) and ``why`` (a key of :data:`WHY`): ``not learned`` when the model hardly
+    knows the secondary class (its own score, ``uniseg.unify.relations.class_own_scores``, is under
+    ``KNOWN``), for no mining rule can find a class the model does not know; ``not enough
+    support`` when the primary has fewer than ``min_support`` pixels to average over; ``no
+    conflict`` when ``rule`` is ``conflict`` and no label space allows it; else ``below tau`` or
+    ``primary higher`` (s(c') <= s(c)). ``learned`` counts the planted relations whose secondary
+    class the model knows and how many of those were found, so that the rule's recall reads apart
+    from the model's."""
+    from uniseg.unify.multilabel import conflict_possible
+    from uniseg.unify.relations import KNOWN, class_own_scores
+
+    score = np.asarray(score, dtype=np.float64)
+    known = class_own_scores(score, pixels, valid) >= KNOWN
+    conflict = conflict_possible(valid) if rule == "conflict" else np.ones(score.shape, dtype=bool)
+    di, ci = {n: i for i, n in enumerate(datasets)}, {n: i for i, n in enumerate(classes)}
+    rows = []
+    for m in planted["missed"]:
+        d, c, c2 = di[m["dataset"]], ci[m["primary"]], ci[m["secondary"]]
+        s2, s1 = float(score[d, c, c2]), float(score[d, c, c])
+        if not known[c2]:
+            why = "not learned"
+        elif int(pixels[d, c]) < min_support:
+            why = "not enough support"
+        elif not conflict[d, c, c2]:
+            why = "no conflict"
+        else:
+            why = "below tau" if s2 <= planted["tau"] else "primary higher"
+        rows.append({**m, "score": round(s2, 4), "own": round(s1, 4), "why": why})
+    found = sum(1 for m in planted["mined"] if m["planted"] and known[ci[m["secondary"]]])
+    expected = found + sum(r["why"] != "not learned" for r in rows)
+    return {"missed": rows, "learned": {"expected": expected, "found": found, "recall": found / expected if expected else 0.0}}

@@ -1,0 +1,195 @@
+"""Label-space generalisation, scored on a synthetic world's fine truth: the paper's Figure 4 as numbers.
+
+The paper's claim (Sec. 4, App. A: Fig. 4, A-1..A-3): a CE model "insidiously learns a connection
+between the domain and the label space" (it predicts lane marking on Mapillary-looking images
+only), while UniSeg predicts the union's classes in every domain. Two scores make that a number,
+per evaluated set, against the fine truth (``uniseg.data.synth.truth``):
+
+* **Outside-space IoU.** For each union class c' outside the set's own label space whose extent
+  the fine truth holds there (lane marking on Cityscapes, rider on Mapillary), the IoU of the
+  Figure-4 prediction of c' with its extent's pixels. The Figure-4 prediction is the paper's: at
+  each pixel the top-scoring class outside the label space, where its normalised score (sigmoid
+  for BCE models, softmax over the union for CE) is above the threshold (the paper: 0.5 and 0.1);
+  ``uniseg predict --multilabel`` draws the same prediction and writes it as ``<stem>_outside.png``.
+* **Multi-label consistency.** On the pixels of each fine class that two or more union classes
+  contain (a bicyclist pixel: bicyclist and rider; a bike-lane pixel: bike lane and road), the
+  share where every one of them scores above the threshold.
+
+The sums are accumulated per image with bincounts and gathers (no loop over classes or pixels)
+and reduced under torchrun like the confusion matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+#: The thresholds of the paper's Figure 4: sigmoid (UniSeg) and softmax (CE).
+PAPER_THRESHOLDS = {"sigmoid": 0.5, "softmax": 0.1}
+
+
+def paper_threshold(activation: str) -> float:
+    return PAPER_THRESHOLDS[activation]
+
+
+def normalised_scores(logits: torch.Tensor, activation: str) -> torch.Tensor:
+    """``K x ...`` scores in [0, 1]: sigmoid per class (BCE models) or softmax over the union (CE)."""
+    return torch.softmax(logits, dim=0) if activation == "softmax" else torch.sigmoid(logits)
+
+
+def outside_prediction(scores: torch.Tensor, outside: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The Figure-4 prediction of classes outside the label space: per pixel the top-scoring class
+    among ``outside`` (``K`` bool) where its score is above ``threshold``, else ``K`` (none).
+    ``scores`` is ``K x N``; the result ``N`` int64."""
+    k = scores.shape[0]
+    if not bool(outside.any()):
+        return torch.full(scores.shape[1:], k, dtype=torch.int64, device=scores.device)
+    best, cls = scores.masked_fill(~outside[:, None], -1.0).max(0)
+    return torch.where(best > threshold, cls, torch.full_like(cls, k))
+
+
+def container_index(contains: np.ndarray) -> np.ndarray:
+    """``F x J`` int64: each fine class's containers (union indices), padded with ``K`` (a spare
+    row that always fires), J the most containers of any fine class (at least 1)."""
+    f, k = contains.shape
+    width = max(1, int(contains.sum(axis=1).max(initial=0)))
+    out = np.full((f, width), k, dtype=np.int64)
+    for i, row in enumerate(contains):  # F rows, once per evaluated set: not a per-pixel loop
+        ks = np.flatnonzero(row)
+        out[i, : ks.size] = ks
+    return out
+
+
+@dataclass
+class FineSums:
+    """Running sums over a set's images (torch int64, one device)."""
+
+    tp: torch.Tensor  # K: pixels predicted c' (outside) and in c''s extent
+    predicted: torch.Tensor  # K: pixels predicted c'
+    truth: torch.Tensor  # K: pixels of c''s extent
+    fine_pixels: torch.Tensor  # F
+    all_fire: torch.Tensor  # F: pixels where every container scores above the threshold
+
+    @classmethod
+    def zeros(cls, k: int, f: int, device: torch.device) -> "FineSums":
+        z = lambda n: torch.zeros(n, dtype=torch.int64, device=device)  # noqa: E731
+        return cls(z(k), z(k), z(k), z(f), z(f))
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.tp, self.predicted, self.truth, self.fine_pixels, self.all_fire]
+
+
+def add_image(sums: FineSums, scores: torch.Tensor, fine: torch.Tensor, contains: torch.Tensor, containers: torch.Tensor,
+              outside: torch.Tensor, threshold: float) -> None:
+    """Accumulate one image: ``scores`` ``K x H x W`` normalised, ``fine`` ``H x W`` fine ids,
+    ``contains`` ``F x K`` bool, ``containers`` :func:`container_index`, ``outside`` ``K`` bool
+    (the classes outside the set's label space)."""
+    k = scores.shape[0]
+    f = contains.shape[0]
+    s = scores.reshape(k, -1)
+    fid = fine.reshape(-1).long()
+    pred = outside_prediction(s, outside, threshold)
+    per_fine = torch.bincount(fid, minlength=f)[:f]
+    sums.fine_pixels += per_fine
+    sums.predicted += torch.bincount(pred, minlength=k + 1)[:k]
+    sums.truth += per_fine @ contains.long()
+    padded = torch.cat([contains, torch.zeros(f, 1, dtype=torch.bool, device=contains.device)], dim=1)  # F x (K+1)
+    hit = padded[fid, pred]  # predicted class contains the pixel's fine class (False where none)
+    sums.tp += torch.bincount(pred[hit], minlength=k + 1)[:k]
+    above = torch.cat([s > threshold, torch.ones(1, s.shape[1], dtype=torch.bool, device=s.device)], dim=0)  # (K+1) x N
+    idx = containers[fid].t()  # J x N
+    fire = torch.gather(above, 0, idx).all(0)
+    sums.all_fire += torch.bincount(fid[fire], minlength=f)[:f]
+
+
+def iou(tp: np.ndarray, predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    union = predicted + truth - tp
+    return np.divide(tp, union, out=np.zeros(tp.shape, dtype=np.float64), where=union > 0)
+
+
+@dataclass
+class FineScores:
+    """The two scores of one set (the record behind the ``outside_space`` / ``consistency`` keys)."""
+
+    threshold: float
+    activation: str
+    outside: dict[str, dict] = field(default_factory=dict)  # union class -> iou, truth_pixels, predicted_pixels
+    consistency: dict[str, dict] = field(default_factory=dict)  # fine class -> share, pixels, classes
+
+    @property
+    def outside_mean(self) -> Optional[float]:
+        return float(np.mean([v["iou"] for v in self.outside.values()])) if self.outside else None
+
+    @property
+    def consistency_mean(self) -> Optional[float]:
+        return float(np.mean([v["share"] for v in self.consistency.values()])) if self.consistency else None
+
+    def to_dict(self) -> dict:
+        return {
+            "outside_space": {"mean": self.outside_mean, "threshold": self.threshold, "activation": self.activation,
+                              "per_class": self.outside},
+            "consistency": {"mean": self.consistency_mean, "threshold": self.threshold, "activation": self.activation,
+                            "per_fine_class": self.consistency},
+        }
+
+
+def fine_scores(sums: FineSums, classes: Sequence[str], fine_classes: Sequence[str], contains: np.ndarray, outside: np.ndarray,
+                threshold: float, activation: str) -> FineScores:
+    """The scores from the sums: outside classes whose extent has pixels in the set, fine classes
+    with two or more containers and pixels."""
+    tp, pred, truth, fpx, fire = (t.cpu().numpy().astype(np.int64) for t in sums.tensors())
+    out = FineScores(float(threshold), activation)
+    ious = iou(tp, pred, truth)
+    for k in np.flatnonzero(np.asarray(outside) & (truth > 0)):
+        out.outside[classes[k]] = {"iou": float(ious[k]), "truth_pixels": int(truth[k]), "predicted_pixels": int(pred[k])}
+    many = np.asarray(contains).sum(axis=1) >= 2
+    for i in np.flatnonzero(many & (fpx > 0)):
+        out.consistency[fine_classes[i]] = {"share": float(fire[i] / fpx[i]), "pixels": int(fpx[i]),
+                                            "classes": [classes[k] for k in np.flatnonzero(contains[i])]}
+    return out
+
+
+@dataclass
+class FineScoring:
+    """What :func:`uniseg.engine.evaluate.evaluate_set` needs to score a set on the fine truth."""
+
+    truth: object  # uniseg.data.synth.truth.FineTruth
+    activation: str  # "sigmoid" | "softmax"
+    threshold: Optional[float] = None  # None: the paper's for the activation
+
+    @property
+    def value(self) -> float:
+        return paper_threshold(self.activation) if self.threshold is None else float(self.threshold)
+
+
+class WithFineTruth(torch.utils.data.Dataset):
+    """A set's items with their fine truth added (``item["fine"]``: ``H x W`` uint8 fine ids),
+    read in the DataLoader's workers like the labels. Every file is found before the first item."""
+
+    def __init__(self, dataset, truth, name: str) -> None:
+        self.dataset = dataset
+        labels = getattr(dataset, "labels", None)
+        if labels is None or any(p is None for p in labels):
+            raise ValueError(f"{name}: scoring on the fine truth needs every image's label file")
+        self.paths = [str(truth.path_for(name, dataset.root, p)) for p in labels]
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        from PIL import Image
+
+        from uniseg.errors import UnisegError
+
+        item = self.dataset[i]
+        with Image.open(self.paths[item["index"]]) as im:
+            fine = torch.from_numpy(np.array(im, dtype=np.uint8))
+        if tuple(fine.shape) != tuple(item["label"].shape[-2:]):
+            raise UnisegError(f"{self.paths[item['index']]}: fine truth {fine.shape[1]}x{fine.shape[0]}, its label "
+                              f"{item['label'].shape[-1]}x{item['label'].shape[-2]}; write the world again")
+        item["fine"] = fine
+        return item
+
