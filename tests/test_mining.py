@@ -190,6 +190,22 @@ def test_cli_writes_the_contract_and_the_second_stage_trains_from_it(mined, runs
     assert last["iteration"] == 2 and last["config"]["loss"] == "cr-bce" and last["relations_fingerprint"] is not None
 
 
+def test_interior_off_writes_the_papers_plain_mean_file(mined, runs, small_world, tmp_path):
+    """``--interior off``: the six arrays of the paper's file (no interior fields), each class's
+    mean over every labelled pixel: its pixel counts are the interior run's ``all_pixels``."""
+    from uniseg.unify.similarity import read_similarity
+
+    inner, _ = mined
+    out = tmp_path / "plain"
+    assert _cli(*_mine_args(small_world, runs / "cosine", out), "--interior", "off", "--format", "json") == 0
+    with np.load(out / "similarity.npz", allow_pickle=False) as npz:
+        assert set(npz.files) == ARRAYS
+    plain, interior = read_similarity(out), read_similarity(inner)
+    assert plain.interior == 0 and plain.all_pixels is None
+    np.testing.assert_array_equal(plain.pixels, interior.all_pixels)
+    assert not np.array_equal(plain.score, interior.score)  # the borders moved the means
+
+
 def test_ctrl_c_keeps_partial_sums_and_the_rerun_gives_the_same_bytes(mined, runs, small_world, tmp_path, monkeypatch, capsys):
     from uniseg.engine import mining
 
