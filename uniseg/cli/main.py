@@ -41,7 +41,7 @@ class Command(NamedTuple):
 #: The sub-commands, in the order ``uniseg --help`` lists them.
 COMMANDS: dict[str, Command] = {
     "labels": Command("uniseg.cli.labels:app", "Label spaces, unions, remap tables and exports."),
-    "models": Command("uniseg.cli.models:app", "Segmentation networks, their parameters and MACs."),
+    "models": Command("uniseg.cli.models:app", "Segmentation networks, their parameters and MACs; export a trained one (safetensors)."),
     "data": Command("uniseg.cli.data:app", "Dataset roots: check, prepare caches, synthesise a road world."),
     "train": Command("uniseg.cli.train:train", "Train one model on several datasets over their union (CE, Null BCE, C-R BCE).",
                      context_settings={"allow_extra_args": True, "ignore_unknown_options": False}),

@@ -2,8 +2,8 @@
 
 Every flag defaults to "not given": a run's settings are the built-in defaults (the paper's),
 then ``--config FILE``, then the flags given. ``--resume RUN`` continues a run with the settings
-stored in its checkpoint; only ``--workers``, ``--device``, ``--log-every`` and ``--quiet`` may
-change then.
+stored in its checkpoint; only ``--workers``, ``--device``, ``--log-every``, ``--tensorboard`` and
+``--quiet`` may change then.
 """
 
 from __future__ import annotations
@@ -128,8 +128,8 @@ def train(
     relations: Optional[str] = typer.Option(None, "--relations", metavar="FILE", help="cr-bce: relations.yaml (or its folder) from 'uniseg relations labels'."),
     model: Optional[str] = typer.Option(None, "--model", help="Network (see 'uniseg models list'); default hrnet_w18_small_v2."),
     head: Optional[str] = typer.Option(None, "--head", help="Classifier: cosine (default, needed for relation mining) or linear."),
-    pretrained: Optional[str] = typer.Option(None, "--pretrained", metavar="PATH", help="Official ImageNet HRNet weights (a local file)."),
-    init: Optional[str] = typer.Option(None, "--init", metavar="CKPT", help="Start from a trained uniseg checkpoint (the paper's second stage)."),
+    pretrained: Optional[str] = typer.Option(None, "--pretrained", metavar="PATH", help="ImageNet HRNet weights, a local file or its folder: official .pth, or timm's model.safetensors / pytorch_model.bin."),
+    init: Optional[str] = typer.Option(None, "--init", metavar="CKPT", help="Start from a trained uniseg checkpoint or 'models export' folder (the paper's second stage)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", help="Global batch (split over torchrun processes); default 16."),
     iterations: Optional[int] = typer.Option(None, "--iterations", "-n", help="Optimiser steps; default 80000."),
     crop: Optional[str] = typer.Option(None, "--crop", metavar="HxW", help="Random crop; default 713x713."),
@@ -144,6 +144,7 @@ def train(
     val_every: Optional[int] = typer.Option(None, "--val-every", help="Validate every N iterations on the training datasets' val splits (0 = at the end only)."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Write last.pt every N iterations; default 1000."),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="Log a metrics.jsonl line every N iterations; default 20."),
+    tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard", help="Also write TensorBoard events to RUN/tb (needs: pip install 'uniseg[tensorboard]')."),
     device: Optional[str] = DeviceOpt,
     amp: Optional[str] = typer.Option(None, "--amp", help="Mixed precision: auto (CUDA: bf16, else fp16), off, bf16, fp16."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain log lines instead of a progress bar."),
@@ -163,7 +164,7 @@ def train(
     given = _given(
         reg, parse_datasets(datasets, ctx.args), loss=loss, relations=relations, model=model, head=head, pretrained=pretrained,
         init=init, batch_size=batch_size, iterations=iterations, short_side=short_side, optimizer=optimizer, lr=lr, weight_decay=weight_decay, seed=seed, workers=workers,
-        val_every=val_every, checkpoint_every=checkpoint_every, log_every=log_every, device=device, amp=amp, union=union,
+        val_every=val_every, checkpoint_every=checkpoint_every, log_every=log_every, tensorboard=tensorboard, device=device, amp=amp, union=union,
         crop=crop, scale=scale, dataset_weights=dataset_weights,
     )
     config, out = _run_settings(given, out, resume, config_file)

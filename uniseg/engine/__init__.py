@@ -3,6 +3,7 @@
 * ``TrainConfig`` / ``DatasetSpec`` — a run's settings, ``RUN/config.yaml`` (config.py)
 * ``train(config, out)`` — the training loop, resumable, DDP under torchrun (trainer.py)
 * ``load_trained(ckpt)`` — a checkpoint's network, union and settings (checkpoint.py)
+* ``export_checkpoint(ckpt, out)`` — ``model.safetensors`` + ``config.json``, read back as a checkpoint (export.py)
 * ``eval_set`` / ``evaluate_set`` / ``write_scores`` — scoring in a dataset's own label space (inputs.py, evaluate.py)
 * ``predict_files`` — label PNGs in a label space, Figure 4's multi-label view (predict.py)
 * ``confusion`` / ``scores`` — confusion matrix and IoU maths (metrics.py)
@@ -29,6 +30,7 @@ _EXPORTS = {
     "load_trained": "checkpoint",
     "read_checkpoint": "checkpoint",
     "TrainedModel": "checkpoint",
+    "export_checkpoint": "export",
     "eval_set": "inputs",
     "EvalSet": "inputs",
     "evaluate_set": "evaluate",

@@ -16,6 +16,10 @@ Keys (contract: ``torch.load(path)["model"]`` is the model's ``state_dict``)::
     best                {"miou", "iteration"} of the best validation so far (or None)
     seconds             training time so far (every process that worked on the run)
 
+A folder of ``uniseg models export`` (``model.safetensors`` + ``config.json``, :mod:`uniseg.engine.export`)
+reads as a checkpoint with the same keys, less the training state: eval, predict, mining and
+``train --init`` take either.
+
 Written atomically (temp file + rename): a checkpoint on disk is always complete. Everything in
 it is plain data or CPU tensors, so it loads with ``torch.load(path)`` (``weights_only``) on any
 machine, a GPU run's included.
@@ -112,7 +116,13 @@ def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> Path:
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """Load a uniseg checkpoint on the CPU; a missing or foreign file gives a one-line error."""
+    """Load a uniseg checkpoint on the CPU; a missing or foreign file gives a one-line error.
+
+    ``path``: a ``.pt`` file, a run folder (its ``best.pt``, else ``last.pt``) or a folder of ``uniseg
+    models export`` (or its ``model.safetensors`` / ``config.json``), read by :func:`uniseg.engine.export.read_export`.
+    """
+    from uniseg.engine.export import is_export, read_export
+
     p = Path(path).expanduser()
     if p.is_dir():
         for name in ("best.pt", "last.pt"):
@@ -120,11 +130,20 @@ def read_checkpoint(path: str | Path) -> dict:
                 p = p / name
                 break
         else:
-            raise UnisegError(f"{p}: no best.pt or last.pt in this folder (is it a run folder of 'uniseg train'?)")
+            if is_export(p):
+                return read_export(p)
+            raise UnisegError(f"{p}: no best.pt or last.pt in this folder, nor model.safetensors and config.json "
+                              "(give a run folder of 'uniseg train' or a folder of 'uniseg models export')")
     if not p.is_file():
         raise UnisegError(f"checkpoint {str(p)!r} not found")
+    if is_export(p):
+        return read_export(p)
+    if p.suffix == ".safetensors":
+        raise UnisegError(f"{p}: no config.json beside it, so not a folder of 'uniseg models export'; "
+                          "ImageNet weights go to 'uniseg train --pretrained', not here")
     if not _torch_save_file(p):
-        raise UnisegError(f"{p}: not a checkpoint (torch.save writes a zip archive); give RUN/last.pt or RUN/best.pt of 'uniseg train'")
+        raise UnisegError(f"{p}: not a checkpoint (torch.save writes a zip archive); give RUN/last.pt or RUN/best.pt of 'uniseg train', "
+                          "or a folder of 'uniseg models export'")
     try:
         doc = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated file, a pickle with code, not a torch file at all

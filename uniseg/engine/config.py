@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from uniseg.errors import ConfigError, UnisegError
+from uniseg.names import require_unique
 
 LOSSES = ("ce", "null-bce", "cr-bce")
 HEADS = ("linear", "cosine")
@@ -28,7 +29,7 @@ CONFIG_FORMAT = "uniseg.train/v1"
 BASE_LR = 0.01  # per BASE_BATCH images (the paper: lr 0.01 for batch 16)
 BASE_BATCH = 16
 BASE_LR_ADAMW = 0.001  # per BASE_BATCH images, for optimizer adamw
-RESUME_MAY_CHANGE = ("workers", "device", "log_every")  # how a run is executed, not what it computes
+RESUME_MAY_CHANGE = ("workers", "device", "log_every", "tensorboard")  # how a run is executed or logged, not what it computes
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class TrainConfig:
     model: str = "hrnet_w18_small_v2"
     head: str = "cosine"
     cosine_scale: float = 20.0
-    align_corners: Optional[bool] = None  # None: the model's default (the official True for HRNet)
+    align_corners: Optional[bool] = None  # None: the model's default (False for HRNet: uniseg.models.hrnet.ALIGN_CORNERS, as the published configs set it)
     pretrained: Optional[str] = None  # ImageNet weights (a local file)
     init: Optional[str] = None  # a trained uniseg checkpoint to start from (the paper's second stage)
     batch_size: int = 16  # global: split over the processes of a torchrun job
@@ -71,6 +72,7 @@ class TrainConfig:
     val_split: str = "val"
     checkpoint_every: int = 1000
     log_every: int = 20
+    tensorboard: bool = False  # also write TensorBoard event files in RUN/tb (needs the tensorboard extra)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "auto"  # auto (bf16 where supported, else fp16, on CUDA only) | off | bf16 | fp16
     channels_last: Optional[bool] = None  # None: on CUDA only
@@ -86,10 +88,7 @@ class TrainConfig:
         """Check ranges and choices; raise a one-line ``UnisegError`` naming the setting."""
         if not self.datasets:
             raise UnisegError("no training dataset: give --datasets NAME=ROOT (one or more)")
-        names = [d.name for d in self.datasets]
-        dup = next((n for n in names if names.count(n) > 1), None)
-        if dup:
-            raise UnisegError(f"--datasets names {dup!r} twice; give each dataset once")
+        require_unique(d.name for d in self.datasets)
         _choice("loss", self.loss, LOSSES)
         _choice("head", self.head, HEADS)
         _choice("amp", self.amp, AMP_MODES)
@@ -250,7 +249,7 @@ def recipe_changes(old: Mapping, new: Mapping, may_change: Sequence[str] = RESUM
 
 def read_config(path: str | Path) -> TrainConfig:
     """Read a ``config.yaml`` written by a run (or by hand)."""
-    from uniseg.labelspaces.loader import read_yaml
+    from uniseg.yamlio import read_yaml
 
     path = Path(path)
     if path.is_dir():

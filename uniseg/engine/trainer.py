@@ -1,10 +1,11 @@
 """The training loop behind ``uniseg train``: multi-dataset batches, one of the three losses, SGD (or AdamW) + poly.
 
 A run lives in one folder (``RUN/config.yaml``, ``RUN/union.yaml``, ``RUN/metrics.jsonl``,
-``RUN/last.pt``, ``RUN/best.pt``). It is exactly resumable: the schedule is a function of the
-iteration, the data stream a function of the seed and the number of keys consumed, and the
-checkpoint holds model, optimiser, scaler and generator states, so on CPU an interrupted and
-resumed run ends with the same weights, bit for bit, as an uninterrupted one.
+``RUN/last.pt``, ``RUN/best.pt``; with ``tensorboard``, event files in ``RUN/tb``). It is exactly
+resumable: the schedule is a function of the iteration, the data stream a function of the seed
+and the number of keys consumed, and the checkpoint holds model, optimiser, scaler and generator
+states, so on CPU an interrupted and resumed run ends with the same weights, bit for bit, as an
+uninterrupted one.
 
 Ctrl-C (SIGINT) or SIGTERM finishes the current iteration, writes ``last.pt`` and raises
 :class:`TrainingInterrupted` (exit code 130); a second Ctrl-C aborts at once, saving nothing. A
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from uniseg.engine.schedule import build_optimizer, poly_lr, set_lr
 from uniseg.errors import FingerprintMismatch, Interrupted, UnisegError
 from uniseg.io import atomic_write_text, output_folder
 from uniseg.labelspaces.registry import Registry, default_registry
+from uniseg.stopping import StopRequest
 from uniseg.unify.union import UnionSpace
 
 LAST, BEST, CONFIG, UNION = "last.pt", "best.pt", "config.yaml", "union.yaml"
@@ -98,30 +98,6 @@ class TrainEvents:
     def end(self, result: TrainResult) -> None: ...
 
 
-class StopRequest:
-    """SIGINT/SIGTERM set a flag (the loop stops after the current iteration); a second SIGINT aborts."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: dict[int, object] = {}
-
-    def _handle(self, signum, frame) -> None:  # noqa: ARG002
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self) -> "StopRequest":
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)  # type: ignore[arg-type]
-        self._old.clear()
-
-
 # --------------------------------------------------------------------------------------------
 # setting a run up
 # --------------------------------------------------------------------------------------------
@@ -151,7 +127,9 @@ def check_run_folder(out: Path) -> None:
 
 
 def write_run_folder(out: Path, config: TrainConfig, union: UnionSpace) -> None:
-    """``config.yaml`` and ``union.yaml`` of a new run; an earlier start's ``metrics.jsonl`` and ``best.pt`` go."""
+    """``config.yaml`` and ``union.yaml`` of a new run; an earlier start's ``metrics.jsonl``, ``best.pt`` and
+    TensorBoard events go."""
+    from uniseg.engine.tensorboard import clear_events
     from uniseg.unify.artifact import dump_union_yaml
 
     out.mkdir(parents=True, exist_ok=True)
@@ -159,6 +137,7 @@ def write_run_folder(out: Path, config: TrainConfig, union: UnionSpace) -> None:
     atomic_write_text(out / CONFIG, dump_config(config))
     RunLog(out).reset()
     (out / BEST).unlink(missing_ok=True)
+    clear_events(out)
 
 
 def check_same_recipe(ckpt: dict, config: TrainConfig, out: Path) -> None:
@@ -263,6 +242,7 @@ class Trainer:
         self.window = LogWindow(time.perf_counter())
         self.stop_voted = False  # some process asked to stop (torchrun), as read back with the losses
         self.log = RunLog(out, enabled=runtime.is_main)
+        self.tb = None  # TensorBoardLog on rank 0 with config.tensorboard
         ckpt = read_checkpoint(out / LAST) if resume else None
         if ckpt is None:
             check_run_folder(out)
@@ -295,6 +275,11 @@ class Trainer:
                 write_run_folder(out, config, self.union)
             else:
                 self.log.truncate_after(self.iteration)
+            if config.tensorboard:
+                from uniseg.engine.tensorboard import TB_DIR, TensorBoardLog
+
+                self.tb = TensorBoardLog(out, self.iteration)
+                self.notes.append(f"TensorBoard events in {out / TB_DIR} (view with: tensorboard --logdir {out / TB_DIR})")
         runtime.barrier()
 
     def _build_criterion(self, ckpt: Optional[dict]) -> tuple[nn.Module, Optional[str]]:
@@ -409,6 +394,7 @@ class Trainer:
                              all_reduce=self.rt.all_reduce_ if self.rt.distributed else None)
                 for es in self.val_sets
             ]
+            images = self._validation_images()
         finally:
             self.net.train()
         mean = sum(r.miou for r in results) / len(results)
@@ -418,10 +404,20 @@ class Trainer:
         record = {"iteration": self.iteration, "type": "val", "val": {r.dataset: r.miou for r in results},
                   "mean_miou": mean, "best": improved}
         self.log.append(record)
+        if self.tb is not None:
+            self.tb.validation(record, images)
         self.events.validation(record)
         if improved:
             self.save(BEST)
         return record
+
+    def _validation_images(self) -> list:
+        """A few validation images with prediction and ground truth, for TensorBoard (rank 0 only, else none)."""
+        if self.tb is None:
+            return []
+        from uniseg.engine.tensorboard import validation_images
+
+        return validation_images(self.net, self.val_sets, self.registry, self.rt.device, self.rt.autocast())
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -452,6 +448,9 @@ class Trainer:
             self.save(LAST)
         except KeyboardInterrupt:  # a second Ctrl-C: out at once, nothing saved
             raise TrainingInterrupted(f"aborted at iteration {self.iteration}/{total} (Ctrl-C twice) without saving; {self._last_good()}") from None
+        finally:
+            if self.tb is not None:
+                self.tb.close()
         result = self._result(time.perf_counter() - self.started)
         self.events.end(result)
         return result
@@ -518,6 +517,8 @@ class Trainer:
                   "loss": w.loss / max(w.steps, 1), "lr": w.lr, "images_per_s": w.steps * self.config.batch_size / elapsed,
                   "data_wait": w.wait / elapsed, "seconds": round(self.seconds(), 3)}
         self.log.append(record)
+        if self.tb is not None:
+            self.tb.train(record)
         self.events.log(record)
         self.window = LogWindow(time.perf_counter())
 
@@ -576,6 +577,10 @@ def train(
 ) -> TrainResult:
     """Train (or, with ``resume``, continue) the run in folder ``out``; see the module docstring."""
     config.validate()
+    if config.tensorboard:
+        from uniseg.engine.tensorboard import require_tensorboard
+
+        require_tensorboard()
     out = Path(out)
     if resume:
         check_resumable(out)

@@ -1,7 +1,9 @@
-"""Load official HRNet checkpoints (ImageNet or segmentation) into a uniseg model, by key.
+"""Load HRNet weights (ImageNet or segmentation) into a uniseg model, by key.
 
-Never downloads: give the path of a file you fetched yourself (e.g. ``hrnetv2_w48_imagenet_pretrained.pth``
-or ``hrnet_w18_small_model_v2.pth`` from github.com/HRNet/HRNet-Image-Classification).
+Never downloads: give the path of a file you fetched yourself: an official ``.pth``
+(``hrnetv2_w48_imagenet_pretrained.pth``, ``hrnet_w18_small_model_v2.pth`` from
+github.com/HRNet/HRNet-Image-Classification), timm's ``model.safetensors`` / ``pytorch_model.bin``
+(``hrnet_w18_small_v2.ms_in1k``; :mod:`uniseg.models.timm_weights`) or the folder holding one.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from uniseg.errors import UnisegError
+from uniseg.models.timm_weights import check_variant
 
-__all__ = ["CLASSIFIER_PREFIX", "IMAGENET_HEAD_PREFIXES", "LoadReport", "extract_state_dict", "load_pretrained"]
+__all__ = ["CLASSIFIER_PREFIX", "IMAGENET_HEAD_PREFIXES", "LoadReport", "extract_state_dict", "load_pretrained", "read_weights", "weights_file"]
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +27,8 @@ log = logging.getLogger(__name__)
 IMAGENET_HEAD_PREFIXES = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")
 # The segmentation classifier, whose shape follows the number of classes.
 CLASSIFIER_PREFIX = "last_layer.3."
-# Wrappers of the official training code (FullModel: ``model.``, ``loss.``) and of DataParallel/DDP.
-_STRIP_PREFIXES = ("module.", "model.")
+# Wrappers of the official training code (FullModel: ``model.``, ``loss.``), of DataParallel/DDP and of torch.compile.
+_STRIP_PREFIXES = ("module.", "model.", "_orig_mod.")  # torch.compile saves its module under _orig_mod.
 _IGNORED_WRAPPER_PREFIXES = ("loss.",)
 
 
@@ -109,27 +112,49 @@ def _check_checkpoint_header(p: Path) -> None:
     if not head.startswith(_HEADERS):
         raise UnisegError(
             f"{p}: not a PyTorch checkpoint (torch.save writes a zip archive or a pickle; this file starts with {head!r}); "
-            "give the .pth file of the weights"
+            "give the .pth or .safetensors file of the weights"
         )
+
+
+def weights_file(path: Union[str, Path]) -> Path:
+    """The file behind a ``--pretrained`` value: the path itself, or the weights file of a folder."""
+    from uniseg.models.weightfiles import weights_in_folder
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return weights_in_folder(p, "--pretrained")
+    if not p.is_file():
+        raise UnisegError(f"checkpoint {str(p)!r} not found (uniseg never downloads weights: fetch the file and give its path)")
+    return p
+
+
+def read_weights(p: Path) -> object:
+    """What a weights file holds: a safetensors file's tensors, or the object ``torch.save`` wrote (read ``weights_only``)."""
+    from uniseg.models.weightfiles import is_safetensors, read_safetensors
+
+    if p.suffix == ".safetensors" or is_safetensors(p):
+        return read_safetensors(p, "checkpoint")[0]
+    _check_checkpoint_header(p)
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, pickle with code, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnisegError(f"cannot read checkpoint {str(p)!r}: {first}") from None
 
 
 def load_pretrained(model: nn.Module, path: Union[str, Path], *, verbose: bool = False) -> LoadReport:
     """Copy every checkpoint tensor whose key and shape match into ``model``; report the rest.
 
-    ImageNet-head keys are ignored; the classifier ``last_layer.3.*`` is skipped when its shape
-    (number of classes) or kind (cosine: no bias) differs. Any other shape mismatch raises
-    :class:`UnisegError` naming the key and both shapes, before anything is copied.
+    ``path``: a ``torch.save`` file (official HRNet ``.pth``, timm's ``pytorch_model.bin``, a uniseg
+    ``.pt``), a ``.safetensors`` file (timm's ``model.safetensors``, a uniseg export) or a folder holding
+    one. ImageNet-head keys are ignored; the classifier ``last_layer.3.*`` is skipped when its shape
+    (number of classes) or kind (cosine: no bias) differs. Weights of another HRNet variant raise
+    :class:`UnisegError` naming both variants (and any other shape mismatch the key and both shapes),
+    before anything is copied.
     """
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise UnisegError(f"checkpoint {str(p)!r} not found (uniseg never downloads weights: fetch the file and give its path)")
-    _check_checkpoint_header(p)
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, pickle with code, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnisegError(f"cannot read checkpoint {str(p)!r}: {first}") from None
-    ckpt = extract_state_dict(obj, str(p))
+    p = weights_file(path)
+    ckpt = extract_state_dict(read_weights(p), str(p))
+    check_variant(ckpt, model, str(p))
     report = LoadReport(path=str(p))
     own = model.state_dict()
     to_load: dict[str, Tensor] = {}
