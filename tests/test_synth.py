@@ -370,7 +370,7 @@ def test_an_ideal_null_bce_model_mines_no_relation(world, registry):
     IDD's rail track, and auto tau comes out 1, so nothing is switched on. The scores are
     recomputed here from the file by a plain loop over datasets."""
     from uniseg.data.synth.planted import expected_relations, ideal_scores
-    from uniseg.unify.multilabel import auto_tau, multilabel_table, switched_on
+    from uniseg.relations.eq6 import auto_tau, multilabel_table, switched_on
     from uniseg.unify.union import build_union
 
     doc = yaml.safe_load((world / PLANTED_FILE).read_text())
@@ -487,19 +487,19 @@ def test_the_readers_discover_and_read_every_synthetic_dataset(world, registry, 
 
 
 def test_the_fast_weighted_pick_is_numpys_choice():
-    """scene._pick stands in for Generator.choice(n, p=p): same indices, same random stream after."""
-    from uniseg.data.synth.scene import _cdf, _pick
+    """sampling.weighted_pick stands in for Generator.choice(n, p=p): same indices, same random stream after."""
+    from uniseg.data.synth.sampling import weighted_cdf, weighted_pick
 
     for weights in ([0.82, 0.05, 0.08, 0.05], [1, 1, 1], [0.0, 3.0, 1.0], [0.7, 0.3]):
         p = np.array(weights, np.float64)
         a, b = np.random.default_rng(7), np.random.default_rng(7)
-        cdf = _cdf(weights)
-        assert [int(a.choice(len(p), p=p / p.sum())) for _ in range(2000)] == [_pick(b, cdf) for _ in range(2000)]
+        cdf = weighted_cdf(weights)
+        assert [int(a.choice(len(p), p=p / p.sum())) for _ in range(2000)] == [weighted_pick(b, cdf) for _ in range(2000)]
         assert a.random() == b.random()
 
 
 def test_frac_is_the_float_modulo_one():
-    from uniseg.data.synth.scene import _frac
+    from uniseg.data.synth.ground import frac
 
     v = np.concatenate([np.random.default_rng(0).normal(0, 40, 100_000), [-1e-9, -0.5, 0.0, 1.0, -3.0, 2.5]]).astype(np.float32)
-    assert np.array_equal(_frac(v), v % 1.0)
+    assert np.array_equal(frac(v), v % 1.0)

@@ -35,7 +35,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from uniseg.data.synth.planted import planted_relations, read_planted, world_fingerprint, write_planted
+from uniseg.data.synth.planted import planted_relations, read_planted, write_planted
 from uniseg.data.synth.truth import FINE_DIR, fine_path
 from uniseg.data.synth.spec import (
     DatasetMapping,

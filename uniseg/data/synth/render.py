@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageFilter
 
-from uniseg.data.synth.scene import K, N_FINE, Scene, smooth_noise
+from uniseg.data.synth.classes import FINE, N_FINE
+from uniseg.data.synth.sampling import smooth_noise, uniform
+from uniseg.data.synth.scene import Scene
 
 # Texture strength per fine class (multiplied by the domain's `texture`).
 _TEX = np.full(256, 0.06, np.float32)
@@ -19,13 +21,8 @@ for _name, _amp in {
     "vegetation": 0.35, "sky": 0.01, "building": 0.08, "wall": 0.12, "lane_marking": 0.05, "crosswalk_marking": 0.05,
     "car": 0.03, "truck": 0.04, "bus": 0.03, "ego_vehicle": 0.02, "person": 0.05, "guard_rail": 0.04,
 }.items():
-    _TEX[getattr(K, _name)] = _amp
+    _TEX[getattr(FINE, _name)] = _amp
 assert N_FINE <= 256
-
-
-def _u(rng: np.random.Generator, lohi) -> float:
-    lo, hi = (lohi, lohi) if isinstance(lohi, (int, float)) else lohi
-    return float(lo + (hi - lo) * rng.random())
 
 
 def render(scene: Scene, look: dict, rng: np.random.Generator) -> np.ndarray:
@@ -41,7 +38,7 @@ def render(scene: Scene, look: dict, rng: np.random.Generator) -> np.ndarray:
     amp = np.take(_TEX, lab) * np.float32(look["texture"])
     img *= 1.0 + amp * (0.5 * n1 + 0.8 * n2)
 
-    vis = float(look["visibility"]) * _u(rng, (0.7, 1.3))
+    vis = float(look["visibility"]) * uniform(rng, (0.7, 1.3))
     haze = np.array(look["haze"], np.float32) / 255.0
     if scene.night:
         haze = haze * 0.12
@@ -49,12 +46,12 @@ def render(scene: Scene, look: dict, rng: np.random.Generator) -> np.ndarray:
     a *= np.float32(-1.0 / vis)
     np.exp(a, out=a)
     a = np.float32(1.0) - a
-    a[lab == K.sky] = 0.1
+    a[lab == FINE.sky] = 0.1
     for c in range(3):
         img[c] += (haze[c] - img[c]) * a
 
     # lighting, tint, saturation and contrast as one colour matrix: out = img @ M + offset
-    gain = _u(rng, look["brightness"]) * (0.4 if scene.night else 1.0)
+    gain = uniform(rng, look["brightness"]) * (0.4 if scene.night else 1.0)
     tint = np.array(look["tint"], np.float32) * (1 + 0.02 * rng.standard_normal(3)).astype(np.float32)
     if scene.night:
         tint = tint * np.array([0.85, 0.9, 1.15], np.float32)
@@ -88,7 +85,7 @@ def render(scene: Scene, look: dict, rng: np.random.Generator) -> np.ndarray:
     img *= np.float32(255.0)
     img += np.float32(0.5)
     planes = img.astype(np.uint8)
-    blur = float(look["blur"]) * _u(rng, (0.7, 1.3)) * (W / 512.0)
+    blur = float(look["blur"]) * uniform(rng, (0.7, 1.3)) * (W / 512.0)
     rgb = Image.merge("RGB", [Image.fromarray(p) for p in planes])
     if blur > 0.15:
         rgb = rgb.filter(ImageFilter.GaussianBlur(blur))

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from uniseg.errors import ConfigError, UnisegError
-from uniseg.labelspaces.loader import read_yaml
+from uniseg.yamlio import read_yaml
 from uniseg.labelspaces.schema import Encoding, LabelSource, LabelSpace, Layout, Split
 
 HERE = Path(__file__).parent
