@@ -45,7 +45,7 @@ def write_relation_table(folder: Path, union, table, datasets=None, fingerprint=
     less the human-readable relations) for ``union``; ``datasets`` orders the table's rows."""
     import numpy as np
 
-    from uniseg.unify.relations import table_fingerprint
+    from uniseg.relations.artifact import table_fingerprint
 
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "table.npy", table)

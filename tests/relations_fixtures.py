@@ -13,7 +13,7 @@ def hand_made(union, scores: Mapping[tuple[str, str, str], float] = (), *, pixel
     """A :class:`Similarity` over ``union``: every class of each dataset's space has ``pixels`` pixels,
     scores OWN on the diagonal and OTHER elsewhere, then ``scores[(dataset, class, other)] = s``.
     ``no_pixels``: (dataset, class) rows with no pixels (their scores read back as 0)."""
-    from uniseg.unify.similarity import similarity_for
+    from uniseg.relations.stats import similarity_for
 
     datasets = tuple(datasets or union.datasets)
     valid = union.null_mask(datasets)

@@ -60,3 +60,19 @@ def test_help(path, command):
         longest = max(getattr(param, "opts", []) + getattr(param, "secondary_opts", []), key=len, default="")
         if longest.startswith("--") and not getattr(param, "hidden", False):
             assert longest in res.output, (longest, res.output)
+
+
+def test_a_short_flag_means_one_thing_in_every_command():
+    """``-d`` is ``--datasets`` wherever it exists, never ``--dataset`` elsewhere: one long option per letter."""
+    meaning: dict[str, dict[str, list[str]]] = {}
+    for path, command in COMMANDS:
+        for param in getattr(command, "params", []):
+            if getattr(param, "param_type_name", "") != "option":
+                continue
+            names = param.opts + param.secondary_opts
+            long = next((o for o in param.opts if o.startswith("--")), names[0])
+            for short in (o for o in names if not o.startswith("--")):
+                meaning.setdefault(short, {}).setdefault(long, []).append(" ".join(path))
+    clashes = {s: m for s, m in meaning.items() if len(m) > 1}
+    assert not clashes, clashes
+    assert meaning["-d"].keys() == {"--datasets"} and meaning["-o"].keys() == {"--out"}  # the walk saw the commands

@@ -1,5 +1,5 @@
 """Lazy sub-commands of ``uniseg`` (uniseg/cli/main.py COMMANDS): help without imports, dispatch,
-typo suggestions, plain-function commands, and every command's ``--help`` in one in-process test."""
+typo suggestions and plain-function commands (every command's ``--help``: test_cli_help.py)."""
 
 from __future__ import annotations
 

@@ -13,10 +13,9 @@ import fixtures_layouts as fx
 from uniseg.data.labels import (
     build_dataset_lut,
     decode_label_image,
-    load_unified,
     rasterize_polygons,
     read_label,
-    unify_label,
+    read_unified,
 )
 from uniseg.errors import UnisegError
 from uniseg.labelspaces.schema import Encoding, RawValue
@@ -229,30 +228,31 @@ def test_bad_polygon_files(tmp_path, registry):
 # -- mapping into the union -------------------------------------------------------------------
 
 
-def test_unify_label_counts_unknown_values(tmp_path, registry, union_all):
+def test_read_unified_counts_unknown_values(tmp_path, registry, union_all):
     union, spaces = union_all
     lut = build_lut(union, spaces["cityscapes"], "labelIds")
     path = tmp_path / "a.png"
     Image.fromarray(fx.stray(fx.stripes((7, 26, 0)), 200, 3), mode="L").save(path)
-    img, unknown = unify_label(path, lut)
+    got = read_unified(path, lut)
+    img, unknown = got.image, got.unknown
     arr = np.asarray(img)
     road, car = union.index_of("road"), union.index_of("car")
     assert arr[1, 0] == road and arr[0, -1] == 255
     assert arr[0, :3].tolist() == [255] * 3  # unknown id 200 -> ignore, never a class
     assert arr[0, 32] == car
     assert unknown == {200: 3}
-    np.testing.assert_array_equal(np.asarray(load_unified(path, lut)), arr)
     Image.fromarray(fx.stripes((7, 200, 26, 0)), mode="L").save(path)  # a quarter unknown: no Cityscapes label
     with pytest.raises(UnisegError, match=r"a\.png: not a label of cityscapes\.labelIds: 25% of its pixels"):
-        unify_label(path, lut)
+        read_unified(path, lut)
 
 
-def test_unify_colour_labels_counts_unknown_colours(tmp_path, union_all):
+def test_read_unified_counts_unknown_colours(tmp_path, union_all):
     union, spaces = union_all
     lut = build_lut(union, spaces["camvid"], "rgb")
     path = tmp_path / "f_L.png"
     Image.fromarray(fx.stray(fx.stripes(((128, 64, 128), (0, 0, 0))), (1, 2, 3), 5), mode="RGB").save(path)
-    img, unknown = unify_label(path, lut)
+    got = read_unified(path, lut)
+    img, unknown = got.image, got.unknown
     arr = np.asarray(img)
     assert arr[1, 0] == union.index_of("road") and arr[0, 0] == 255 and arr[0, -1] == 255
     assert unknown == {(1 << 16) | (2 << 8) | 3: 5}

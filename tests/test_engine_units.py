@@ -166,13 +166,13 @@ def test_config_union_is_a_folder_or_a_list_of_names(tmp_path, registry):
 
 
 def test_relation_table_is_reordered_to_the_union_and_refused_for_another(tmp_path, registry):
-    from uniseg.models.losses import identity_relation_table
+    from uniseg.relations.eq6 import identity_table
     from uniseg.unify import build_union
-    from uniseg.unify.relations import check_table, read_relation_table
+    from uniseg.relations.artifact import check_table, read_relation_table
 
     union = build_union(registry.get_many(["cityscapes", "mapillary"]))
     valid = torch.from_numpy(union.null_mask())
-    table = identity_relation_table(valid).numpy()
+    table = identity_table(valid)
     r, b = union.index_of("rider"), union.index_of("bicyclist")
     table[1, b, r] = 1  # Mapillary's bicyclist -> rider
     reversed_rows = table[::-1].copy()
@@ -192,13 +192,13 @@ def test_relation_table_is_reordered_to_the_union_and_refused_for_another(tmp_pa
 
 
 def test_check_table_rejects_tables_that_break_eq6(registry):
-    from uniseg.models.losses import identity_relation_table
+    from uniseg.relations.eq6 import identity_table
     from uniseg.unify import build_union
-    from uniseg.unify.relations import check_table
+    from uniseg.relations.artifact import check_table
 
     union = build_union(registry.get_many(["cityscapes", "mapillary"]))
     mask = union.null_mask()
-    table = identity_relation_table(torch.from_numpy(mask)).numpy()
+    table = identity_table(torch.from_numpy(mask))
     road = union.index_of("road")
     bad = table.copy()
     bad[0, road, road] = 0

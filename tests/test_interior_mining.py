@@ -26,7 +26,7 @@ def _thin_stripe():
 
 def _table(interior: int):
     from uniseg.engine.mining import MiningSums
-    from uniseg.unify.multilabel import multilabel_table
+    from uniseg.relations.eq6 import multilabel_table
 
     logits, target = _thin_stripe()
     sums = MiningSums.zeros(1, 3, torch.device("cpu"), interior)
@@ -83,8 +83,8 @@ def test_interior_radius_words():
 
 def test_a_class_without_interior_support_is_reported_and_never_switched_on():
     from uniseg.unify.artifact import union_of
-    from uniseg.unify.relations import build_relations
-    from uniseg.unify.similarity import similarity_for
+    from uniseg.relations.artifact import build_relations
+    from uniseg.relations.stats import similarity_for
 
     union = union_of(["cityscapes", "mapillary"])
     d, k = 2, union.num_classes
@@ -104,7 +104,7 @@ def test_a_class_without_interior_support_is_reported_and_never_switched_on():
     on = {(r.dataset, r.primary, r.secondary) for r in rs.relations()}
     assert on == {("mapillary", "bike lane", "road")}
     assert rs.unsupported() == [{"dataset": "mapillary", "class": "lane marking - general", "pixels": 10, "all_pixels": 4000}]
-    from uniseg.unify.relations import relations_doc
+    from uniseg.relations.artifact import relations_doc
 
     doc = relations_doc(rs)
     assert doc["support"]["min_pixels"] == 50 and doc["support"]["not_enough"] == rs.unsupported()
@@ -115,7 +115,7 @@ def test_a_class_without_interior_support_is_reported_and_never_switched_on():
 
 
 def test_the_conflict_rule_keeps_pairs_a_label_space_can_explain():
-    from uniseg.unify.multilabel import conflict_possible, multilabel_table
+    from uniseg.relations.eq6 import conflict_possible, multilabel_table
 
     # datasets: cityscapes-like (road, rider, pole), mapillary-like (road, bicyclist, bike lane, pole)
     classes = ["road", "rider", "bicyclist", "bike lane", "pole", "building"]
@@ -139,7 +139,7 @@ def test_the_conflict_rule_keeps_pairs_a_label_space_can_explain():
 def test_a_similarity_file_keeps_its_interior_statistics(tmp_path):
     from uniseg.errors import UnisegError
     from uniseg.unify.artifact import union_of
-    from uniseg.unify.similarity import ARRAYS, INTERIOR_ARRAYS, read_similarity, similarity_for, write_similarity
+    from uniseg.relations.stats import ARRAYS, INTERIOR_ARRAYS, read_similarity, similarity_for, write_similarity
 
     union = union_of(["cityscapes"])
     k = union.num_classes

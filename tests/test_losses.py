@@ -14,12 +14,18 @@ from uniseg.models.losses import (
     NullBCELoss,
     UnifiedCrossEntropy,
     class_relational_bce_loss,
-    identity_relation_table,
     null_bce_loss,
     unified_cross_entropy,
 )
 
 IGN = 255
+
+
+def identity(valid: torch.Tensor) -> torch.Tensor:
+    """The Null-BCE table of Eq. 6 (``uniseg.relations.eq6.identity_table``) as a tensor."""
+    from uniseg.relations.eq6 import identity_table
+
+    return torch.from_numpy(identity_table(valid.numpy()))
 
 
 def _batch(seed: int, b: int = 3, k: int = 6, h: int = 5, w: int = 7, d: int = 3, ignore_frac: float = 0.2, dtype=torch.float64):
@@ -129,7 +135,7 @@ def test_gradient_conflict_example_of_eq_2_3():
 @pytest.mark.parametrize("make", ["ce", "null", "cr"])
 def test_ignore_pixels_contribute_nothing(make):
     x, t, ds, valid = _batch(2, ignore_frac=0.3)
-    loss_fn = {"ce": UnifiedCrossEntropy(), "null": NullBCELoss(valid), "cr": ClassRelationalBCELoss(identity_relation_table(valid))}[make]
+    loss_fn = {"ce": UnifiedCrossEntropy(), "null": NullBCELoss(valid), "cr": ClassRelationalBCELoss(identity(valid))}[make]
     ignored = (t == IGN)[:, None].expand_as(x)
     base = loss_fn(x, t, ds)
     x2 = x.detach().clone()
@@ -145,7 +151,7 @@ def test_ignore_pixels_contribute_nothing(make):
 def test_all_ignore_batch_gives_zero_loss_and_zero_gradient(make):
     x, t, ds, valid = _batch(3, dtype=torch.float32)
     t = torch.full_like(t, IGN)
-    loss_fn = {"ce": UnifiedCrossEntropy(), "null": NullBCELoss(valid, reduction="class_mean"), "cr": ClassRelationalBCELoss(identity_relation_table(valid))}[make]
+    loss_fn = {"ce": UnifiedCrossEntropy(), "null": NullBCELoss(valid, reduction="class_mean"), "cr": ClassRelationalBCELoss(identity(valid))}[make]
     loss = loss_fn(x, t, ds)
     assert loss.item() == 0.0 and not torch.isnan(loss)
     loss.backward()
@@ -192,7 +198,7 @@ def test_identity_table_gives_exactly_null_bce(reduction):
     x, t, ds, valid = _batch(5, dtype=torch.float32)
     a = NullBCELoss(valid, reduction=reduction)(x, t, ds)
     ga = _grad(a, x)
-    cr = ClassRelationalBCELoss(identity_relation_table(valid), reduction=reduction)
+    cr = ClassRelationalBCELoss(identity(valid), reduction=reduction)
     assert cr.num_corrections == 0 and torch.equal(cr.valid, valid)  # the space is read off the table
     b = cr(x, t, ds)
     gb = _grad(b, x)
@@ -202,7 +208,7 @@ def test_identity_table_gives_exactly_null_bce(reduction):
 def test_on_relation_outside_the_space_joins_as_a_positive():
     """Mapillary-like dataset 1 lacks "rider" (0); its "motorcyclist" (1) rows switch rider on."""
     valid = torch.tensor([[True, False, True], [False, True, True]])
-    table = identity_relation_table(valid)
+    table = identity(valid)
     table[1, 1, 0] = 1  # (d=1, g=motorcyclist) -> rider = 1
     x = torch.tensor([0.3, 1.2, -0.7], dtype=torch.float64).view(1, 3, 1, 1).requires_grad_()
     t = torch.tensor([[[1]]])
@@ -222,7 +228,7 @@ def test_on_relation_outside_the_space_joins_as_a_positive():
 def test_relational_bce_matches_the_straightforward_implementation(strategy, reduction):
     x, t, ds, valid = _batch(6, k=7)
     g = torch.Generator().manual_seed(7)
-    table = identity_relation_table(valid)
+    table = identity(valid)
     flips = torch.rand(table.shape, generator=g) < 0.15
     table[flips] = torch.randint(-1, 2, (int(flips.sum()),), generator=g, dtype=torch.int8)
     cr = ClassRelationalBCELoss(table, reduction=reduction, valid=valid, dense_threshold=0 if strategy == "dense" else 100, chunk_elements=40)
@@ -273,7 +279,7 @@ def test_ground_truth_outside_the_mask_is_still_a_positive():
 def test_half_precision_logits_of_huge_magnitude_stay_finite(dtype, magnitude, make):
     x, t, ds, valid = _batch(8, dtype=torch.float32)
     xh = (torch.sign(x.detach()) * magnitude).to(dtype).requires_grad_()
-    loss_fn = {"ce": UnifiedCrossEntropy(), "null": NullBCELoss(valid), "cr": ClassRelationalBCELoss(identity_relation_table(valid))}[make]
+    loss_fn = {"ce": UnifiedCrossEntropy(), "null": NullBCELoss(valid), "cr": ClassRelationalBCELoss(identity(valid))}[make]
     loss = loss_fn(xh, t, ds)
     assert loss.dtype == torch.float32 and torch.isfinite(loss) and loss > 0
     (g,) = torch.autograd.grad(loss, xh)
@@ -285,7 +291,7 @@ def test_half_precision_logits_of_huge_magnitude_stay_finite(dtype, magnitude, m
 
 def test_channels_last_logits_give_the_same_loss_and_gradient():
     x, t, ds, valid = _batch(14, b=2, k=6, h=8, w=9, dtype=torch.float32)
-    table = identity_relation_table(valid)
+    table = identity(valid)
     table[1, 1, 4] = 1
     for loss_fn in (NullBCELoss(valid, chunk_elements=50), ClassRelationalBCELoss(table, chunk_elements=50)):
         xc = x.detach().to(memory_format=torch.channels_last).requires_grad_()
@@ -305,7 +311,7 @@ def test_half_precision_matches_float32_on_ordinary_logits():
 def test_autocast_does_not_lower_the_loss_precision():
     """Under CPU autocast (bfloat16) the loss still computes and accumulates in float32."""
     x, t, ds, valid = _batch(13, b=2, k=8, h=16, w=16, dtype=torch.float32)
-    table = identity_relation_table(valid)
+    table = identity(valid)
     table[0, 0, 3] = 1
     for loss_fn in (NullBCELoss(valid), ClassRelationalBCELoss(table)):
         plain = loss_fn(x, t, ds)
@@ -335,7 +341,7 @@ def test_forward_never_allocates_a_tensor_as_large_as_the_logits():
             return out
 
     x, t, ds, valid = _batch(10, b=4, k=12, h=16, w=16, dtype=torch.float32)
-    table = identity_relation_table(valid)
+    table = identity(valid)
     table[0, 0, 2] = 1
     for loss_fn in (NullBCELoss(valid, chunk_elements=12 * 16 * 4), ClassRelationalBCELoss(table, chunk_elements=12 * 16 * 4)):
         x.grad = None
@@ -351,7 +357,7 @@ def test_masks_and_tables_are_buffers_that_follow_to():
     valid = torch.tensor([[True, False], [True, True]])
     nb = NullBCELoss(valid)
     assert {n for n, _ in nb.named_buffers()} >= {"valid"}
-    cr = ClassRelationalBCELoss(identity_relation_table(valid))
+    cr = ClassRelationalBCELoss(identity(valid))
     assert "table" in cr.state_dict()
     assert cr.to("meta").table.device.type == "meta"
 
@@ -412,7 +418,7 @@ def _three(valid):
     return {
         "ce": UnifiedCrossEntropy(),
         "null": NullBCELoss(valid),
-        "relational": ClassRelationalBCELoss(identity_relation_table(valid)),
+        "relational": ClassRelationalBCELoss(identity(valid)),
     }
 
 

@@ -193,7 +193,7 @@ def test_cli_writes_the_contract_and_the_second_stage_trains_from_it(mined, runs
 def test_interior_off_writes_the_papers_plain_mean_file(mined, runs, small_world, tmp_path):
     """``--interior off``: the six arrays of the paper's file (no interior fields), each class's
     mean over every labelled pixel: its pixel counts are the interior run's ``all_pixels``."""
-    from uniseg.unify.similarity import read_similarity
+    from uniseg.relations.stats import read_similarity
 
     inner, _ = mined
     out = tmp_path / "plain"

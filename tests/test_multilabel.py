@@ -9,10 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relations_fixtures import OTHER, OWN, RIDER_CASE, hand_made
-from uniseg.models.losses import identity_relation_table
 from uniseg.unify import build_union
-from uniseg.unify.multilabel import NO_CANDIDATE_TAU, auto_tau, identity_table, multilabel_table
-from uniseg.unify.relations import check_table
+from uniseg.relations.eq6 import NO_CANDIDATE_TAU, auto_tau, identity_table, multilabel_table
+from uniseg.relations.artifact import check_table
 
 ON, ZERO, NULL = 1, 0, -1
 
@@ -78,9 +77,8 @@ def test_rows_without_pixels_or_outside_the_space_are_the_null_bce_rows(cm):
                     no_pixels=[("mapillary", "bicyclist")])
     valid = cm.null_mask()
     table = _table(cm, sim, tau=0.1)
-    expected = identity_relation_table(torch.from_numpy(valid)).numpy()
+    expected = identity_table(valid)
     assert np.array_equal(table, expected)  # the bicyclist row had no pixels: nothing switched on
-    assert np.array_equal(identity_table(valid), expected)
     # a row outside the space keeps the identity row whatever its scores say
     score = sim.score.copy()
     c, r = cm.datasets.index("cityscapes"), cm.index_of("bicyclist")
@@ -174,3 +172,14 @@ def test_hand_made_base_values_are_what_the_tests_assume(cm):
     m = cm.datasets.index("mapillary")
     assert sim.score[m, cm.index_of("road"), cm.index_of("road")] == OWN
     assert sim.score[m, cm.index_of("road"), cm.index_of("rider")] == OTHER
+
+
+def test_the_identity_table_by_hand():
+    """Row (d, g): 1 at g, 0 on d's other classes, -1 (null) outside d's space (Eq. 4 as a table)."""
+    valid = np.array([[True, True, False], [False, True, True]])
+    expected = np.array([
+        [[1, 0, -1], [0, 1, -1], [0, 0, 1]],  # dataset 0 owns classes 0 and 1
+        [[1, 0, 0], [-1, 1, 0], [-1, 0, 1]],  # dataset 1 owns classes 1 and 2
+    ], dtype=np.int8)
+    got = identity_table(valid)
+    assert got.dtype == np.int8 and np.array_equal(got, expected)

@@ -1,6 +1,6 @@
 """End to end: synthetic world -> union -> multi-dataset loader -> HRNet -> the UniSeg losses.
 
-The trainer (next issue) is exactly this loop; the test proves today's pieces plug together
+``uniseg.engine.trainer`` runs exactly this loop; the test proves today's pieces plug together
 without glue: the sampler's keys reach the datasets through a DataLoader, the labels arrive
 in unified ids with their dataset index, the union's Null-BCE mask drives the loss, and the
 gradient the model's logits receive is zero on every class outside each sample's label space.
@@ -15,7 +15,8 @@ import torch
 from uniseg.data import MultiDataset, MultiDatasetSampler, SegDataset, TrainTransform
 from uniseg.data.synth import synthesize
 from uniseg.models import build_model
-from uniseg.models.losses import ClassRelationalBCELoss, NullBCELoss, UnifiedCrossEntropy, identity_relation_table
+from uniseg.models.losses import ClassRelationalBCELoss, NullBCELoss, UnifiedCrossEntropy
+from uniseg.relations.eq6 import identity_table
 from uniseg.unify.artifact import open_union
 
 TRAIN = ["cityscapes", "bdd", "idd", "mapillary"]
@@ -85,7 +86,7 @@ def test_losses_agree_on_the_batch_and_workers_do_not_change_it(world, registry)
     torch.manual_seed(1)
     logits = torch.randn(4, union.num_classes, 48, 48, dtype=torch.float64)
     null = NullBCELoss(valid)(logits, batch["label"], batch["dataset_index"])
-    rel = ClassRelationalBCELoss(identity_relation_table(valid), valid=valid)(logits, batch["label"], batch["dataset_index"])
+    rel = ClassRelationalBCELoss(identity_table(valid), valid=valid)(logits, batch["label"], batch["dataset_index"])
     assert torch.allclose(null, rel, rtol=0, atol=1e-12)
     # Null BCE recomputed straight from its definition (Eq. 4) on the real batch
     y, d = batch["label"], batch["dataset_index"]

@@ -12,7 +12,7 @@ import yaml
 from conftest import run_cli
 from relations_fixtures import RIDER_CASE, hand_made
 from uniseg.unify import build_union
-from uniseg.unify.similarity import write_similarity
+from uniseg.relations.stats import write_similarity
 
 CASE = {**RIDER_CASE, ("mapillary", "bike lane", "road"): 0.64, ("mapillary", "bike lane", "bike lane"): 0.58}
 
@@ -115,7 +115,7 @@ def test_show_and_conflicts_json(labelled):
 
 
 def test_show_says_when_the_model_hardly_knows_a_class(tmp_path, registry):
-    from uniseg.unify.relations import build_relations, write_relations
+    from uniseg.relations.artifact import build_relations, write_relations
 
     cm = build_union(registry.get_many(["cityscapes", "mapillary"]))
     write_relations(tmp_path, build_relations(hand_made(cm, {("cityscapes", "rider", "rider"): 0.2}), cm, 0.5))

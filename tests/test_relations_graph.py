@@ -12,10 +12,10 @@ import yaml
 from relations_fixtures import OWN, RIDER_CASE, hand_made
 from uniseg.errors import FingerprintMismatch, UnisegError
 from uniseg.unify import build_union
-from uniseg.unify.graph import EDGE_COLUMNS, class_relations, conflicts, export_graph, relation_graph
-from uniseg.unify.relation_diff import diff_relations
-from uniseg.unify.relations import build_relations, read_relation_table, read_relations, write_relations
-from uniseg.unify.similarity import write_similarity
+from uniseg.relations.graph import EDGE_COLUMNS, class_relations, conflicts, export_graph, relation_graph
+from uniseg.relations.diff import diff_relations
+from uniseg.relations.artifact import build_relations, read_relation_table, read_relations, write_relations
+from uniseg.relations.stats import write_similarity
 
 CASE = {
     **RIDER_CASE,
@@ -51,7 +51,7 @@ def folder(tmp_path_factory, cm):
     """A relations folder written from a similarity file on disk (as 'relations labels' does)."""
     root = tmp_path_factory.mktemp("rel")
     write_similarity(root / "mine", hand_made(cm, CASE))
-    from uniseg.unify.similarity import read_similarity
+    from uniseg.relations.stats import read_similarity
 
     sim = read_similarity(root / "mine" / "similarity.npz")
     write_relations(root / "out", build_relations(sim, cm, TAU, source="mine/similarity.npz"))
@@ -73,7 +73,9 @@ def _edge(g, u, v, dataset):
 def test_relations_yaml_reads_like_table_a1(folder, cm):
     doc = yaml.safe_load((folder / "relations.yaml").read_text())
     assert doc["format"] == "uniseg.relations/v1" and doc["fingerprint"] == cm.fingerprint
-    assert doc["datasets"] == ["cityscapes", "mapillary"] and doc["tau"] == {"value": 0.5, "how": "given", "rows": 0, "note": doc["tau"]["note"]}
+    assert doc["datasets"] == ["cityscapes", "mapillary"]
+    assert {k: v for k, v in doc["tau"].items() if k != "note"} == {"value": 0.5, "how": "given", "rows": 0}
+    assert "given" in doc["tau"]["note"] and "0.5" in doc["tau"]["note"]  # the sentence for people names how and what
     assert doc["similarity"]["source"] == "mine/similarity.npz" and doc["union"] == "union.yaml"
     got = [(r["primary"], r["dataset"], [(s["class"], s["score"], s["in_space"]) for s in r["secondary"]]) for r in doc["relations"]]
     assert got == [  # sorted by primary class, then dataset
@@ -147,7 +149,7 @@ def test_nodes_carry_members_and_colours(graph, cm):
 
 
 def test_class_own_scores_weigh_the_datasets_that_label_a_class_by_its_pixels():
-    from uniseg.unify.relations import class_own_scores
+    from uniseg.relations.stats import class_own_scores
 
     score = np.zeros((2, 3, 3))
     score[0, 0, 0], score[1, 0, 0] = 0.9, 0.3  # class 0 labelled by both datasets
@@ -281,27 +283,54 @@ def test_diff_across_unions_compares_shared_names(cm, rs, registry):
     assert not d.switched_on and not d.switched_off and not d.score_changes
 
 
-def test_plots_are_pngs_showing_the_data(tmp_path, rs, cm):
+def _pixels(path, rgb) -> int:
+    """Pixels of exactly the colour ``rgb`` in a PNG."""
     from PIL import Image
 
-    from uniseg.unify.relation_plots import plot_relations
+    img = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3)
+    return int((img == np.asarray(rgb, dtype=np.uint8)[:3]).all(axis=1).sum())
+
+
+def test_plots_are_pngs_showing_the_data(tmp_path, rs, cm):
+    """The pictures follow the data: a relation set whose "bike lane -> road" score drops from 0.66 to
+    0.30 (below tau: that relation goes) draws neither class in the graph and moves the heatmap cell
+    from viridis(0.66) to viridis(0.30); the relations left are drawn in their classes' colours;
+    a set with no relation draws no class at all."""
+    from matplotlib import colormaps
+
+    from uniseg.relations.plots import plot_relations
 
     heat, drawing = plot_relations(rs, tmp_path / "rel")
     assert (heat.name, drawing.name) == ("rel_similarity.png", "rel_graph.png")
-    for p in (heat, drawing):
-        img = np.asarray(Image.open(p).convert("RGB"))
-        assert img.shape[0] > 300 and len(np.unique(img.reshape(-1, 3), axis=0)) > 50
-    # the drawing paints the nodes in their class colours: rider's colour is in the picture
-    img = np.asarray(Image.open(drawing).convert("RGB")).reshape(-1, 3)
-    assert (img == np.array(cm.classes[cm.index_of("rider")].colour)).all(axis=1).sum() > 20
+    fewer = build_relations(hand_made(cm, {**CASE, ("mapillary", "bike lane", "road"): 0.30}), cm, TAU)
+    assert len(fewer.relations()) == len(rs.relations()) - 1
+    heat_b, drawing_b = plot_relations(fewer, tmp_path / "fewer")
     empty = build_relations(hand_made(cm), cm, TAU)
     assert [p.name for p in plot_relations(empty, tmp_path)] == ["relations_similarity.png", "relations_graph.png"]
+
+    def colour(name):
+        return cm.classes[cm.index_of(name)].colour
+
+    # the graph: each class of a switched-on relation is a disc in the class's colour (sidewalk, car: in no relation)
+    drawn = ["bicyclist", "rider", "motorcyclist", "on rails", "train"]
+    for name in drawn:
+        assert _pixels(drawing, colour(name)) > 50 and _pixels(drawing_b, colour(name)) > 50, name
+        assert _pixels(tmp_path / "relations_graph.png", colour(name)) == 0, name
+    for name in ("bike lane", "road"):
+        assert _pixels(drawing, colour(name)) > 50 and _pixels(drawing_b, colour(name)) == 0, name
+    for name in ("sidewalk", "car"):
+        assert _pixels(drawing, colour(name)) == 0, name
+    # the heatmap: cells in the viridis colour of their score (0..1); one cell changed between the two sets
+    viridis = colormaps["viridis"]
+    was, now = viridis(0.66, bytes=True), viridis(0.30, bytes=True)
+    assert _pixels(heat, was) - _pixels(heat_b, was) > 20
+    assert _pixels(heat_b, now) - _pixels(heat, now) > 20
 
 
 def test_the_union_comes_from_beside_the_file_or_the_registry(tmp_path, cm, registry):
     from uniseg.unify.artifact import write_union_artifact
-    from uniseg.unify.relations import union_for
-    from uniseg.unify.similarity import read_similarity
+    from uniseg.relations.artifact import union_for
+    from uniseg.relations.stats import read_similarity
 
     write_similarity(tmp_path / "m", hand_made(cm, CASE))
     sim = read_similarity(tmp_path / "m")
@@ -315,7 +344,7 @@ def test_the_union_comes_from_beside_the_file_or_the_registry(tmp_path, cm, regi
 
 
 def test_labels_into_the_mining_folder_keeps_its_similarity_file(tmp_path, cm):
-    from uniseg.unify.similarity import read_similarity
+    from uniseg.relations.stats import read_similarity
 
     sim = hand_made(cm, CASE)
     np.savez(tmp_path / "similarity.npz", score=sim.score, cosine=sim.cosine, pixels=sim.pixels,

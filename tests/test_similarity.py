@@ -12,7 +12,7 @@ import pytest
 from relations_fixtures import RIDER_CASE, hand_made
 from uniseg.errors import FingerprintMismatch, UnisegError
 from uniseg.unify import build_union
-from uniseg.unify.similarity import CSV_COLUMNS, Similarity, read_similarity, write_similarity
+from uniseg.relations.stats import CSV_COLUMNS, Similarity, read_similarity, write_similarity
 
 
 @pytest.fixture(scope="module")

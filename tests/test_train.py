@@ -242,11 +242,11 @@ def test_adamw_trains_and_an_interrupted_run_resumes_bit_exact(small_world, tmp_
 def test_cr_bce_trains_with_a_relation_table_and_refuses_another_unions(small_world, tmp_path, registry):
     from uniseg.engine.trainer import train
     from uniseg.errors import FingerprintMismatch
-    from uniseg.models.losses import identity_relation_table
+    from uniseg.relations.eq6 import identity_table
     from uniseg.unify import build_union
 
     union = build_union(registry.get_many(list(TRAIN)))
-    table = identity_relation_table(torch.from_numpy(union.null_mask())).numpy()
+    table = identity_table(torch.from_numpy(union.null_mask()))
     table[union.dataset_index("mapillary"), union.index_of("bicyclist"), union.index_of("rider")] = 1
     write_relation_table(tmp_path / "rel", union, table)
     result = train(tiny_config(small_world, loss="cr-bce", relations=str(tmp_path / "rel"), iterations=2), tmp_path / "cr")
@@ -254,7 +254,7 @@ def test_cr_bce_trains_with_a_relation_table_and_refuses_another_unions(small_wo
     assert ckpt["relations_fingerprint"] is not None and ckpt["config"]["loss"] == "cr-bce"
 
     other = build_union(registry.get_many(["cityscapes", "bdd"]))
-    write_relation_table(tmp_path / "rel2", other, identity_relation_table(torch.from_numpy(other.null_mask())).numpy())
+    write_relation_table(tmp_path / "rel2", other, identity_table(torch.from_numpy(other.null_mask())))
     with pytest.raises(FingerprintMismatch):
         train(tiny_config(small_world, loss="cr-bce", relations=str(tmp_path / "rel2"), iterations=1), tmp_path / "cr2")
 
@@ -277,21 +277,81 @@ def test_init_loads_a_trained_checkpoint_and_refuses_another_union(finished_run,
         build_network(other, resolve_run_union(other, default_registry()))
 
 
+# the torchrun target of the test below: 'uniseg' with every BatchNorm layer held in eval mode (see its docstring)
+_FROZEN_BN_UNISEG = """
+from torch.nn.modules.batchnorm import _BatchNorm
+
+_train = _BatchNorm.train
+_BatchNorm.train = lambda self, mode=True: _train(self, False)
+
+from uniseg.cli.main import main
+
+main()
+"""
+
+
 def test_torchrun_trains_with_two_cpu_processes(small_world, tmp_path):
-    out = tmp_path / "ddp"
+    """Two torchrun processes (CPU, gloo), 2 images each, end with the weights of one process that
+    takes the same 4 images per step: DDP averages the gradients of the two halves.
+
+    Why these settings make the two runs agree exactly (up to float rounding):
+
+    * the data: the sampler gives rank r the epoch positions r, r+2, ...; the per-rank batch of 2
+      at step t is positions 4t, 4t+2 (rank 0) and 4t+1, 4t+3 (rank 1), the one-process batch of
+      4 is 4t..4t+3; each sample's augmentation comes from its own key's seed, so both runs see
+      the very same crops. Mapillary's 8 training images (an even number: no padding of an epoch)
+      alone, because its synthetic labels have no void pixel and ``--scale 0.8-1.5`` of a 64-pixel
+      short side never leaves a 48 x 48 crop short (no ignore padding): each rank's loss averages
+      over the same number of pixels, 2 x 48 x 48, so the mean of the two ranks' mean-loss
+      gradients is the gradient of the 4-image mean loss.
+    * BatchNorm: HRNet normalises with batch statistics in training, and on CPU the trainer has
+      no SyncBatchNorm (it converts only on CUDA), so each process would normalise its 2 images
+      by their own statistics, not the 4 images': the runs would differ by design. The target
+      of both runs is therefore ``uniseg`` with every BatchNorm layer kept in eval mode (a fixed
+      affine map of its initial running statistics); the rest is the real CLI and trainer.
+
+    Were the gradients not all-reduced, each process would step on its own 2 images and rank 0
+    would save weights that differ from the one-process run by about 1e-2 after 3 steps (checked
+    by replacing DistributedDataParallel with the bare network); rounding leaves about 1e-8.
+    """
+    from uniseg.engine.config import DatasetSpec
+    from uniseg.engine.trainer import build_network, resolve_run_union
+    from uniseg.labelspaces import default_registry
+
+    target = tmp_path / "frozen_bn_uniseg.py"
+    target.write_text(_FROZEN_BN_UNISEG)
     env = dict(os.environ, COLUMNS="200", OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "uniseg",
-           *tiny_args(small_world, out, iterations=4), "--quiet"]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    env.pop("UNISEG_DEBUG", None)
+
+    def args(out):
+        return ["train", "--datasets", f"mapillary={small_world / 'mapillary'}", "--model", "hrnet_tiny", "--iterations", "3",
+                "--batch-size", "4", "--crop", "48x48", "--short-side", "64", "--scale", "0.8-1.5", "--workers", "0",
+                "--log-every", "1", "--checkpoint-every", "100", "--out", str(out), "--quiet"]
+
+    one = subprocess.run([sys.executable, str(target), *args(tmp_path / "one")], capture_output=True, text=True, env=env, timeout=300)
+    assert one.returncode == 0, one.stderr
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    res = subprocess.run([*torchrun, str(target), *args(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
+    out = tmp_path / "ddp"
     ckpt = torch.load(out / "last.pt", weights_only=True)
-    assert ckpt["iteration"] == 4 and ckpt["sampler"]["world_size"] == 2 and ckpt["sampler"]["per_rank_batch"] == 2
-    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+    assert ckpt["iteration"] == 3 and ckpt["sampler"]["world_size"] == 2 and ckpt["sampler"]["per_rank_batch"] == 2
     its = [r["iteration"] for r in _records(out) if r["type"] == "train"]
-    assert its == [1, 2, 3, 4]  # rank 0 alone writes
+    assert its == [1, 2, 3]  # rank 0 alone writes
     assert res.stderr.count("run ") == 1  # and alone speaks
+
+    cfg = tiny_config(small_world, datasets=[DatasetSpec("mapillary", str(small_world / "mapillary"))])
+    start = build_network(cfg, resolve_run_union(cfg, default_registry()))[0].state_dict()  # the seeded initial weights
+    single, double = _model(tmp_path / "one" / "last.pt"), ckpt["model"]
+    assert single.keys() == double.keys() == start.keys()
+    floats = [k for k in single if single[k].is_floating_point()]
+    moved = max((single[k] - start[k]).abs().max().item() for k in floats)
+    apart = max((double[k] - single[k]).abs().max().item() for k in floats)
+    assert moved > 1e-2  # the 3 steps changed the weights: there is something to agree on
+    assert apart <= 1e-5 * moved, f"2 processes end {apart:.3g} from 1 process (weights moved {moved:.3g})"
+
     # a mistake every process sees (here: --out holds a run) stops them all, none waits for the others
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    res = subprocess.run([*torchrun, "-m", "uniseg", *args(out)], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode != 0 and "holds a run already" in res.stderr
 
 

@@ -39,7 +39,7 @@ def check(
     split: Optional[List[str]] = typer.Option(None, "--split", "-s", help="Only this split (repeatable; default: every split found)."),
     layout: Optional[str] = typer.Option(None, "--layout", help="Force a layout of the YAML (default: the one found)."),
     labels: Optional[str] = typer.Option(None, "--labels", help="Force a label source, e.g. labelTrainIds or polygons."),
-    sample: int = typer.Option(32, "--sample", "-n", min=0, help="Image/label pairs decoded fully for value and file checks (0 = all)."),
+    sample: int = typer.Option(32, "--sample", min=0, help="Image/label pairs decoded fully for value and file checks (0 = all)."),
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
@@ -147,8 +147,8 @@ def _broken_table(rep) -> list[Table]:
 @app.command()
 def prepare(
     union_spec: str = UnionOpt,
-    dataset: str = typer.Option(..., "--dataset", "-d", help="The dataset to cache, e.g. mapillary."),
-    root: Path = typer.Option(..., "--root", "-r", help="Its raw root, as unpacked from the official archives."),
+    dataset: str = typer.Option(..., "--dataset", help="The dataset to cache, e.g. mapillary."),
+    root: Path = typer.Option(..., "--root", help="Its raw root, as unpacked from the official archives."),
     out: Path = typer.Option(..., "--out", "-o", help="Cache folder (one per dataset and union), e.g. cache/mapillary."),
     split: Optional[List[str]] = typer.Option(None, "--split", "-s", help="Only this split (repeatable; default: every labelled split)."),
     layout: Optional[str] = typer.Option(None, "--layout", help="Force a layout (default: the one found)."),
@@ -214,10 +214,10 @@ def _prepare_view(rep, data: dict):
 @app.command()
 def synth(
     out: Path = typer.Option(..., "--out", "-o", help="Folder: one <dataset>/ per registry entry plus planted_relations.yaml."),
-    images: int = typer.Option(24, "--images", "-n", min=1, help="Images per dataset."),
+    images: int = typer.Option(24, "--images", min=1, help="Images per dataset."),
     size: str = typer.Option("256x512", "--size", help="Image size HEIGHTxWIDTH (one number: a square)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed (output is identical for a seed)."),
-    dataset: Optional[List[str]] = typer.Option(None, "--dataset", "-d", help="Only this dataset (repeatable; default: all)."),
+    dataset: Optional[List[str]] = typer.Option(None, "--dataset", help="Only this dataset (repeatable; default: all)."),
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:

@@ -37,7 +37,7 @@ def demo(
     """
     from uniseg.cli.train import CliEvents
     from uniseg.engine.demo import METHODS, SHORT, TITLES, DemoEvents, plan_named, run_demo
-    from uniseg.unify.relations import KNOWN
+    from uniseg.relations.stats import KNOWN
 
     if quick and plan_name not in ("full", "quick"):
         raise UnisegError(f"--quick and --plan {plan_name}: give one of them")

@@ -49,10 +49,6 @@ def evaluate(
     pairs = parse_datasets(datasets, ctx.args)
     if not pairs:
         raise UnisegError("no dataset to score: give --datasets NAME=ROOT (one or more)")
-    names = [n for n, _ in pairs]
-    dup = next((n for n in names if names.count(n) > 1), None)
-    if dup:
-        raise UnisegError(f"--datasets names {dup!r} twice; its scores would overwrite each other: give each dataset once")
     if out is not None:
         check_output_path(out)  # before the scoring, not after it
     try:

@@ -67,55 +67,6 @@ def _raw(value) -> str:
     return str(tuple(value)) if isinstance(value, list) else str(value)
 
 
-def _space_to_dict(space, enc) -> dict:
-    """Everything ``labels show`` knows about ``space`` as plain data (``enc``: also list its raw values)."""
-    raw_ids: dict[str, dict[int, list]] = {}
-    for e in space.encodings.values():
-        per: dict[int, list] = {}
-        for v in e.values:
-            if v.cls is not None:
-                per.setdefault(v.cls, []).append(list(v.value) if e.kind == "rgb" else v.value)
-        raw_ids[e.name] = per
-    data = {
-        "name": space.name,
-        "title": space.title,
-        "version": space.version,
-        "homepage": space.homepage,
-        "license": space.license,
-        "source": str(space.source),
-        "classes": [
-            {
-                "index": c.index,
-                "name": c.name,
-                "unified": c.unified,
-                "colour": list(c.colour),
-                "ids": {e: raw_ids[e].get(c.index, []) for e in space.encodings},
-            }
-            for c in space.classes
-        ],
-        "encodings": {
-            e.name: {
-                "kind": e.kind,
-                "description": e.description,
-                "void": [list(v) if e.kind == "rgb" else v for v in e.void_values],
-            }
-            for e in space.encodings.values()
-        },
-        "layouts": {
-            lay.name: {
-                "image": lay.image,
-                "labels": {s.name: s.pattern for s in lay.labels},
-                "splits": {s.name: {"dir": s.dir, "size": s.size, "labelled": s.labelled} for s in lay.splits.values()},
-            }
-            for lay in space.layouts.values()
-        },
-    }
-    if enc is not None:
-        data["values"] = [
-            {"raw": list(v.value) if enc.kind == "rgb" else v.value, "name": v.name, "class": None if v.cls is None else space.classes[v.cls].name}
-            for v in enc.values
-        ]
-    return data
 
 
 def _space_tables(data: dict):
@@ -160,26 +111,8 @@ def show(
     """Classes in training order with their raw ids per encoding, unified names and colours."""
     space = registry_from(registry).get(name)
     enc = space.encoding(encoding) if encoding else None
-    data = _space_to_dict(space, enc)
+    data = space.as_dict(enc)
     emit(data, fmt, lambda: _space_tables({**data, "encoding": enc.name if enc is not None else None}))
-
-
-def _by_members(uni) -> list[tuple[tuple[str, ...], list[str]]]:
-    """Union classes grouped by the datasets that have them: widest sharing first, then union order."""
-    groups: dict[tuple[str, ...], list[str]] = {}
-    for c in uni.classes:
-        groups.setdefault(tuple(d for d in uni.datasets if d in c.members), []).append(c.name)
-    order = {d: i for i, d in enumerate(uni.datasets)}
-    return sorted(groups.items(), key=lambda kv: (-len(kv[0]), [order[d] for d in kv[0]]))
-
-
-def _members_label(members: tuple[str, ...], datasets: tuple[str, ...]) -> str:
-    """``all``, ``all but idd``, or ``idd + mapillary``: which datasets of the union have a class."""
-    if len(datasets) > 1 and len(members) == len(datasets):
-        return "all"
-    if len(datasets) > 2 and len(members) == len(datasets) - 1:
-        return "all but " + next(d for d in datasets if d not in members)
-    return " + ".join(members)
 
 
 def _union_summary(uni, caption: Optional[str]):
@@ -189,8 +122,8 @@ def _union_summary(uni, caption: Optional[str]):
     t.add_column("in", max_width=max(24, len(max(uni.datasets, key=len)) + 8))
     t.add_column("n", justify="right", no_wrap=True)
     t.add_column("classes", ratio=1)
-    for members, names in _by_members(uni):
-        t.add_row(_members_label(members, uni.datasets), str(len(names)), ", ".join(names))
+    for members, names in uni.by_members():
+        t.add_row(uni.members_label(members), str(len(names)), ", ".join(names))
     return t
 
 
@@ -274,7 +207,7 @@ SHOW = 10  # files listed in the remap table (--format json lists every one)
 @app.command()
 def remap(
     sources: List[Path] = typer.Argument(..., help="Label images or folders (searched recursively)."),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Label space the sources are labelled in."),
+    dataset: str = typer.Option(..., "--dataset", help="Label space the sources are labelled in."),
     union_spec: str = UnionOpt,
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the unified-id PNGs (the source tree is kept)."),
     encoding: Optional[str] = typer.Option(None, "--encoding", "-e", help="How the sources store ids (default: the dataset's first encoding)."),
@@ -393,3 +326,8 @@ def export(
         return Group(Text(f"Exported union {uni.fingerprint} as {to}: {EXPORTERS[to][1]}"), t, *notes)
 
     emit(data, fmt, table)
+
+
+from uniseg.cli import audit as _audit  # noqa: E402  (`labels audit` lives in its own module)
+
+_audit.register(app)

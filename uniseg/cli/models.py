@@ -1,4 +1,4 @@
-"""``uniseg models``: the registered segmentation networks, their parameters and MACs.
+"""``uniseg models``: the registered segmentation networks, their parameters and MACs; ``export`` of a trained one.
 
 Thin layer: parse, call ``uniseg.models``, render. The built-in networks' figures at the default
 class count and sizes are recorded facts (``uniseg/models/facts.json``, checked against the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -18,7 +19,7 @@ from uniseg.cli.options import FormatOpt
 from uniseg.cli.render import Format, emit, err_console
 from uniseg.errors import UnisegError
 
-app = typer.Typer(help="Segmentation networks: list them, count parameters and multiply-accumulates.", no_args_is_help=True)
+app = typer.Typer(help="Segmentation networks: list them, count parameters and multiply-accumulates, export trained ones.", no_args_is_help=True)
 
 DEFAULT_SIZE = "512x1024"
 DEFAULT_CLASSES = 19
@@ -31,7 +32,7 @@ class Head(str, enum.Enum):
     cosine = "cosine"
 
 
-SizeOpt = typer.Option(DEFAULT_SIZE, "--size", "-s", metavar="HxW", help="Input size for the MAC count, e.g. 512x1024 (or one number for a square).")
+SizeOpt = typer.Option(DEFAULT_SIZE, "--size", metavar="HxW", help="Input size for the MAC count, e.g. 512x1024 (or one number for a square).")
 ClassesOpt = typer.Option(None, "--classes", "-k", metavar="K", help=f"Number of classes of the head (default {DEFAULT_CLASSES}, or the union's size with --union).")
 UnionOpt = typer.Option(None, "--union", "-u", metavar="DIR|NAMES", help="Take K from a union: a folder from 'labels union --out', or dataset names (a,b,c).")
 HeadOpt = typer.Option(Head.linear, "--head", help="Classifier: linear (1x1 conv + bias) or cosine (Appendix G).")
@@ -167,6 +168,57 @@ def info(
         off = data.get("official")
         if off:
             t.add_row("official", f"{off['params_m']}M params, {off['gmacs_1024x2048']} GFLOPs at 1024x2048 (19 classes, linear head)")
+        return t
+
+    emit(data, fmt, table)
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", metavar="CKPT", help="A uniseg checkpoint (RUN/best.pt, RUN/last.pt) or its run folder."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Folder for model.safetensors and config.json (created; an earlier export there is replaced)."),
+    fmt: Format = FormatOpt,
+) -> None:
+    """Export a trained model as model.safetensors plus config.json (variant, head, classes, union, recipe).
+
+    Example: uniseg models export --checkpoint runs/w18/best.pt --out exports/w18
+
+    uniseg eval, predict, relations mine and train --init take the folder as a checkpoint; the
+    union fingerprint in config.json is checked when it is loaded.
+    """
+    from uniseg.engine.export import export_checkpoint
+
+    with _busy(f"exporting {checkpoint}"):
+        res = export_checkpoint(checkpoint, out)
+    doc = res.document
+    data = {
+        "out": str(res.folder),
+        "weights": str(res.weights),
+        "config": str(res.config),
+        "bytes": res.weights.stat().st_size,
+        "tensors": res.tensors,
+        "variant": doc["variant"],
+        "head": doc["head"],
+        "num_classes": doc["num_classes"],
+        "align_corners": doc["align_corners"],
+        "union_fingerprint": doc["union_fingerprint"],
+        "datasets": doc["datasets"],
+        "loss": doc["loss"],
+        "iteration": doc["iteration"],
+        "source": doc["source"],
+    }
+
+    def table():
+        from rich.table import Table
+
+        t = Table(title=f"Exported {doc['source']} to {res.folder}", title_justify="left", show_header=False)
+        t.add_column("key")
+        t.add_column("value")
+        t.add_row("weights", f"{res.weights} ({res.tensors} tensors, {data['bytes'] / 2**20:.1f} MiB)")
+        t.add_row("config", str(res.config))
+        t.add_row("network", f"{doc['variant']}, {doc['head']} head, {doc['num_classes']} classes, align_corners {doc['align_corners']}")
+        t.add_row("union", f"{doc['union_fingerprint']} over {', '.join(doc['datasets'])}")
+        t.add_row("trained", f"loss {doc['loss']}, {doc['iteration']} iterations")
         return t
 
     emit(data, fmt, table)

@@ -13,6 +13,7 @@ import typer
 
 from uniseg.cli.render import Format, err_console
 from uniseg.errors import UnisegError
+from uniseg.names import require_unique
 
 if TYPE_CHECKING:  # the registry (numpy, yaml) loads when a command needs it, not at start-up
     from uniseg.labelspaces.registry import Registry
@@ -103,6 +104,7 @@ def parse_datasets(values: Optional[List[str]], extra: Optional[List[str]] = Non
             if not sep or not name.strip() or not root.strip():
                 raise UnisegError(f"--datasets {part!r}: expected NAME=ROOT, e.g. cityscapes=/data/cityscapes")
             items.append((name.strip(), root.strip()))
+    require_unique(n for n, _ in items)
     return items
 
 
@@ -123,14 +125,26 @@ def parse_hw(text: str, flag: str) -> tuple[int, int]:
     return h, w
 
 
-def parse_threshold(text: str, flag: str = "--threshold") -> Optional[float]:
-    """``auto`` -> None (the paper's Figure-4 threshold for the model's activation); a number in (0, 1) -> it."""
+def _auto_or_number(text: str, flag: str, what: str, example: str) -> Optional[float]:
     if text.strip().lower() == "auto":
         return None
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        raise UnisegError(f"{flag} {text!r}: give 'auto' or a score in (0, 1), e.g. {flag} 0.5") from None
-    if not 0.0 < value < 1.0:
+        raise UnisegError(f"{flag} {text!r}: give 'auto' or {what}, e.g. {flag} {example}") from None
+
+
+def parse_threshold(text: str, flag: str = "--threshold") -> Optional[float]:
+    """``auto`` -> None (the paper's Figure-4 threshold for the model's activation); a number in (0, 1) -> it."""
+    value = _auto_or_number(text, flag, "a score in (0, 1)", "0.5")
+    if value is not None and not 0.0 < value < 1.0:
         raise UnisegError(f"{flag} {text}: a score in (0, 1), or 'auto'")
+    return value
+
+
+def parse_tau(text: str, flag: str = "--tau") -> Optional[float]:
+    """``auto`` -> None (the paper's automatic tau); a number in [0, 1] -> that threshold (Eq. 6)."""
+    value = _auto_or_number(text, flag, "a number in [0, 1]", "0.48")
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise UnisegError(f"{flag} {text}: scores lie in [0, 1]; give a threshold in [0, 1] or 'auto'")
     return value

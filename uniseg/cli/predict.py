@@ -20,7 +20,7 @@ def predict(
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Output folder: DIR/<path relative to its INPUT>.png."),
     colour: bool = typer.Option(False, "--colour", "--color", help="Also write <stem>_colour.png in the label space's colours."),
     multilabel: bool = typer.Option(False, "--multilabel", help="Also write <stem>_multilabel.png: classes outside the label space scoring above --threshold replace the prediction (the paper's Figure 4), and <stem>_outside.png: those classes' unified indices, 255 elsewhere."),
-    threshold: str = typer.Option("auto", "--threshold", "-t", metavar="auto|FLOAT", help="--multilabel score threshold: auto = the paper's (0.5 on sigmoid for BCE models, 0.1 on softmax for CE), or a number in (0, 1)."),
+    threshold: str = typer.Option("auto", "--threshold", metavar="auto|FLOAT", help="--multilabel score threshold: auto = the paper's (0.5 on sigmoid for BCE models, 0.1 on softmax for CE), or a number in (0, 1)."),
     infer_height: Optional[int] = InferHeightOpt,
     window: int = WindowOpt,
     device: Optional[str] = DeviceOpt,

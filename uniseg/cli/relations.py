@@ -7,7 +7,6 @@ matplotlib are imported inside the commands.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import List, Optional
 
@@ -15,7 +14,8 @@ import typer
 from rich.table import Table
 
 from uniseg.cli.options import (
-    DATASET_EXTRA_ARGS, DatasetsOpt, DeviceOpt, FormatOpt, RegistryOpt, parse_datasets, parse_union, progress_bar, registry_from,
+    DATASET_EXTRA_ARGS, DatasetsOpt, DeviceOpt, FormatOpt, RegistryOpt, parse_datasets, parse_tau, parse_union, progress_bar,
+    registry_from,
 )
 from uniseg.cli.render import Format, console, emit
 from uniseg.errors import Interrupted, UnisegError
@@ -26,19 +26,6 @@ RelationsOpt = typer.Option(Path("."), "--relations", "-r", metavar="DIR", help=
 RelationsReq = typer.Option(..., "--relations", "-r", metavar="DIR", help="Folder written by 'uniseg relations labels'.")
 FloorOpt = typer.Option(None, "--floor", min=0.0, max=1.0, help="Leave out edges scoring below this unless switched on (default 0.1).")
 TABLE_ROWS = 30  # human tables show this many rows; --format json has everything
-
-
-def parse_tau(text: str) -> Optional[float]:
-    """``auto`` -> None (the paper's rule); a number in [0, 1] -> that threshold."""
-    if text.strip().lower() == "auto":
-        return None
-    try:
-        tau = float(text)
-    except ValueError:
-        raise UnisegError(f"--tau {text!r}: give 'auto' or a number in [0, 1], e.g. --tau 0.48") from None
-    if not 0.0 <= tau <= 1.0:
-        raise UnisegError(f"--tau {text}: scores lie in [0, 1]; give a threshold in [0, 1] or 'auto'")
-    return tau
 
 
 def _more(shown: int, total: int) -> Optional[str]:
@@ -146,7 +133,7 @@ def mine(
 
 @app.command()
 def labels(
-    similarity: Path = typer.Option(..., "--similarity", "-s", metavar="FILE", help="similarity.npz from 'uniseg relations mine' (or any writer of its arrays)."),
+    similarity: Path = typer.Option(..., "--similarity", metavar="FILE", help="similarity.npz from 'uniseg relations mine' (or any writer of its arrays)."),
     tau: str = typer.Option("auto", "--tau", metavar="auto|FLOAT", help="Eq. 6 threshold: 'auto' (the paper's rule) or a number in [0, 1]."),
     out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Write relations.yaml, table.npy, union.yaml and a copy of the similarity here."),
     union_spec: Optional[str] = typer.Option(None, "--union", "-u", metavar="DIR|NAMES", help="The union mined over (default: union.yaml beside FILE, else the registry's union of its datasets)."),
@@ -159,8 +146,8 @@ def labels(
 
     Example: uniseg relations labels --similarity runs/mine/similarity.npz --tau auto --out runs/relations
     """
-    from uniseg.unify.relations import build_relations, relations_doc, union_for, write_relations
-    from uniseg.unify.similarity import read_similarity
+    from uniseg.relations.artifact import build_relations, relations_doc, union_for, write_relations
+    from uniseg.relations.stats import read_similarity
 
     threshold = parse_tau(tau)
     sim = read_similarity(similarity)
@@ -221,13 +208,14 @@ def _edge_table(title: str, per: dict[str, list[dict]], other: str) -> Table:
 def show(
     name: str = typer.Argument(..., metavar="CLASS", help="A unified class name, e.g. rider."),
     relations: Path = RelationsOpt,
-    top: int = typer.Option(5, "--top", "-n", min=1, help="Edges per dataset and direction."),
+    top: int = typer.Option(5, "--top", min=1, help="Edges per dataset and direction."),
     floor: Optional[float] = FloorOpt,
     fmt: Format = FormatOpt,
 ) -> None:
     """Strongest outgoing (CLASS -> other) and incoming (other -> CLASS) relations per dataset."""
-    from uniseg.unify.graph import EDGE_FLOOR, class_relations, relation_graph
-    from uniseg.unify.relations import KNOWN, read_relations
+    from uniseg.relations.graph import EDGE_FLOOR, class_relations, relation_graph
+    from uniseg.relations.artifact import read_relations
+    from uniseg.relations.stats import KNOWN
 
     g = relation_graph(read_relations(relations), EDGE_FLOOR if floor is None else floor)
     data = class_relations(g, name, top)
@@ -252,7 +240,7 @@ def show(
 @app.command()
 def conflicts(
     relations: Path = RelationsOpt,
-    top: int = typer.Option(20, "--top", "-n", min=1, help="How many pairs."),
+    top: int = typer.Option(20, "--top", min=1, help="How many pairs."),
     fmt: Format = FormatOpt,
 ) -> None:
     """Ranked pairs a user should know about: cross-dataset confusions that Eq. 6 left off.
@@ -260,8 +248,8 @@ def conflicts(
     A conflict: a pixel of class c in dataset d scores at least tau / 2 for a class c' outside d's
     label space, yet not above max(tau, s(c)), so c' is not trained there. Strongest first.
     """
-    from uniseg.unify.graph import CONFLICT_FRACTION, conflicts as ranked, relation_graph
-    from uniseg.unify.relations import read_relations
+    from uniseg.relations.graph import CONFLICT_FRACTION, conflicts as ranked, relation_graph
+    from uniseg.relations.artifact import read_relations
 
     g = relation_graph(read_relations(relations))
     rows = ranked(g)
@@ -291,8 +279,8 @@ def export(
     report: Format = typer.Option(Format.table, "--report", help="What this command prints: a line for people, or json."),
 ) -> None:
     """Export the relation graph for Gephi, Cytoscape, Graphviz or pandas (--format is the file's)."""
-    from uniseg.unify.graph import EDGE_FLOOR, EXPORT_FORMATS, export_graph, relation_graph
-    from uniseg.unify.relations import read_relations
+    from uniseg.relations.graph import EDGE_FLOOR, EXPORT_FORMATS, export_graph, relation_graph
+    from uniseg.relations.artifact import read_relations
 
     if to not in EXPORT_FORMATS:
         raise UnisegError(f"--format {to!r}: choose one of {', '.join(EXPORT_FORMATS)}")
@@ -309,8 +297,8 @@ def plot(
     fmt: Format = FormatOpt,
 ) -> None:
     """PNG heatmap of the similarity (classes grouped by dataset) and a drawing of the switched-on relations."""
-    from uniseg.unify.relation_plots import plot_relations
-    from uniseg.unify.relations import read_relations
+    from uniseg.relations.plots import plot_relations
+    from uniseg.relations.artifact import read_relations
 
     written = plot_relations(read_relations(relations), out)
     emit({"written": [str(p) for p in written]}, fmt, lambda: "wrote " + " and ".join(str(p) for p in written))
@@ -324,8 +312,8 @@ def diff(
     fmt: Format = FormatOpt,
 ) -> None:
     """What changed from A to B: tau, relations switched on / off, score changes."""
-    from uniseg.unify.relation_diff import diff_relations
-    from uniseg.unify.relations import read_relations
+    from uniseg.relations.diff import diff_relations
+    from uniseg.relations.artifact import read_relations
 
     d = diff_relations(read_relations(a), read_relations(b), min_change=min_change)
     data = d.to_dict()

@@ -26,8 +26,6 @@ _EXPORTS = {
     "decode_label_image": "labels",
     "rasterize_polygons": "labels",
     "PolygonRaster": "labels",
-    "load_unified": "labels",
-    "unify_label": "labels",
     "read_unified": "labels",
     "LabelFileError": "labels",
     "build_dataset_lut": "labels",

@@ -300,7 +300,7 @@ def _jobs(space: LabelSpace, root: Path, found) -> tuple[list[str], list[Job]]:
     return names, jobs
 
 
-class _Book:
+class _Manifest:
     """The manifest of a run being written: which files are done, what to record, when it is saved."""
 
     def __init__(self, out: Path, doc: dict, found, names: list[str], report: PrepareReport, verify: bool,
@@ -377,7 +377,7 @@ def prepare_cache(
     enc = space.encoding(found.encoding)
     context = _Context(str(out), build_lut(union, space, enc), enc if found.format == "polygons" else None, found.format, settings)
     with output_folder(out, [root]):
-        book = _Book(out, _open_or_new(out, union, space, found, settings), found, names, report, verify, on_result)
+        book = _Manifest(out, _open_or_new(out, union, space, found, settings), found, names, report, verify, on_result)
         run_files(_prepare_job, jobs, context=context, workers=workers, done=book.done, on_start=on_start,
                   on_result=book.record, flush=book.flush)
     report.failed.sort(key=lambda f: f.key)

@@ -24,7 +24,7 @@ from uniseg.labelfiles import (
 )
 from uniseg.labelspaces.schema import Encoding
 from uniseg.unify.apply import UnifiedLabel, read_unified
-from uniseg.unify.lut import LookupTable, build_dataset_lut
+from uniseg.unify.lut import build_dataset_lut
 
 __all__ = [
     "LabelFileError",
@@ -34,12 +34,10 @@ __all__ = [
     "build_dataset_lut",
     "decode_label_image",
     "load_polygon_json",
-    "load_unified",
     "open_image",
     "rasterize_polygons",
     "read_label",
     "read_unified",
-    "unify_label",
 ]
 
 def read_label(path: str | os.PathLike, encoding: Encoding, format: str = "png") -> np.ndarray:
@@ -48,14 +46,3 @@ def read_label(path: str | os.PathLike, encoding: Encoding, format: str = "png")
         return rasterize_polygons(path, encoding).raw
     img = open_label_image(path)
     return decode_label_image(img, encoding.kind, encoding.bits, encoding=encoding.name, path=path)
-
-
-def unify_label(path: str | os.PathLike, lut: LookupTable, format: str = "png", encoding: Encoding | None = None):
-    """``(L image of the LUT's target ids, unknown)``: ``read_unified`` as a pair."""
-    got = read_unified(path, lut, format, encoding)
-    return got.image, got.unknown
-
-
-def load_unified(path: str | os.PathLike, lut: LookupTable, format: str = "png", encoding: Encoding | None = None):
-    """A label file as an ``L`` Pillow image of the LUT's target ids (255 = void / unknown)."""
-    return read_unified(path, lut, format, encoding).image

@@ -28,7 +28,7 @@ def build_criterion(loss: str, union: UnionSpace, relations: Optional[str] = Non
     if loss == "null-bce":
         return NullBCELoss(valid, check_targets=False), None
     if loss == "cr-bce":
-        from uniseg.unify.relations import check_table, read_relation_table
+        from uniseg.relations.artifact import check_table, read_relation_table
 
         if not relations:
             raise ValueError("cr-bce needs a relation table")

@@ -13,7 +13,7 @@ erode). The network predicts at output stride 4 and upsamples, so near a class b
 carry the neighbour's features: a thin class (a pole, a lane marking, a rider) then takes its
 Eq. 7 row from its surroundings (pole -> building) rather than from itself. ``pixels`` then counts
 interior pixels and ``all_pixels`` every pixel; a class with too few interior pixels has not enough
-support for Eq. 6 (``uniseg.unify.relations``). ``interior=0`` is the paper's plain mean.
+support for Eq. 6 (``uniseg.relations.artifact``). ``interior=0`` is the paper's plain mean.
 
 Images go in at ``short_side`` and labels are NEAREST-resized to the same size, so the model's
 logits (t x cosine, bilinearly upsampled from 1/4 by the network itself) already sit on the label
@@ -37,10 +37,12 @@ import torch
 import torch.nn.functional as F
 
 from uniseg.engine.checkpoint import TrainedModel
-from uniseg.errors import FingerprintMismatch, Interrupted, UnisegError
+from uniseg.errors import Interrupted, UnisegError
 from uniseg.io import atomic_open
 from uniseg.labelspaces.registry import Registry
 from uniseg.labelspaces.schema import IGNORE
+from uniseg.names import require_unique
+from uniseg.relations.stats import own_scores
 from uniseg.unify.union import UnionSpace
 
 STATE = ".mining-state{}.pt"
@@ -218,32 +220,10 @@ def check_minable(trained: TrainedModel, names: Sequence[str]) -> None:
     if head != "cosine" or not hasattr(trained.model.classifier, "cosine"):
         raise UnisegError(f"{trained.path}: relation mining needs a cosine-classifier model, this one has a {head} head (train one with --head cosine)")
     union = trained.union
-    for i, n in enumerate(names):
+    require_unique(names)
+    for n in names:
         if n not in union.datasets:
             raise UnisegError(f"--datasets {n}: not a training dataset of {trained.path} ({', '.join(union.datasets)}); mine the datasets it was trained on")
-        if n in names[:i]:
-            raise UnisegError(f"--datasets {n}: given twice; give each training dataset once")
-
-
-def held_fingerprint(out: Path) -> Optional[str]:
-    """The union fingerprint of the artifacts already in ``out`` (union.yaml, relations.yaml or
-    similarity.npz), None when it holds none."""
-    from uniseg.unify.relations import folder_fingerprint
-    from uniseg.unify.similarity import SIMILARITY_FILE, read_similarity
-
-    if not out.is_dir():
-        return None
-    held = folder_fingerprint(out)
-    if held is None and (out / SIMILARITY_FILE).is_file():
-        held = read_similarity(out / SIMILARITY_FILE).fingerprint
-    return held
-
-
-def check_out_folder(out: Path, union: UnionSpace) -> None:
-    """Refuse an output folder that holds another union's artifacts."""
-    held = held_fingerprint(Path(out))
-    if held is not None and held != union.fingerprint:
-        raise FingerprintMismatch(f"--out {out}: holds artifacts of union {held}, not the checkpoint's {union.fingerprint}; choose another --out")
 
 
 def _weights_digest(model: torch.nn.Module) -> str:
@@ -283,8 +263,8 @@ class MiningResult:
     interior: int = 0  # erosion radius the sums were taken with (0: plain mean)
 
     def similarity(self, union: UnionSpace):
-        """The :class:`~uniseg.unify.similarity.Similarity` of this pass over ``union``."""
-        from uniseg.unify.similarity import similarity_for
+        """The :class:`~uniseg.relations.stats.Similarity` of this pass over ``union``."""
+        from uniseg.relations.stats import similarity_for
 
         return similarity_for(union, self.score, self.cosine, self.pixels, self.datasets,
                               all_pixels=self.all_pixels if self.interior else None, interior=self.interior)
@@ -298,7 +278,7 @@ def summary(result: MiningResult, union: UnionSpace) -> list[dict]:
     for name in result.mined:
         d = result.datasets.index(name)
         seen = result.pixels[d] > 0
-        own = np.diagonal(result.score[d])[seen]
+        own = own_scores(result.score)[d][seen]
         outside = np.where(seen[:, None] & ~valid[d][None, :], result.score[d], -1.0)
         c, c2 = np.unravel_index(int(np.argmax(outside)), outside.shape)
         top = None if outside[c, c2] < 0 else {"class": result.classes[c], "other_class": result.classes[c2], "score": float(outside[c, c2])}
@@ -391,7 +371,7 @@ def mine(
     ``interior``: the erosion radius in pixels (:func:`interior_radius`; 0 = every pixel).
     """
     from uniseg.engine.inputs import quiet_worker
-    from uniseg.engine.trainer import StopRequest
+    from uniseg.stopping import StopRequest
 
     sets = sets if sets is not None else open_sets(trained, datasets, registry, split, short_side)
     model, union = trained.model.eval(), trained.union
@@ -462,11 +442,12 @@ def mine_to_folder(
     result and the files written (none on other ranks)."""
     from uniseg.io import atomic_write_text, output_folder
     from uniseg.unify.artifact import UNION_FILE, dump_union_yaml
-    from uniseg.unify.similarity import write_similarity
+    from uniseg.relations.artifact import check_folder_union
+    from uniseg.relations.stats import write_similarity
 
     out = Path(out)
     sets = sets if sets is not None else open_sets(trained, datasets, registry, split, short_side)
-    check_out_folder(out, trained.union)
+    check_folder_union(out, trained.union)
     written: list[Path] = []
     with output_folder(out, [root for _, root in datasets]) if rank == 0 else contextlib.nullcontext(out):
         if barrier is not None:

@@ -11,8 +11,6 @@ import difflib
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from uniseg.errors import ConfigError
 from uniseg.labelspaces.schema import (
     ClassDef,
@@ -23,77 +21,7 @@ from uniseg.labelspaces.schema import (
     RawValue,
     Split,
 )
-
-_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Map(dict):
-    """A dict that remembers the line of itself and of each key (1-based)."""
-
-    line: int = 0
-    key_lines: dict
-
-
-class _Seq(list):
-    line: int = 0
-
-
-class _LineLoader(_Base):  # type: ignore[misc, valid-type]
-    """Safe loader that records line numbers and refuses duplicate keys."""
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
-    loader.flatten_mapping(node)
-    out = _Map()
-    out.line = node.start_mark.line + 1
-    out.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        try:
-            hash(key)
-        except TypeError:
-            raise ConfigError(loader.name, f"unhashable mapping key {key!r}", line=line) from None
-        if key in out:
-            raise ConfigError(
-                loader.name, "duplicate key (each key may appear once per mapping)", line=line, key=str(key)
-            )
-        out[key] = loader.construct_object(value_node, deep=True)
-        out.key_lines[key] = line
-    return out
-
-
-def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> _Seq:
-    out = _Seq(loader.construct_object(child, deep=True) for child in node.value)
-    out.line = node.start_mark.line + 1
-    return out
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
-
-
-def read_yaml(path: Path) -> Any:
-    """Parse YAML with line tracking; syntax errors become a ``ConfigError`` with the line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(path, f"cannot read file: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(path, "not UTF-8 text (is this a YAML file?)") from None
-    loader = _LineLoader(text)
-    loader.name = str(path)
-    try:
-        return loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(path, f"invalid YAML: {exc.problem or exc.context}", line=line) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, f"invalid YAML: {exc}") from None
-    finally:
-        loader.dispose()
-
+from uniseg.yamlio import LineMap, LineSeq, read_yaml
 
 class _Ctx:
     """Error reporting for one file: ``ctx.fail(node, key, message)``."""
@@ -103,13 +31,13 @@ class _Ctx:
 
     def fail(self, node: Any, key: str | None, message: str, *, at_key: Any = None) -> ConfigError:
         line = None
-        if isinstance(node, _Map):
+        if isinstance(node, LineMap):
             line = node.key_lines.get(at_key if at_key is not None else (key.rsplit(".", 1)[-1] if key else None), node.line)
-        elif isinstance(node, _Seq):
+        elif isinstance(node, LineSeq):
             line = node.line
         return ConfigError(self.path, message, line=line, key=key)
 
-    def mapping(self, node: Any, key: str, allowed: dict[str, bool], parent: Any = None, at_key: Any = None) -> _Map:
+    def mapping(self, node: Any, key: str, allowed: dict[str, bool], parent: Any = None, at_key: Any = None) -> LineMap:
         """Check ``node`` is a mapping with only ``allowed`` keys ({key: required})."""
         if not isinstance(node, dict):
             raise self.fail(parent if parent is not None else node, key, f"expected a mapping, got {_kind(node)}", at_key=at_key)
@@ -123,7 +51,7 @@ class _Ctx:
                 raise self.fail(node, key or None, f"missing required key {k!r}", at_key=None)
         return node
 
-    def typed(self, node: _Map, key: str, path: str, check: Callable[[Any], bool], what: str, default: Any = None) -> Any:
+    def typed(self, node: LineMap, key: str, path: str, check: Callable[[Any], bool], what: str, default: Any = None) -> Any:
         if key not in node:
             return default
         value = node[key]
@@ -211,7 +139,7 @@ def load_labelspace(path: str | Path) -> LabelSpace:
     )
 
 
-def _load_classes(ctx: _Ctx, top: _Map) -> list[ClassDef]:
+def _load_classes(ctx: _Ctx, top: LineMap) -> list[ClassDef]:
     rows = top["classes"]
     if not isinstance(rows, list) or not rows:
         raise ctx.fail(top, "classes", "expected a non-empty list of classes in training order", at_key="classes")
@@ -241,7 +169,7 @@ def _load_classes(ctx: _Ctx, top: _Map) -> list[ClassDef]:
     return classes
 
 
-def _load_encodings(ctx: _Ctx, top: _Map, classes: list[ClassDef]) -> dict[str, Encoding]:
+def _load_encodings(ctx: _Ctx, top: LineMap, classes: list[ClassDef]) -> dict[str, Encoding]:
     node = top["encodings"]
     if not isinstance(node, dict) or not node:
         raise ctx.fail(top, "encodings", "expected a mapping of encoding name -> encoding", at_key="encodings")
@@ -313,7 +241,7 @@ def _load_encodings(ctx: _Ctx, top: _Map, classes: list[ClassDef]) -> dict[str, 
     return out
 
 
-def _load_layouts(ctx: _Ctx, top: _Map, encodings: dict[str, Encoding]) -> dict[str, Layout]:
+def _load_layouts(ctx: _Ctx, top: LineMap, encodings: dict[str, Encoding]) -> dict[str, Layout]:
     node = top.get("layouts")
     if node is None:
         return {}
@@ -331,7 +259,7 @@ def _load_layouts(ctx: _Ctx, top: _Map, encodings: dict[str, Encoding]) -> dict[
         splits: dict[str, Split] = {}
         for sname, sp in splits_node.items():
             swhere = f"{where}.splits.{sname}"
-            sp = ctx.mapping(sp if sp is not None else _Map(), swhere, _SPLIT, parent=splits_node, at_key=sname)
+            sp = ctx.mapping(sp if sp is not None else LineMap(), swhere, _SPLIT, parent=splits_node, at_key=sname)
             sdir = str(ctx.typed(sp, "dir", swhere, lambda v: isinstance(v, str), "a folder name", str(sname)))
             size = ctx.typed(sp, "size", swhere, lambda v: _is_int(v) and v >= 0, "a non-negative integer", None)
             labelled = ctx.typed(sp, "labelled", swhere, lambda v: isinstance(v, bool), "true or false", True)

@@ -179,6 +179,57 @@ class LabelSpace:
     def unified_names(self) -> list[str]:
         return [c.unified for c in self.classes]
 
+    def as_dict(self, enc: "Encoding | None" = None) -> dict:
+        """Everything the registry knows about this label space as plain data (what ``labels show
+        --format json`` prints); ``enc``: also list that encoding's raw values."""
+        raw_ids: dict[str, dict[int, list]] = {}
+        for e in self.encodings.values():
+            per: dict[int, list] = {}
+            for v in e.values:
+                if v.cls is not None:
+                    per.setdefault(v.cls, []).append(list(v.value) if e.kind == "rgb" else v.value)
+            raw_ids[e.name] = per
+        data = {
+            "name": self.name,
+            "title": self.title,
+            "version": self.version,
+            "homepage": self.homepage,
+            "license": self.license,
+            "source": str(self.source),
+            "classes": [
+                {
+                    "index": c.index,
+                    "name": c.name,
+                    "unified": c.unified,
+                    "colour": list(c.colour),
+                    "ids": {e: raw_ids[e].get(c.index, []) for e in self.encodings},
+                }
+                for c in self.classes
+            ],
+            "encodings": {
+                e.name: {
+                    "kind": e.kind,
+                    "description": e.description,
+                    "void": [list(v) if e.kind == "rgb" else v for v in e.void_values],
+                }
+                for e in self.encodings.values()
+            },
+            "layouts": {
+                lay.name: {
+                    "image": lay.image,
+                    "labels": {s.name: s.pattern for s in lay.labels},
+                    "splits": {s.name: {"dir": s.dir, "size": s.size, "labelled": s.labelled} for s in lay.splits.values()},
+                }
+                for lay in self.layouts.values()
+            },
+        }
+        if enc is not None:
+            data["values"] = [
+                {"raw": list(v.value) if enc.kind == "rgb" else v.value, "name": v.name, "class": None if v.cls is None else self.classes[v.cls].name}
+                for v in enc.values
+            ]
+        return data
+
     def encoding(self, name: str | None = None) -> Encoding:
         """The named encoding (default: the first); unknown names raise with the valid choices."""
         from uniseg.errors import UnisegError

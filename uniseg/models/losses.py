@@ -76,7 +76,6 @@ __all__ = [
     "NullBCELoss",
     "UnifiedCrossEntropy",
     "class_relational_bce_loss",
-    "identity_relation_table",
     "null_bce_loss",
     "unified_cross_entropy",
 ]
@@ -196,19 +195,6 @@ class UnifiedCrossEntropy(nn.Module):
 # --------------------------------------------------------------------------------------------
 # relation tables: the Null-BCE base row plus sparse corrections
 # --------------------------------------------------------------------------------------------
-
-
-def identity_relation_table(valid: Tensor) -> Tensor:
-    """The ``D x K x K`` int8 table under which class-relational BCE is Null BCE.
-
-    Row (d, g): 1 at g, 0 on the other classes of d's space, -1 (null) elsewhere.
-    """
-    valid = torch.as_tensor(valid).bool()
-    d, k = valid.shape
-    table = torch.where(valid, 0, -1).to(torch.int8)[:, None, :].repeat(1, k, 1)
-    eye = torch.arange(k)
-    table[:, eye, eye] = 1
-    return table
 
 
 @dataclass
@@ -572,7 +558,7 @@ class ClassRelationalBCELoss(_BCEBase):
 
     ``table`` is ``D x K x K`` integer: 1 positive, 0 negative, -1 null (no loss). A class
     outside d's space that the table switches on joins the loss as a positive. With
-    :func:`identity_relation_table` it is Null BCE exactly. ``valid`` (D x K) names the base
+    :func:`uniseg.relations.eq6.identity_table` it is Null BCE exactly. ``valid`` (D x K) names the base
     label spaces; by default it is read off the table (classes some row of d marks 0).
     """
 

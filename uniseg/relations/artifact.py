@@ -21,8 +21,8 @@ from typing import Sequence
 import numpy as np
 
 from uniseg.errors import ConfigError, FingerprintMismatch, UnisegError
-from uniseg.unify.multilabel import TauChoice, auto_tau, given_tau, multilabel_table
-from uniseg.unify.similarity import SIMILARITY_FILE, Similarity, read_similarity, write_similarity
+from uniseg.relations.eq6 import TauChoice, auto_tau, given_tau, multilabel_table
+from uniseg.relations.stats import SIMILARITY_FILE, Similarity, read_similarity, write_similarity
 from uniseg.unify.union import UnionSpace
 
 RELATIONS_FILE = "relations.yaml"
@@ -77,7 +77,7 @@ def _resolve(path: str | Path) -> tuple[Path, Path]:
 
 def read_relation_table(path: str | Path) -> RelationTable:
     """Read ``relations.yaml`` (or its folder) and the ``table.npy`` beside it, checking both fingerprints' records."""
-    from uniseg.labelspaces.loader import read_yaml
+    from uniseg.yamlio import read_yaml
 
     yml, npy = _resolve(path)
     doc = read_yaml(yml)
@@ -150,7 +150,7 @@ class RelationSet:
     table: np.ndarray  # D x K x K int8
     source: str = ""
     min_support: int = 1  # pixels a row needs for Eq. 6 to look at it (interior mining: MIN_SUPPORT)
-    rule: str = "paper"  # which pairs Eq. 6 may switch on (uniseg.unify.multilabel.RULES)
+    rule: str = "paper"  # which pairs Eq. 6 may switch on (uniseg.relations.eq6.RULES)
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -195,22 +195,6 @@ class RelationSet:
         return sorted(out, key=lambda r: (r.primary, order[r.dataset], -r.score, r.secondary))
 
 
-#: Own score from which the mining model is taken to know a class (the mean sigmoid of Eq. 7 on
-#: the class's own pixels: on average the model says "yes" there).
-KNOWN = 0.5
-
-
-def class_own_scores(score: np.ndarray, pixels: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """``K``: each class's own score s_{d,c}(c), averaged over the datasets that label it, weighted
-    by their pixels of it (0 for a class without pixels). How well the mining model knows each
-    class: under :data:`KNOWN`, a class's relations come from its surroundings, and no other class
-    can be found inside it."""
-    labelled = np.where(np.asarray(valid, dtype=bool), np.asarray(pixels), 0).astype(np.float64)
-    own = np.einsum("dcc->dc", np.asarray(score, dtype=np.float64))
-    weight = labelled.sum(axis=0)
-    return np.divide((own * labelled).sum(axis=0), weight, out=np.zeros_like(weight), where=weight > 0)
-
-
 #: Interior pixels a class needs in a dataset before Eq. 6 looks at its row (interior mining): a
 #: mean over fewer is noise. The plain mean keeps the paper's rule (any pixel).
 MIN_SUPPORT = 50
@@ -230,8 +214,8 @@ def build_relations(sim: Similarity, union: UnionSpace, tau: float | None = None
                     min_support: int | None = None, rule: str = DEFAULT_RULE) -> RelationSet:
     """Eq. 6 over ``sim`` with ``tau`` (None: the automatic rule); checks the file against ``union``.
     ``min_support``: pixels a row needs (default :func:`default_support`); ``rule``: which pairs
-    may switch on (:data:`uniseg.unify.multilabel.RULES`)."""
-    from uniseg.unify.multilabel import RULES
+    may switch on (:data:`uniseg.relations.eq6.RULES`)."""
+    from uniseg.relations.eq6 import RULES
 
     if rule not in RULES:
         raise UnisegError(f"--rule {rule!r}: choose {' or '.join(RULES)}")
@@ -313,13 +297,30 @@ def dump_relations_yaml(doc: dict) -> str:
 
 
 def folder_fingerprint(out: Path) -> str | None:
-    """The union fingerprint recorded by the union.yaml or relations.yaml already in ``out`` (None if neither)."""
+    """The union fingerprint of the relation artifacts already in ``out``: recorded by its
+    union.yaml or relations.yaml, else its similarity.npz (None when it holds none)."""
     from uniseg.unify.artifact import read_fingerprint
 
+    if not out.is_dir():
+        return None
     for name in (UNION_COPY, RELATIONS_FILE):
         if (out / name).is_file():
             return read_fingerprint(out / name)
+    if (out / SIMILARITY_FILE).is_file():
+        return read_similarity(out / SIMILARITY_FILE).fingerprint
     return None
+
+
+def check_folder_union(out: str | Path, union: UnionSpace) -> None:
+    """Refuse an output folder that holds relation artifacts of another union (mining and
+    ``relations labels`` never mix two unions in one folder)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UnisegError(f"--out {out}: exists and is not a folder")
+    held = folder_fingerprint(out)
+    if held is not None and held != union.fingerprint:
+        raise FingerprintMismatch(f"--out {out}: holds artifacts of union {held}, not {union.fingerprint} "
+                                  f"({'+'.join(union.datasets)}); choose another --out")
 
 
 def write_relations(out: str | Path, rs: RelationSet) -> list[Path]:
@@ -329,11 +330,7 @@ def write_relations(out: str | Path, rs: RelationSet) -> list[Path]:
     from uniseg.unify.artifact import dump_union_yaml
 
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UnisegError(f"--out {out}: exists and is not a folder")
-    held = folder_fingerprint(out) if out.is_dir() else None
-    if held is not None and held != rs.union.fingerprint:
-        raise FingerprintMismatch(f"--out {out}: folder holds artifacts of union {held}, not {rs.union.fingerprint}; choose another --out")
+    check_folder_union(out, rs.union)
     written = [out / UNION_COPY]
     atomic_write_text(out / UNION_COPY, dump_union_yaml(rs.union))
     copy = out / SIMILARITY_FILE
@@ -348,7 +345,7 @@ def write_relations(out: str | Path, rs: RelationSet) -> list[Path]:
 def read_relations(path: str | Path) -> RelationSet:
     """A relations folder (or its ``relations.yaml``) with its table, union and similarity copy,
     each checked against the fingerprints ``relations.yaml`` records."""
-    from uniseg.labelspaces.loader import read_yaml
+    from uniseg.yamlio import read_yaml
     from uniseg.unify.artifact import load_union
 
     rt = read_relation_table(path)
@@ -392,16 +389,3 @@ def union_for(sim: Similarity, registry=None) -> UnionSpace:
             f"{union.fingerprint}; pass the union used for mining with --union DIR"
         )
     return union
-
-
-def own_scores(score: np.ndarray, pixels: np.ndarray) -> dict:
-    """How well a mining model knows the classes: the mean own score s_{d,c}(c) (Eq. 7) over the
-    (dataset, class) rows with pixels, per row (``classes``) and weighted by pixels (``pixels``).
-    Relations mined from a model that scores a class low on its own pixels come from the class's
-    surroundings, not from it."""
-    own = np.einsum("dcc->dc", np.asarray(score, dtype=np.float64))
-    px = np.asarray(pixels, dtype=np.float64)
-    seen = px > 0
-    if not seen.any():
-        return {"classes": 0.0, "pixels": 0.0}
-    return {"classes": float(own[seen].mean()), "pixels": float((own * px)[seen].sum() / px[seen].sum())}

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from uniseg.unify.graph import EDGE_FLOOR
-from uniseg.unify.relations import RelationSet
+from uniseg.relations.graph import EDGE_FLOOR
+from uniseg.relations.artifact import RelationSet
 
 MIN_CHANGE = 0.05
 

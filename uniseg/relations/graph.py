@@ -17,7 +17,7 @@ Edge c -> c' for dataset d (c in d's space with pixels in d, c' != c): ``score``
 Edges below ``EDGE_FLOOR`` (0.1) that Eq. 6 did not switch on are left out, so the graph stays
 readable. Nodes carry ``label``, ``index``, ``colour`` (#rrggbb), ``datasets`` (comma-separated),
 ``members`` ("dataset: official name; ..."), ``pixels`` (over all datasets) and ``own_score``
-(``uniseg.unify.relations.class_own_scores``: s_{d,c}(c) over the datasets that label c, weighted
+(``uniseg.relations.stats.class_own_scores``: s_{d,c}(c) over the datasets that label c, weighted
 by their pixels; under ``KNOWN`` = 0.5 the model hardly knows the class).
 """
 
@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from uniseg.errors import UnisegError
-from uniseg.unify.relations import class_own_scores
+from uniseg.relations.stats import class_own_scores
 
 if TYPE_CHECKING:  # networkx is imported by the functions that build graphs
     import networkx as nx
 
-    from uniseg.unify.relations import RelationSet
+    from uniseg.relations.artifact import RelationSet
 
 EDGE_FLOOR = 0.1
 CONFLICT_FRACTION = 0.5

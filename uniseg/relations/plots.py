@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from uniseg.io import atomic_write_bytes
-from uniseg.unify.graph import KINDS, edge_kinds
-from uniseg.unify.relations import RelationSet
+from uniseg.relations.graph import KINDS, edge_kinds
+from uniseg.relations.artifact import RelationSet
 
 _KIND_COLOUR = {"subset": "black", "equivalent": "tab:blue"}
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from uniseg.errors import FingerprintMismatch, UnisegError
 from uniseg.io import atomic_open, atomic_write_text
+from uniseg.names import first_duplicate
 from uniseg.unify.union import UnionSpace
 
 SIMILARITY_FILE = "similarity.npz"
@@ -113,7 +114,7 @@ def _strings(path: str, key: str, value: object) -> tuple[str, ...]:
     if arr.ndim != 1 or arr.dtype.kind not in "US" or arr.size == 0:
         raise _fail(path, key, f"expected a non-empty 1-d string array, got {arr.dtype} of shape {arr.shape}")
     names = tuple(v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in arr.tolist())
-    dup = next((n for n in names if names.count(n) > 1), None)
+    dup = first_duplicate(names)
     if dup is not None:
         raise _fail(path, key, f"{dup!r} appears twice")
     return names
@@ -267,3 +268,35 @@ def similarity_for(union: UnionSpace, score: np.ndarray, cosine: np.ndarray, pix
         score=score, cosine=cosine, pixels=pixels, datasets=tuple(datasets or union.datasets),
         classes=tuple(union.names), fingerprint=union.fingerprint, path="similarity", all_pixels=all_pixels, interior=int(interior),
     )
+
+
+# -- own scores: how well the mining model knows each class ----------------------------------------
+
+#: Own score from which the mining model is taken to know a class (the mean sigmoid of Eq. 7 on
+#: the class's own pixels: on average the model says "yes" there).
+KNOWN = 0.5
+
+
+def own_scores(score: np.ndarray) -> np.ndarray:
+    """``D x K``: s_{d,c}(c), each class's score on its own pixels (the diagonal of Eq. 7)."""
+    return np.einsum("dcc->dc", np.asarray(score, dtype=np.float64))
+
+
+def class_own_scores(score: np.ndarray, pixels: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``K``: each class's own score, averaged over the datasets that label it, weighted by their
+    pixels of it (0 for a class without pixels). Under :data:`KNOWN` the model hardly knows the
+    class: its relations come from its surroundings, and no other class can be found inside it."""
+    labelled = np.where(np.asarray(valid, dtype=bool), np.asarray(pixels), 0).astype(np.float64)
+    weight = labelled.sum(axis=0)
+    return np.divide((own_scores(score) * labelled).sum(axis=0), weight, out=np.zeros_like(weight), where=weight > 0)
+
+
+def mean_own_scores(score: np.ndarray, pixels: np.ndarray) -> dict:
+    """The mean own score over the (dataset, class) rows with pixels, per row (``classes``) and
+    weighted by pixels (``pixels``): how well a mining model knows the classes as a whole."""
+    own = own_scores(score)
+    px = np.asarray(pixels, dtype=np.float64)
+    seen = px > 0
+    if not seen.any():
+        return {"classes": 0.0, "pixels": 0.0}
+    return {"classes": float(own[seen].mean()), "pixels": float((own * px)[seen].sum() / px[seen].sum())}

@@ -89,7 +89,7 @@ def write_union_artifact(union: UnionSpace, spaces: Sequence[LabelSpace], out: s
 
 
 def read_fingerprint(path: Path) -> str:
-    from uniseg.labelspaces.loader import read_yaml
+    from uniseg.yamlio import read_yaml
 
     doc = read_yaml(path)
     if not isinstance(doc, dict) or "fingerprint" not in doc:
@@ -99,7 +99,7 @@ def read_fingerprint(path: Path) -> str:
 
 def load_union(folder: str | Path) -> UnionSpace:
     """Read ``union.yaml`` from a folder (or the file itself) and verify its fingerprint."""
-    from uniseg.labelspaces.loader import read_yaml
+    from uniseg.yamlio import read_yaml
 
     path = Path(folder)
     if path.is_dir():

@@ -193,7 +193,7 @@ def remap_paths(
     encoding = space.encoding(lut.encoding) if space is not None and lut.encoding in space.encodings else None
     report = RemapReport(lut.dataset, lut.encoding, lut.fingerprint, str(out), left_out=left_out)
     with output_folder(out, [s for s in sources if Path(s).is_dir()]):
-        book = _Book(out, lut, jobs, on_result)
+        book = _Marker(out, lut, jobs, on_result)
         book.flush()  # claim the folder for this union and encoding before writing labels into it
         report.files = run_files(_remap_job, jobs, context=(lut, strict, encoding), workers=workers, done=book.done,
                                  on_start=on_start, on_result=book.record, flush=book.flush)
@@ -201,7 +201,7 @@ def remap_paths(
     return report
 
 
-class _Book:
+class _Marker:
     """The marker of a run being written: which outputs are done from unchanged sources, and saving it."""
 
     def __init__(self, out: Path, lut: LookupTable, jobs: Sequence[Job], on_result: Callable[[FileResult], None] | None) -> None:

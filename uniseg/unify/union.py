@@ -17,6 +17,7 @@ import numpy as np
 
 from uniseg.errors import UnisegError
 from uniseg.labelspaces.schema import IGNORE, RGB, LabelSpace
+from uniseg.names import first_duplicate
 
 MAX_CLASSES = 255  # unified ids are uint8 with 255 = ignore
 
@@ -94,6 +95,23 @@ class UnionSpace:
                 out[c.index] = u
         return out
 
+    def by_members(self) -> list[tuple[tuple[str, ...], list[str]]]:
+        """Class names grouped by the datasets that have them: widest sharing first, then union order."""
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for c in self.classes:
+            groups.setdefault(tuple(d for d in self.datasets if d in c.members), []).append(c.name)
+        order = {d: i for i, d in enumerate(self.datasets)}
+        return sorted(groups.items(), key=lambda kv: (-len(kv[0]), [order[d] for d in kv[0]]))
+
+    def members_label(self, members: Sequence[str]) -> str:
+        """``all``, ``all but idd``, or ``idd + mapillary``: which of the union's datasets have a class."""
+        datasets = self.datasets
+        if len(datasets) > 1 and len(members) == len(datasets):
+            return "all"
+        if len(datasets) > 2 and len(members) == len(datasets) - 1:
+            return "all but " + next(d for d in datasets if d not in members)
+        return " + ".join(members)
+
     def null_mask(self, datasets: Sequence[str] | None = None) -> np.ndarray:
         """``D x K`` bool: True where the unified class is in dataset d's label space (Null BCE)."""
         datasets = list(self.datasets if datasets is None else datasets)
@@ -153,8 +171,8 @@ def build_union(spaces: Sequence[LabelSpace]) -> UnionSpace:
     if not spaces:
         raise UnisegError("a union needs at least one label space")
     names = [s.name for s in spaces]
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
+    dup = first_duplicate(names)
+    if dup is not None:
         raise UnisegError(f"label space {dup!r} is named twice")
     members: dict[str, dict[str, list[str]]] = {}
     colours: dict[str, list[tuple[str, str, RGB]]] = {}

@@ -121,8 +121,8 @@ def _mine_and_label(out: Path, world: Path, plan: DemoPlan, registry: Registry, 
     A folder whose statistics or table were made with other settings is refused."""
     from uniseg.engine.checkpoint import load_trained
     from uniseg.engine.mining import interior_radius, mine_to_folder
-    from uniseg.unify.relations import build_relations, read_relations, write_relations
-    from uniseg.unify.similarity import SIMILARITY_FILE, read_similarity
+    from uniseg.relations.artifact import build_relations, read_relations, write_relations
+    from uniseg.relations.stats import SIMILARITY_FILE, read_similarity
 
     trained = load_trained(out / "runs" / "null-bce" / "last.pt", device)
     radius = interior_radius(trained.model, plan.interior)
@@ -149,9 +149,10 @@ def _mine_and_label(out: Path, world: Path, plan: DemoPlan, registry: Registry, 
 def _planted_relations(out: Path, world: Path, plan: DemoPlan, rs, events: DemoEvents) -> None:
     """``planted/``: the mined table with its relations replaced by the planted ones (written once)."""
     from uniseg.data.synth import PLANTED_FILE
-    from uniseg.data.synth.planted import expected_relations, planted_table, read_planted
-    from uniseg.unify.multilabel import TauChoice
-    from uniseg.unify.relations import write_relations
+    from uniseg.data.synth.planted import expected_relations, read_planted
+    from uniseg.relations.scoring import planted_table
+    from uniseg.relations.eq6 import TauChoice
+    from uniseg.relations.artifact import write_relations
 
     if (out / PLANTED_DIR / "relations.yaml").is_file():
         return
@@ -233,12 +234,14 @@ def run_demo(
 ) -> DemoResult:
     """Run (or resume) the demo into ``out``; see the module docstring. ``workers``: DataLoader
     workers (default: the plan's)."""
-    from uniseg.data.synth.planted import expected_relations, planted_score, read_planted, why_missed
+    from uniseg.data.synth.planted import expected_relations, read_planted
+    from uniseg.relations.scoring import planted_score, why_missed
     from uniseg.data.synth import PLANTED_FILE
     from uniseg.engine.demo.report import index
     from uniseg.engine.generalisation import PAPER_THRESHOLDS
     from uniseg.engine.runtime import resolve_device
-    from uniseg.unify.relations import KNOWN, own_scores, read_relations
+    from uniseg.relations.artifact import read_relations
+    from uniseg.relations.stats import KNOWN, mean_own_scores
 
     t0 = time.perf_counter()
     _check_seed(seed)
@@ -267,7 +270,7 @@ def run_demo(
     expected = expected_relations(read_planted(world / PLANTED_FILE), plan.train)
     rel = planted_score(rs, expected)
     rel.update(why_missed(rel, sim.score, sim.pixels, rs.valid, sim.datasets, sim.classes, min_support=rs.min_support, rule=rs.rule))
-    rel["own_score"] = own_scores(sim.score, sim.pixels)
+    rel["own_score"] = mean_own_scores(sim.score, sim.pixels)
     rel["not_enough_support"] = rs.unsupported()
     filled = filled_in_scores(plan, registry, {"mined": rs, "planted": read_relations(out / PLANTED_DIR)}, docs)
     unseen = {m: {n: docs[m][n]["miou"] for n in plan.unseen} for m in METHODS}

@@ -32,7 +32,7 @@ class DemoPlan:
     scale: tuple[float, float] = (0.75, 1.5)
     world_seed: int = 0
     interior: str = "auto"  # relation mining over interior pixels (uniseg.engine.mining.interior_radius)
-    rule: str = "conflict"  # which pairs Eq. 6 may switch on (uniseg.unify.multilabel.RULES)
+    rule: str = "conflict"  # which pairs Eq. 6 may switch on (uniseg.relations.eq6.RULES)
     workers: int = 2  # DataLoader workers (the CLI's --workers overrides)
     checkpoint_every: int = 100
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uniseg.data.synth.planted import WHY
+from uniseg.relations.scoring import WHY
 from uniseg.engine.demo.plan import METHODS, TITLES, DemoPlan
 
 INDEX = """\
