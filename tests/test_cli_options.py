@@ -33,7 +33,7 @@ def test_parse_datasets_takes_pairs_commas_and_extra_words():
 
 
 def test_train_records_union_as_a_folder_or_names(tmp_path, registry):
-    from uniseg.cli.train import _union
+    from uniseg.cli.options import union_setting as _union
 
     (tmp_path / "u").mkdir()
     (tmp_path / "u" / "union.yaml").write_text("fingerprint: x\n")
@@ -41,3 +41,34 @@ def test_train_records_union_as_a_folder_or_names(tmp_path, registry):
     assert _union(str(tmp_path / "u"), registry) == str(tmp_path / "u")
     with pytest.raises(UnisegError, match="no union.yaml in this folder"):
         _union(str(tmp_path), registry)
+
+
+def test_parse_datasets_refuses_a_dataset_named_twice():
+    with pytest.raises(UnisegError, match="--datasets names 'idd' twice"):
+        parse_datasets(["idd=/a", "cityscapes=/b", "idd=/c"])
+
+
+def test_auto_or_number_options():
+    from uniseg.cli.options import parse_tau, parse_threshold
+
+    assert parse_tau("auto") is None and parse_tau(" AUTO ") is None and parse_tau("0") == 0.0 and parse_tau("1") == 1.0
+    assert parse_threshold("auto") is None and parse_threshold("0.1") == 0.1
+    for parse, text, message in ((parse_tau, "1.5", r"--tau 1.5: scores lie in \[0, 1\]"), (parse_tau, "x", "--tau 'x': give 'auto'"),
+                                 (parse_threshold, "1", r"--threshold 1: a score in \(0, 1\)"), (parse_threshold, "0", "a score in")):
+        with pytest.raises(UnisegError, match=message):
+            parse(text)
+
+
+def test_training_scale_and_dataset_weights():
+    from uniseg.cli.options import parse_dataset_weights, parse_scale
+
+    assert parse_scale("0.5-2") == (0.5, 2.0) and parse_scale("1") == (1.0, 1.0)
+    with pytest.raises(UnisegError, match="--scale 'a-b': give LOW-HIGH"):
+        parse_scale("a-b")
+    assert parse_dataset_weights("balanced") == "balanced"
+    assert parse_dataset_weights("cityscapes=1, mapillary=2.5") == {"cityscapes": 1.0, "mapillary": 2.5}
+    for text, message in (("cityscapes=-1", "--dataset-weights cityscapes=-1: a weight is a finite number >= 0"),
+                          ("cityscapes", "natural, balanced or NAME=W"), ("=2", "natural, balanced or NAME=W"),
+                          ("idd=nan", "finite number >= 0")):
+        with pytest.raises(UnisegError, match=message):
+            parse_dataset_weights(text)

@@ -38,12 +38,21 @@ def test_cosine_is_invariant_to_feature_and_weight_norms_and_has_no_bias():
     assert set(head.state_dict()) == {"weight"} and head.weight.shape == (5, 8, 1, 1)
 
 
+def _hand_cosine(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """cos(feature, class weight) per pixel, in float64: unit vectors (F.normalize), then a dot product."""
+    f = F.normalize(x.double(), dim=1)
+    w = F.normalize(weight.detach().double().flatten(1), dim=1)
+    return torch.einsum("bchw,kc->bkhw", f, w)
+
+
 def test_forward_with_cosine_returns_both_maps_from_one_pass():
     head = CosineClassifier(8, 3, scale=20.0).double()
     x = _features(2)
     logits, cos = head.forward_with_cosine(x)
-    assert torch.equal(logits, cos * 20.0)
-    assert torch.equal(logits, head(x))
+    want = _hand_cosine(x, head.weight)
+    assert torch.allclose(cos, want, rtol=0, atol=1e-12)
+    assert torch.allclose(logits, 20.0 * want, rtol=0, atol=1e-11)
+    assert torch.allclose(head(x), 20.0 * want, rtol=0, atol=1e-11)
 
 
 def test_cosine_handles_zero_features_and_half_precision():
@@ -55,9 +64,19 @@ def test_cosine_handles_zero_features_and_half_precision():
     assert torch.isfinite(out).all() and torch.equal(out[:, :, 0, 0], torch.zeros_like(out[:, :, 0, 0]))
     out.sum().backward()
     assert torch.isfinite(x.grad).all() and torch.isfinite(head.weight.grad).all()
-    xb = (x.detach() * 1e30).to(torch.bfloat16)  # huge features: norms are taken in float32
-    yb = head.to(torch.bfloat16)(xb)
-    assert yb.dtype == torch.bfloat16 and torch.isfinite(yb).all() and yb.abs().max() <= 20.0 * 1.01
+    # half precision against float64 on the very same (rounded) inputs and weights: 20 x cos within the
+    # dtype's rounding of the output (20 x 2**-11 = 0.01 for float16, 20 x 2**-8 = 0.08 for bfloat16).
+    # float16 features of 2e4: their squares overflow float16 (max 65504), not the float32 norms taken here
+    for dtype, magnitude, tol in ((torch.float16, 2.0e4, 0.03), (torch.bfloat16, 1.0e18, 0.15)):
+        xh = (x.detach() * magnitude).to(dtype)
+        half = CosineClassifier(8, 4)
+        with torch.no_grad():
+            half.weight.copy_(_features(5, b=4, c=8, h=1, w=1, dtype=torch.float32))
+        half = half.to(dtype)
+        yh = half(xh)
+        assert yh.dtype == dtype
+        assert (yh.double() - 20.0 * _hand_cosine(xh, half.weight)).abs().max() <= tol, dtype
+        assert torch.equal(yh[:, :, 0, 0], torch.zeros_like(yh[:, :, 0, 0]))  # the all-zero pixel: cosine 0 by definition
 
 
 def test_linear_classifier_is_a_1x1_conv_with_bias():

@@ -113,8 +113,12 @@ def test_forward_returns_input_size_logits_and_quarter_scale_aux(size):
     assert aux["logits_lowres"].shape == (2, 7, *q)
     assert aux["features"].shape == (2, model.feature_channels, *q)
     assert aux["cosine"].shape == (2, 7, *q)
-    assert torch.allclose(aux["logits_lowres"], 20.0 * aux["cosine"])
-    assert torch.allclose(aux["cosine"], model.classifier.cosine(aux["features"]))
+    # the cosine head by hand (float64): unit features and unit class weights, their dot product; logits 20 x that
+    feats = torch.nn.functional.normalize(aux["features"].double(), dim=1)
+    weights = torch.nn.functional.normalize(model.classifier.weight.detach().double().flatten(1), dim=1)
+    cos = torch.einsum("bchw,kc->bkhw", feats, weights)
+    assert torch.allclose(aux["cosine"].double(), cos, rtol=0, atol=1e-5)
+    assert torch.allclose(aux["logits_lowres"].double(), 20.0 * cos, rtol=0, atol=2e-4)
 
 
 @pytest.mark.parametrize("name", ["hrnet_w18_small_v1", "hrnet_w18_small_v2"])

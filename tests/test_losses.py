@@ -61,6 +61,16 @@ def _reference_bce(logits, target, ds, table, reduction="mean"):
     return (per_class[active] / count[active]).mean() if active.any() else terms.sum() * 0
 
 
+def _reference_ce(logits, target):
+    """Softmax cross-entropy written out, -log softmax(x)_y = (top - x_y) + log sum exp(x - top) with top the
+    pixel's largest logit (exact for logits of any size), averaged over valid pixels."""
+    m = target != IGN
+    own = logits.gather(1, torch.where(m, target, 0)[:, None])[:, 0]
+    top = logits.detach().amax(dim=1, keepdim=True)
+    per_pixel = (top[:, 0] - own) + torch.log(torch.exp(logits - top).sum(dim=1))
+    return (per_pixel * m).sum() / m.sum().clamp(min=1)
+
+
 def _grad(loss_value, x):
     (g,) = torch.autograd.grad(loss_value, x)
     return g
@@ -284,9 +294,13 @@ def test_half_precision_logits_of_huge_magnitude_stay_finite(dtype, magnitude, m
     assert loss.dtype == torch.float32 and torch.isfinite(loss) and loss > 0
     (g,) = torch.autograd.grad(loss, xh)
     assert g.dtype == dtype and torch.isfinite(g).all()
-    # the same maths as float32 on the upcast values
-    ref = loss_fn(xh.detach().float(), t, ds)
-    assert torch.allclose(loss, ref, rtol=1e-5)
+    # against the written-out loss in float64 on the very same (rounded) logits, and its autograd gradient
+    x64 = xh.detach().double().requires_grad_()
+    ref = _reference_ce(x64, t) if make == "ce" else _reference_bce(x64, t, ds, identity(valid))
+    (g64,) = torch.autograd.grad(ref, x64)
+    assert torch.allclose(loss.double(), ref, rtol=1e-5, atol=0)
+    step = 2.0 ** -(10 if dtype == torch.float16 else 7)  # the dtype's relative rounding (eps)
+    assert torch.allclose(g.double(), g64, rtol=step, atol=step * g64.abs().max().item())
 
 
 def test_channels_last_logits_give_the_same_loss_and_gradient():
@@ -300,12 +314,13 @@ def test_channels_last_logits_give_the_same_loss_and_gradient():
         assert torch.allclose(a, b, rtol=1e-6) and torch.allclose(ga, gb, atol=1e-7)
 
 
-def test_half_precision_matches_float32_on_ordinary_logits():
+def test_half_precision_matches_a_float64_reference_on_ordinary_logits():
     x, t, ds, valid = _batch(9, dtype=torch.float32)
-    xh = x.detach().to(torch.bfloat16)
-    a = NullBCELoss(valid)(xh, t, ds)
-    b = NullBCELoss(valid)(xh.float(), t, ds)
-    assert torch.allclose(a, b, rtol=1e-6)
+    for dtype in (torch.bfloat16, torch.float16):
+        xh = x.detach().to(dtype)
+        a = NullBCELoss(valid)(xh, t, ds)
+        ref = _reference_bce(xh.double(), t, ds, identity(valid))  # written out, float64, on the same rounded logits
+        assert a.dtype == torch.float32 and torch.allclose(a.double(), ref, rtol=1e-6, atol=0), dtype
 
 
 def test_autocast_does_not_lower_the_loss_precision():

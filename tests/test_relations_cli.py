@@ -131,11 +131,25 @@ def test_show_defaults_to_the_current_folder(labelled):
     assert "rider" in res.stdout and "subset" in res.stdout
 
 
-def test_plot_and_diff(tmp_path, labelled, mined):
+def test_plot_and_diff(tmp_path, labelled, mined, cm):
+    from matplotlib import colormaps
+    from PIL import Image
+
+    def pixels(path, rgb):  # pixels of exactly that colour
+        img = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3)
+        return int((img == np.asarray(rgb, dtype=np.uint8)[:3]).all(axis=1).sum())
+
     res = run_cli("relations", "plot", "--relations", str(labelled[0]), "--out", str(tmp_path / "fig"), "--format", "json")
     assert res.returncode == 0, res.stderr
     assert [p.split("/")[-1] for p in json.loads(res.stdout)["written"]] == ["fig_similarity.png", "fig_graph.png"]
-    assert (tmp_path / "fig_graph.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the graph draws the one relation auto tau (0.66) switches on, bicyclist -> rider, in the classes' colours;
+    # motorcyclist -> rider (0.62) and bike lane -> road (0.64) stay off, so those classes are not drawn
+    colour = {n: cm.classes[cm.index_of(n)].colour for n in ("bicyclist", "rider", "motorcyclist", "bike lane", "road")}
+    assert [n for n in colour if pixels(tmp_path / "fig_graph.png", colour[n]) > 50] == ["bicyclist", "rider"]
+    assert [n for n in colour if pixels(tmp_path / "fig_graph.png", colour[n])] == ["bicyclist", "rider"]
+    # the heatmap: every measured class's own-score cell (0.8) in viridis(0.8); a 0..1 colour bar alone is a sliver of that
+    heat = tmp_path / "fig_similarity.png"
+    assert pixels(heat, colormaps["viridis"](0.8, bytes=True)) > 2000
     assert run_cli("relations", "labels", "--similarity", str(mined), "--tau", "0.5", "--out", str(tmp_path / "b")).returncode == 0
     diff = json.loads(run_cli("relations", "diff", str(labelled[0]), str(tmp_path / "b"), "--format", "json").stdout)
     assert diff["tau"]["b"] == 0.5 and diff["score_changes"] == []

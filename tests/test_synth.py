@@ -323,11 +323,23 @@ def test_ctrl_c_stops_synth_within_moments(tmp_path):
            "--images", "600", "--size", "256x512"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     labels = out / "cityscapes/gtFine"
-    while not any(labels.rglob("*_labelIds.png")):  # wait for work to be under way
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C does: the whole process group
-    _, stderr = proc.communicate(timeout=20)  # running on to the end would take far longer
+    try:
+        deadline = time.monotonic() + 60  # start-up (imports, worker processes) on a busy machine: seconds
+        while not any(labels.rglob("*_labelIds.png")):  # wait for work to be under way
+            if proc.poll() is not None:
+                pytest.fail(f"synth ended (exit {proc.returncode}) before it wrote a label: {proc.communicate()[1]}")
+            if time.monotonic() > deadline:
+                pytest.fail("synth wrote no label within 60 s of its start")
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C does: the whole process group
+        try:
+            _, stderr = proc.communicate(timeout=20)  # running on to the end would take far longer
+        except subprocess.TimeoutExpired:
+            pytest.fail("synth was still running 20 s after Ctrl-C")
+    finally:
+        if proc.poll() is None:  # a failed wait above: leave no synth running
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
     assert proc.returncode == 130, stderr
     assert stderr.strip() == "interrupted — rerun the same command to write the world"
     assert len(list(labels.rglob("*_labelIds.png"))) < 600

@@ -318,6 +318,13 @@ def test_torchrun_trains_with_two_cpu_processes(small_world, tmp_path):
     from uniseg.engine.trainer import build_network, resolve_run_union
     from uniseg.labelspaces import default_registry
 
+    from uniseg.data import SegDataset
+
+    cfg = tiny_config(small_world, datasets=[DatasetSpec("mapillary", str(small_world / "mapillary"))])
+    union = resolve_run_union(cfg, default_registry())
+    train_set = SegDataset("mapillary", small_world / "mapillary", union, registry=default_registry())
+    assert len(train_set) == 8 and all((train_set[i]["label"] != 255).all() for i in range(8))  # the premise: no void pixel
+
     target = tmp_path / "frozen_bn_uniseg.py"
     target.write_text(_FROZEN_BN_UNISEG)
     env = dict(os.environ, COLUMNS="200", OMP_NUM_THREADS="1")
@@ -340,8 +347,7 @@ def test_torchrun_trains_with_two_cpu_processes(small_world, tmp_path):
     assert its == [1, 2, 3]  # rank 0 alone writes
     assert res.stderr.count("run ") == 1  # and alone speaks
 
-    cfg = tiny_config(small_world, datasets=[DatasetSpec("mapillary", str(small_world / "mapillary"))])
-    start = build_network(cfg, resolve_run_union(cfg, default_registry()))[0].state_dict()  # the seeded initial weights
+    start = build_network(cfg, union)[0].state_dict()  # the seeded initial weights
     single, double = _model(tmp_path / "one" / "last.pt"), ckpt["model"]
     assert single.keys() == double.keys() == start.keys()
     floats = [k for k in single if single[k].is_floating_point()]

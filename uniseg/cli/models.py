@@ -18,6 +18,7 @@ import typer
 from uniseg.cli.options import FormatOpt
 from uniseg.cli.render import Format, emit, err_console
 from uniseg.errors import UnisegError
+from uniseg.models.registry import HEADS
 
 app = typer.Typer(help="Segmentation networks: list them, count parameters and multiply-accumulates, export trained ones.", no_args_is_help=True)
 
@@ -25,11 +26,7 @@ DEFAULT_SIZE = "512x1024"
 DEFAULT_CLASSES = 19
 
 
-class Head(str, enum.Enum):
-    """``--head`` choices."""
-
-    linear = "linear"
-    cosine = "cosine"
+Head = enum.Enum("Head", {h: h for h in HEADS}, type=str)  # ``--head`` choices: the registry's heads
 
 
 SizeOpt = typer.Option(DEFAULT_SIZE, "--size", metavar="HxW", help="Input size for the MAC count, e.g. 512x1024 (or one number for a square).")
@@ -63,38 +60,6 @@ def _busy(message: str):
     return err_console.status(message) if err_console.is_terminal else contextlib.nullcontext()
 
 
-def _figures(name: str, classes: int, head: str, size: tuple[int, int]):
-    """``(row, Complexity)``: name, description, params and MACs of ``name``, recorded or else counted."""
-    from uniseg.models.facts import recorded_complexity, recorded_info
-
-    info = recorded_info(name)
-    c = recorded_complexity(name, classes, head, size)
-    if info is None or c is None:
-        with _busy(f"counting {name}: {classes}-class {head} head at {size[0]}x{size[1]} (loading torch)"):
-            from uniseg.models import model_info
-            from uniseg.models.complexity import count_model
-
-            info = info if info is not None else model_info(name)
-            c = c if c is not None else count_model(name, classes, head, size)
-    data = {
-        "name": name,
-        "family": info["family"],
-        "title": info["title"],
-        "description": info["description"],
-        "params": c.params,
-        "trainable_params": c.trainable_params,
-        "macs": c.macs,
-        "gmacs": round(c.gmacs, 3),
-        "size": list(size),
-        "classes": classes,
-        "head": head,
-    }
-    for key in ("feature_channels", "stages", "official"):
-        if key in info:
-            data[key] = info[key]
-    return data, c
-
-
 def _millions(n: int) -> str:
     return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}K"
 
@@ -112,7 +77,9 @@ def list_(
 
     hw = parse_size(size)
     k = _classes(classes, union)
-    rows = [_figures(name, k, head.value, hw)[0] for name in list_models()]
+    from uniseg.models.facts import model_figures
+
+    rows = [model_figures(name, k, head.value, hw, _busy)[0] for name in list_models()]
     for r in rows:
         r.pop("stages", None)
 
@@ -150,7 +117,9 @@ def info(
     get_spec(name)  # unknown names fail here, with suggestions, before anything is built
     hw = parse_size(size)
     k = _classes(classes, union)
-    data, c = _figures(name, k, head.value, hw)
+    from uniseg.models.facts import model_figures
+
+    data, c = model_figures(name, k, head.value, hw, _busy)
     data["official_gflops"] = round(c.official_gflops, 2)
 
     def table():

@@ -62,6 +62,12 @@ def union_source(text: str, registry: Registry) -> Path | list[str]:
     return names
 
 
+def union_setting(text: str, registry: Registry) -> str | list[str]:
+    """``--union DIR|NAMES`` as a run's config records it: the folder (a string) or the names (a list)."""
+    source = union_source(text, registry)
+    return str(source) if isinstance(source, Path) else source
+
+
 def parse_union(text: str, registry: Registry) -> tuple[UnionSpace, dict[str, LabelSpace]]:
     """``(union, label spaces of its datasets)`` for a ``--union DIR|NAMES`` value."""
     from uniseg.unify.artifact import open_union
@@ -148,3 +154,31 @@ def parse_tau(text: str, flag: str = "--tau") -> Optional[float]:
     if value is not None and not 0.0 <= value <= 1.0:
         raise UnisegError(f"{flag} {text}: scores lie in [0, 1]; give a threshold in [0, 1] or 'auto'")
     return value
+
+
+def parse_scale(text: str, flag: str = "--scale") -> tuple[float, float]:
+    """``"0.5-2"`` -> (0.5, 2.0); ``"1"`` -> (1.0, 1.0): the random scale range of training."""
+    lo, sep, hi = text.partition("-")
+    try:
+        return (float(lo), float(hi)) if sep else (float(lo), float(lo))
+    except ValueError:
+        raise UnisegError(f"{flag} {text!r}: give LOW-HIGH, e.g. {flag} 0.5-2") from None
+
+
+def parse_dataset_weights(text: str, flag: str = "--dataset-weights") -> str | dict[str, float]:
+    """``natural`` | ``balanced`` | ``NAME=W,NAME=W`` (each W >= 0) -> what the sampler takes."""
+    if text in ("natural", "balanced"):
+        return text
+    out: dict[str, float] = {}
+    for part in (p for p in text.split(",") if p.strip()):
+        name, sep, value = part.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise UnisegError(f"{flag} {text!r}: natural, balanced or NAME=W,NAME=W (e.g. {flag} cityscapes=1,mapillary=2)")
+        if not weight >= 0.0 or weight == float("inf"):
+            raise UnisegError(f"{flag} {part.strip()}: a weight is a finite number >= 0 (e.g. {flag} cityscapes=1,mapillary=2)")
+        out[name.strip()] = weight
+    return out

@@ -14,40 +14,12 @@ from typing import List, Optional
 
 import typer
 
-from uniseg.cli.options import DatasetsOpt, DeviceOpt, FormatOpt, RegistryOpt, parse_datasets, parse_hw, registry_from, union_source
+from uniseg.cli.options import (
+    DatasetsOpt, DeviceOpt, FormatOpt, RegistryOpt, parse_dataset_weights, parse_datasets, parse_hw, parse_scale, registry_from, union_setting,
+)
 from uniseg.cli.render import Format, emit, err_console
 from uniseg.errors import UnisegError
 
-
-
-def _weights(text: str):
-    """``natural`` | ``balanced`` | ``NAME=W,NAME=W`` -> what the sampler takes."""
-    if text in ("natural", "balanced"):
-        return text
-    out = {}
-    for part in (p for p in text.split(",") if p.strip()):
-        name, sep, value = part.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep:
-            raise UnisegError(f"--dataset-weights {text!r}: natural, balanced or NAME=W,NAME=W (e.g. cityscapes=1,mapillary=2)")
-    return out
-
-
-def _scale(text: str) -> tuple[float, float]:
-    lo, sep, hi = text.partition("-")
-    try:
-        return (float(lo), float(hi)) if sep else (float(lo), float(lo))
-    except ValueError:
-        raise UnisegError(f"--scale {text!r}: give LOW-HIGH, e.g. 0.5-2") from None
-
-
-def _union(text: str, registry) -> str | list[str]:
-    """``--union DIR|NAMES`` as the config records it: the folder (a string) or the names (a list)."""
-    source = union_source(text, registry)
-    return str(source) if isinstance(source, Path) else source
 
 
 class CliEvents:
@@ -183,10 +155,10 @@ def _given(reg, pairs: list[tuple[str, str]], *, union, crop, scale, dataset_wei
     from uniseg.engine.config import DatasetSpec
 
     given = dict(plain)
-    given["union"] = _union(union, reg) if union is not None else None
+    given["union"] = union_setting(union, reg) if union is not None else None
     given["crop"] = parse_hw(crop, "--crop") if crop is not None else None
-    given["scale"] = _scale(scale) if scale is not None else None
-    given["dataset_weights"] = _weights(dataset_weights) if dataset_weights is not None else None
+    given["scale"] = parse_scale(scale) if scale is not None else None
+    given["dataset_weights"] = parse_dataset_weights(dataset_weights) if dataset_weights is not None else None
     given["datasets"] = [DatasetSpec(n, r) for n, r in pairs] or None
     return {k: v for k, v in given.items() if v is not None}
 

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
 from uniseg.errors import ConfigError, UnisegError
+from uniseg.models.registry import HEADS
 from uniseg.names import require_unique
 
 LOSSES = ("ce", "null-bce", "cr-bce")
-HEADS = ("linear", "cosine")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 OPTIMIZERS = ("sgd", "adamw")
 CONFIG_FORMAT = "uniseg.train/v1"

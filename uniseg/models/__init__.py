@@ -3,9 +3,9 @@
 >>> from uniseg.models import build_model
 >>> model = build_model("hrnet_w18_small_v2", num_classes=70, head="cosine")
 
-Architectures live one per file (``hrnet.py``) with their variants as data; ``registry.py``
-registers each named variant as a plain function (timm style): :func:`list_models`,
-:func:`build_model`, :func:`model_info`. The registry is importable without torch; the
+Architectures live one per file (``hrnet.py``) with their variants as torch-free data
+(``hrnet_configs.py``, which registers each named variant, timm style); ``registry.py`` looks them
+up: :func:`list_models`, :func:`build_model`, :func:`model_info`. The registry is importable without torch; the
 torch-backed names (``HRNet``, the heads, ``load_pretrained``) load on first access.
 """
 
@@ -15,28 +15,24 @@ from typing import TYPE_CHECKING
 
 from uniseg._lazy import lazy_exports
 from uniseg.models import registry as _registry
-from uniseg.models.registry import (
+from uniseg.models.registry import (  # noqa: F401  (the package's names)
+    HEADS,
     ModelSpec,
     build_model,
     get_spec,
-    hrnet_tiny,
-    hrnet_w18,
-    hrnet_w18_small_v1,
-    hrnet_w18_small_v2,
-    hrnet_w48,
     list_models,
     model_info,
+    register,
     register_model,
 )
 
 if TYPE_CHECKING:
-    from uniseg.models.heads import HEADS, CosineClassifier, LinearClassifier, build_head
+    from uniseg.models.heads import CosineClassifier, LinearClassifier, build_head
     from uniseg.models.hrnet import HRNet
     from uniseg.models.pretrained import LoadReport, load_pretrained
 
 # name -> submodule that defines it, imported on first access (these import torch)
 _EXPORTS = {
-    "HEADS": "heads",
     "CosineClassifier": "heads",
     "LinearClassifier": "heads",
     "build_head": "heads",

@@ -9,20 +9,21 @@ anything else (another size, class count or model) is counted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, ContextManager, Optional, Sequence
 
 from uniseg.models.complexity import Complexity
+from uniseg.models.registry import HEADS
 
-__all__ = ["CLASSES", "FACTS_FILE", "HEADS", "SIZES", "compute_facts", "recorded_complexity", "recorded_info", "write_facts"]
+__all__ = ["CLASSES", "FACTS_FILE", "HEADS", "SIZES", "compute_facts", "model_figures", "recorded_complexity", "recorded_info", "write_facts"]
 
 FACTS_FILE = Path(__file__).with_name("facts.json")
 CLASSES = 19  # the official releases' Cityscapes head, and `uniseg models`' default
 SIZES = ((512, 1024), (1024, 2048))  # the default input size, and the official README's
-HEADS = ("linear", "cosine")
 
 
 def _size_key(size: Sequence[int]) -> str:
@@ -110,3 +111,36 @@ def write_facts(path: Path = FACTS_FILE) -> Path:
 
 if __name__ == "__main__":
     print(f"wrote {write_facts()}", file=sys.stderr)
+
+
+def model_figures(name: str, classes: int, head: str, size: tuple[int, int],
+                  counting: Optional[Callable[[str], ContextManager]] = None) -> tuple[dict, Complexity]:
+    """``(row, Complexity)``: name, description, params and MACs of ``name`` with a ``classes``-way
+    ``head`` at ``size``: the recorded facts where they cover it, else counted on the meta device
+    (``counting(message)``: a context shown meanwhile, e.g. a spinner; torch loads here)."""
+    info = recorded_info(name)
+    c = recorded_complexity(name, classes, head, size)
+    if info is None or c is None:
+        with (counting or (lambda _m: contextlib.nullcontext()))(f"counting {name}: {classes}-class {head} head at {size[0]}x{size[1]} (loading torch)"):
+            from uniseg.models import model_info
+            from uniseg.models.complexity import count_model
+
+            info = info if info is not None else model_info(name)
+            c = c if c is not None else count_model(name, classes, head, size)
+    data = {
+        "name": name,
+        "family": info["family"],
+        "title": info["title"],
+        "description": info["description"],
+        "params": c.params,
+        "trainable_params": c.trainable_params,
+        "macs": c.macs,
+        "gmacs": round(c.gmacs, 3),
+        "size": list(size),
+        "classes": classes,
+        "head": head,
+    }
+    for key in ("feature_channels", "stages", "official"):
+        if key in info:
+            data[key] = info[key]
+    return data, c

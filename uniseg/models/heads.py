@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["HEADS", "CosineClassifier", "LinearClassifier", "build_head"]
+from uniseg.models.registry import HEADS
 
-HEADS = ("linear", "cosine")
+__all__ = ["HEADS", "CosineClassifier", "LinearClassifier", "build_head"]
 
 
 class LinearClassifier(nn.Conv2d):
@@ -34,7 +34,8 @@ class CosineClassifier(nn.Module):
 
     ``scale`` (t = 20 in the paper) is fixed, not learnt. :meth:`cosine` gives the raw cosine
     map in [-1, 1] that relation mining (Eq. 7) averages; :meth:`forward_with_cosine` returns
-    the logits and that map from one pass. Norms are taken in float32 whatever the input dtype.
+    the logits and that map from one pass. Norms are taken in float32 whatever the input dtype,
+    features too long to square in it first scaled down.
     """
 
     def __init__(self, in_channels: int, num_classes: int, scale: float = 20.0, eps: float = 1e-6) -> None:
@@ -62,7 +63,12 @@ class CosineClassifier(nn.Module):
     def cosine(self, x: Tensor) -> Tensor:
         """Cosine similarity between each pixel's feature and each class weight, ``B x K x h x w``."""
         cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
-        xn = F.normalize(x.to(cdt), dim=1, eps=self.eps).to(x.dtype)
+        xc = x.to(cdt)
+        # a feature whose squared length overflows (bfloat16 spans float32's range) would get norm
+        # inf and cosine 0: such pixels are divided by their largest entry first; others are untouched
+        peak = xc.abs().amax(dim=1, keepdim=True)
+        xc = xc / torch.where(peak > (torch.finfo(cdt).max / xc.shape[1]) ** 0.5, peak, torch.ones_like(peak))  # / 1 is exact
+        xn = F.normalize(xc, dim=1, eps=self.eps).to(x.dtype)
         return F.conv2d(xn, self.normalized_weight(cdt).to(x.dtype))
 
     def forward_with_cosine(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -18,7 +18,7 @@ from typing import Mapping, NamedTuple, Optional
 from torch import Tensor
 
 from uniseg.errors import UnisegError
-from uniseg.models.hrnet import VARIANTS, HRNetConfig, StageConfig
+from uniseg.models.hrnet_configs import VARIANTS, HRNetConfig, StageConfig
 
 __all__ = ["TIMM_NAMES", "Layout", "check_variant", "describe_layout", "hrnet_layout", "layout_of_config", "variant_of"]
 
