@@ -2,7 +2,8 @@
 
 Issue target: ``uniseg.engine.mining.mine`` costs at most 1.1x a plain inference pass: the same
 datasets, transform and DataLoader, the model's forward and an argmax over the union's classes
-per image, nothing else. Mining adds the sigmoid, two scatter-adds and a bincount per image, and,
+per image, nothing else. Mining adds the sigmoid, two scatter-adds and a bincount per image (and,
+on interior pixels, the default, a separable max/min filter over the label map), and,
 as ``uniseg relations mine`` runs it (resumable: partial sums in a state folder), hashing the
 weights and image lists once per pass for its resume key (in a thread, beside the pass) and
 saving the sums at the end.
@@ -72,7 +73,7 @@ def inference_pass(trained: TrainedModel, pairs, registry, device, short_side: i
             loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, list(range(len(ds)))), batch_size=None, num_workers=workers,
                                                  worker_init_fn=quiet_worker if workers else None, pin_memory=device.type == "cuda")
             for item in loader:
-                target = item["label"].to(device)
+                item["label"].to(device)  # the label travels to the device as mining's does
                 image = item["image"].unsqueeze(0).to(device)
                 with autocast:
                     logits = trained.model(image)
@@ -81,28 +82,29 @@ def inference_pass(trained: TrainedModel, pairs, registry, device, short_side: i
     return since(t0, device), n
 
 
-def mining_pass(trained: TrainedModel, pairs, registry, device, short_side: int, workers: int, autocast) -> tuple[float, float]:
+def mining_pass(trained: TrainedModel, pairs, registry, device, short_side: int, workers: int, autocast, interior: str) -> tuple[float, float]:
     from uniseg.engine.mining import clear_state
 
     with tempfile.TemporaryDirectory() as state_dir:  # resumable, as the CLI runs it
         sync(device)
         t0 = clock()
-        mine(trained, pairs, registry, device=device, short_side=short_side, workers=workers, autocast=autocast, state_dir=Path(state_dir))
+        mine(trained, pairs, registry, device=device, short_side=short_side, workers=workers, autocast=autocast, state_dir=Path(state_dir),
+             interior=interior)
         clear_state(Path(state_dir))
         return since(t0, device)
 
 
-def components(trained: TrainedModel, pairs, registry, device, short_side: int, autocast, runs: int = 7) -> dict[str, float]:
+def components(trained: TrainedModel, pairs, registry, device, short_side: int, autocast, interior: str, runs: int = 7) -> dict[str, float]:
     """Best-of-``runs`` milliseconds of the per-image pieces on the first image: the forward pass,
     the baseline's argmax and mining's Eq. 7 accumulation (less exposed to a busy machine's noise
     than whole passes)."""
-    from uniseg.engine.mining import MiningSums
+    from uniseg.engine.mining import MiningSums, interior_radius
 
     name, root = pairs[0]
     ds = SegDataset(name, root, trained.union, split=["train"], transform=EvalTransform(short_side=short_side or None, resize_label=True), registry=registry)
     item = ds[0]
     image, target = item["image"].unsqueeze(0).to(device), item["label"].to(device)
-    sums = MiningSums.zeros(len(trained.union.datasets), trained.union.num_classes, device)
+    sums = MiningSums.zeros(len(trained.union.datasets), trained.union.num_classes, device, interior_radius(trained.model, interior))
     scale = float(trained.model.classifier.scale)
     with torch.no_grad():
         with autocast:
@@ -136,6 +138,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads; 1 keeps OpenMP threads from spinning while the "
                     "machine is busy, which inflates CPU time too")
     ap.add_argument("--repeat", type=int, default=3, help="alternate the two passes this many times; best of each")
+    ap.add_argument("--interior", default="auto", help="mining's --interior: auto (the default of 'relations mine'), off or N")
     args = ap.parse_args()
     h, w = (int(v) for v in args.size.lower().split("x"))
     reg = default_registry()
@@ -154,16 +157,16 @@ def main() -> None:
         _, count = inference_pass(trained, pairs, reg, rt.device, args.short_side, args.workers, rt.autocast())  # warm-up
         print(f"{where}; torch {torch.__version__}; {args.model} (cosine head, {union.num_classes} classes), amp {rt.amp_name}; "
               f"{count} images of {h}x{w} (short side {args.short_side or 'native'}), {args.workers} workers")
-        c = components(trained, pairs, reg, rt.device, args.short_side, rt.autocast())
+        c = components(trained, pairs, reg, rt.device, args.short_side, rt.autocast(), args.interior)
         expected = (c["forward"] + c["eq7"]) / (c["forward"] + c["argmax"])
         print(f"per image, best of 7 ({'CPU' if rt.device.type == 'cpu' else 'wall'} time): forward {c['forward']:.1f} ms, argmax {c['argmax']:.1f} ms, Eq. 7 accumulation {c['eq7']:.1f} ms "
               f"-> (forward + Eq. 7) / (forward + argmax) = {expected:.3f}")
         base, mined = [], []
         for _ in range(args.repeat):
-            mined.append(mining_pass(trained, pairs, reg, rt.device, args.short_side, args.workers, rt.autocast()))
+            mined.append(mining_pass(trained, pairs, reg, rt.device, args.short_side, args.workers, rt.autocast(), args.interior))
             base.append(inference_pass(trained, pairs, reg, rt.device, args.short_side, args.workers, rt.autocast())[0])
         print(f"{'pass (best of ' + str(args.repeat) + ')':<34}{'wall s':>8}{'ms/image':>10}{'CPU s':>8}")
-        for label, runs in (("plain inference (forward+argmax)", base), ("mining (Eq. 7)", mined)):
+        for label, runs in (("plain inference (forward+argmax)", base), (f"mining (Eq. 7, --interior {args.interior})", mined)):
             wall, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
             print(f"{label:<34}{wall:>8.2f}{1000 * wall / count:>10.1f}{cpu:>8.2f}")
         for k, what in ((0, "wall"), (1, "CPU")):

@@ -56,3 +56,27 @@ def write_relation_table(folder: Path, union, table, datasets=None, fingerprint=
         f"table_fingerprint: {table_fingerprint(table)}\n"
     )
     return folder
+
+
+def poison_loss_at(monkeypatch, step: int) -> None:
+    """Training's criterion returns NaN at its ``step``-th call (1-based), as a diverging run would:
+    ``uniseg.engine.criterion.build_criterion`` wrapped for the rest of the test."""
+    import torch
+
+    from uniseg.engine import criterion as crit_mod
+
+    real = crit_mod.build_criterion
+
+    def poisoned(loss, union, relations=None):
+        module, fp = real(loss, union, relations)
+        calls = {"n": 0}
+
+        class Poisoned(torch.nn.Module):
+            def forward(self, logits, target, index):
+                calls["n"] += 1
+                value = module(logits, target, index)
+                return value * float("nan") if calls["n"] == step else value
+
+        return Poisoned(), fp
+
+    monkeypatch.setattr(crit_mod, "build_criterion", poisoned)

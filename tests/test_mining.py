@@ -278,9 +278,9 @@ def test_torchrun_two_cpu_processes_give_the_one_process_statistics(mined, runs,
     [
         ("linear", "needs a cosine-classifier model, this one has a linear head"),
         ("unseen", "--datasets kitti: not a training dataset of"),
-        ("twice", "--datasets idd: given twice"),
+        ("twice", "--datasets names 'idd' twice"),
         ("other_union", "holds artifacts of union"),
-        ("split", "cityscapes has no split 'trian'"),
+        ("split", "no labelled split 'trian'"),
     ],
 )
 def test_refusals_are_one_line_with_exit_2(runs, small_world, tmp_path, capsys, case, message):

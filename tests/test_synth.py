@@ -254,7 +254,7 @@ def test_progress_and_rerun_replaces_an_earlier_world(tmp_path, registry):
     synthesize(tmp_path / "w", images=4, size=(32, 64), datasets=["kitti"], registry=registry,
                progress=lambda d, done, total: calls.append((d, done, total)))
     assert calls == [("kitti", i, 4) for i in range(1, 5)]
-    synthesize(tmp_path / "w", images=2, size=(32, 64), datasets=["kitti"], registry=registry)
+    synthesize(tmp_path / "w", images=2, size=(32, 64), datasets=["kitti"], registry=registry, overwrite=True)  # other settings: asked for
     assert sorted(p.name for p in (tmp_path / "w/kitti/training/image_2").iterdir()) == ["000000_10.png", "000001_10.png"]
 
 

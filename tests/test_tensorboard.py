@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine_fixtures import TRAIN, small_world, tiny_args, tiny_config  # noqa: F401  (fixture)
+from engine_fixtures import TRAIN, poison_loss_at, small_world, tiny_args, tiny_config  # noqa: F401  (fixture)
 from uniseg.errors import UnisegError
 
 
@@ -89,28 +89,13 @@ def test_validation_scalars_and_images(tb_run, small_world, registry):
 def test_a_resumed_run_appends_without_duplicated_steps(small_world, tmp_path, monkeypatch):
     """A run that stops at iteration 5 (here: a non-finite loss) after logging 1-4 to TensorBoard, whose last
     checkpoint is at 3: resumed, it logs 4-6 again, and TensorBoard shows each step once, the new values."""
-    from uniseg.engine import criterion as crit_mod
     from uniseg.engine.trainer import NonFiniteLoss, train
 
-    real = crit_mod.build_criterion
-
-    def poisoned(loss, union, relations=None):
-        module, fp = real(loss, union, relations)
-        calls = {"n": 0}
-
-        class Poisoned(torch.nn.Module):
-            def forward(self, logits, target, index):
-                calls["n"] += 1
-                value = module(logits, target, index)
-                return value * float("nan") if calls["n"] == 5 else value
-
-        return Poisoned(), fp
-
     cfg = tiny_config(small_world, checkpoint_every=3, val_split="none", tensorboard=True)
-    monkeypatch.setattr(crit_mod, "build_criterion", poisoned)
-    with pytest.raises(NonFiniteLoss):
-        train(cfg, tmp_path / "run")
-    monkeypatch.setattr(crit_mod, "build_criterion", real)
+    with monkeypatch.context() as patch:
+        poison_loss_at(patch, 5)
+        with pytest.raises(NonFiniteLoss):
+            train(cfg, tmp_path / "run")
     assert [e.step for e in _events(tmp_path / "run").Scalars("train/loss")] == [1, 2, 3, 4]
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["iteration"] == 3
 

@@ -18,8 +18,8 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from uniseg.cli.options import FormatOpt, RegistryOpt, UnionOpt, parse_hw, progress_bar, registry_from, union_and_space
-from uniseg.cli.render import Format, console, emit, middle_cut
+from uniseg.cli.options import FormatOpt, OnBadFileOpt, RegistryOpt, UnionOpt, parse_hw, progress_bar, registry_from, union_and_space
+from uniseg.cli.render import Format, console, emit
 from uniseg.errors import Interrupted, UnisegError
 
 app = typer.Typer(help="Dataset roots: check them, prepare training caches, synthesise a road world.", no_args_is_help=True)
@@ -131,14 +131,15 @@ def _broken_table(rep) -> list[Table]:
     if not (rep.size_mismatches or broken):
         return []
     b = Table(title="Broken files", title_justify="left")
-    width = max(24, console.width // 2 - 4)
-    b.add_column("file", no_wrap=True)
-    b.add_column("problem")
+    # whole names, folded over lines: files of one folder differ in the middle (city, frame), and
+    # a name cut to fit told them apart no more
+    b.add_column("file", overflow="fold", ratio=1)
+    b.add_column("problem", ratio=1)
     for m in rep.size_mismatches[:SHOW]:
         size = f"label {m['label_size'][0]}x{m['label_size'][1]}, image {m['image_size'][0]}x{m['image_size'][1]}"
-        b.add_row(middle_cut(m["label"], width), size)
+        b.add_row(m["label"], size)
     for m in broken[:SHOW]:  # the message names the file again: keep what follows
-        b.add_row(middle_cut(m["file"], width), m["error"].removeprefix(str(Path(rep.root) / m["file"]) + ": "))
+        b.add_row(m["file"], m["error"].removeprefix(str(Path(rep.root) / m["file"]) + ": "))
     if len(broken) > SHOW:
         b.add_row(f"… and {len(broken) - SHOW} more (--format json lists all)", "")
     return [b]
@@ -158,10 +159,14 @@ def prepare(
     quality: int = typer.Option(95, "--quality", min=1, max=100, help="JPEG quality."),
     workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-w", min=1, help="Parallel processes."),
     verify: bool = typer.Option(True, "--verify/--no-verify", help="On resume, check finished files by SHA-256 (else by size only)."),
+    on_bad_file: str = OnBadFileOpt,
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
-    """Write resized images and unified-id labels once, so training reads small files (resumable)."""
+    """Write resized images and unified-id labels once, so training reads small files (resumable).
+
+    --on-bad-file error (default): files that fail are listed, their split stays incomplete and the
+    command exits 2 after the pass; skip: they are listed and left out of a complete cache."""
     from uniseg.data.cache import prepare_cache
 
     uni, space = union_and_space(union_spec, dataset, registry)
@@ -171,7 +176,7 @@ def prepare(
             task = progress.add_task(space.name, total=None)
             rep = prepare_cache(
                 uni, space, root, out, split=(split or None), layout=layout, labels=labels, short_side=short_side,
-                image_format=image_format, quality=quality, workers=workers, verify=verify,
+                image_format=image_format, quality=quality, workers=workers, verify=verify, on_bad_file=on_bad_file,
                 on_start=lambda total, skipped: progress.update(task, total=total, completed=skipped),
                 on_result=lambda r: progress.advance(task) if r.status != "skipped" else None,
             )
@@ -181,7 +186,8 @@ def prepare(
     emit(data, fmt, lambda: _prepare_view(rep, data))
     if not rep.ok:
         first = rep.failed[0]
-        raise UnisegError(f"{len(rep.failed)} of {rep.total} files failed; first: {first.key}: {first.error}")
+        raise UnisegError(f"{len(rep.failed)} of {rep.total} files failed; first: {first.key}: {first.error}; "
+                          "rerun to retry them, or pass --on-bad-file skip to leave them out of the cache")
 
 
 def _prepare_view(rep, data: dict):
@@ -208,6 +214,10 @@ def _prepare_view(rep, data: dict):
         parts.append("unknown raw values written as 255: " + ", ".join(f"{k} ({v} px)" for k, v in top[:SHOW]) + more)
     for f in rep.failed[:SHOW]:
         parts.append(f"[red]failed[/]: {f.key}: {f.error}")
+    for f in rep.bad_files[:SHOW]:
+        parts.append(f"[yellow]skipped, left out of the cache[/] (--on-bad-file skip): {f.key}: {f.error}")
+    if len(rep.bad_files) > SHOW:
+        parts.append(f"… and {len(rep.bad_files) - SHOW} more left out (--format json lists all)")
     return Group(*parts)
 
 
@@ -218,6 +228,7 @@ def synth(
     size: str = typer.Option("256x512", "--size", help="Image size HEIGHTxWIDTH (one number: a square)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed (output is identical for a seed)."),
     dataset: Optional[List[str]] = typer.Option(None, "--dataset", help="Only this dataset (repeatable; default: all)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a world made in --out with another --seed/--images/--size (every dataset of it goes)."),
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
@@ -236,7 +247,8 @@ def synth(
             progress.update(tasks[name], completed=done, total=total)
 
         try:
-            rep = synthesize(out, images=images, size=(h, w), seed=seed, datasets=dataset or None, registry=reg, progress=on_progress)
+            rep = synthesize(out, images=images, size=(h, w), seed=seed, datasets=dataset or None, registry=reg, progress=on_progress,
+                             overwrite=overwrite)
         except KeyboardInterrupt:
             raise Interrupted("interrupted — rerun the same command to write the world") from None
     data = {

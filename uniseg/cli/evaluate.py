@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import List, Optional
@@ -9,10 +10,10 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from uniseg.cli.options import DatasetsOpt, DeviceOpt, FormatOpt, RegistryOpt, parse_datasets, progress_bar, registry_from
+from uniseg.cli.options import DatasetsOpt, DeviceOpt, FormatOpt, OnBadFileOpt, RegistryOpt, parse_datasets, progress_bar, registry_from
 from uniseg.cli.render import Format, console, emit
 from uniseg.errors import UnisegError
-from uniseg.io import check_output_path
+from uniseg.io import check_output_path, new_output, output_folder
 
 CheckpointOpt = typer.Option(..., "--checkpoint", "-c", metavar="CKPT", help="A uniseg checkpoint (RUN/best.pt, RUN/last.pt), a run folder, or a folder of 'uniseg models export'.")
 InferHeightOpt = typer.Option(None, "--infer-height", metavar="H", help="Resize only the network input to height H (scores stay at the labels' native size); default native.")
@@ -30,8 +31,10 @@ def evaluate(
     absent_as_zero: bool = typer.Option(False, "--absent-as-zero", help="Count classes absent from ground truth and prediction as IoU 0 (the UniSeg authors' protocol)."),
     fine_truth: Optional[Path] = typer.Option(None, "--fine-truth", metavar="WORLD", help="A synthetic world ('uniseg data synth --out'): also score label-space generalisation on its fine truth (outside-space IoU, multi-label consistency)."),
     threshold: str = typer.Option("auto", "--threshold", metavar="auto|FLOAT", help="--fine-truth score threshold: auto = the paper's Figure 4 (0.5 on sigmoid for BCE models, 0.1 on softmax for CE), or a number in (0, 1)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Let --out replace another checkpoint's (or setting's) scores, and files uniseg did not write (an eval folder holds one checkpoint's scores)."),
     workers: int = typer.Option(2, "--workers", "-w", min=0, help="DataLoader worker processes."),
     device: Optional[str] = DeviceOpt,
+    on_bad_file: str = OnBadFileOpt,
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
@@ -41,7 +44,7 @@ def evaluate(
     """
     from uniseg.cli.options import parse_threshold
     from uniseg.engine.checkpoint import load_trained
-    from uniseg.engine.evaluate import evaluate_set, write_scores
+    from uniseg.engine.evaluate import claim_scores, evaluate_set, write_scores
     from uniseg.engine.inference import InferenceSettings
     from uniseg.engine.inputs import eval_set
     from uniseg.engine.runtime import setup_runtime
@@ -59,39 +62,47 @@ def evaluate(
     reg = registry_from(registry)
     rt = setup_runtime(device or "auto", "auto")
     try:
-        trained = load_trained(checkpoint, rt.device)
-        sets = [eval_set(name, root, trained.union, reg, split, allow_cache=False) for name, root in pairs]
-        fine = None
-        if fine_truth is not None:
-            from uniseg.data.synth.truth import fine_truth_for
-            from uniseg.engine.generalisation import FineScoring
+        with contextlib.ExitStack() as outputs:
+            trained = load_trained(checkpoint, rt.device)
+            sets = [eval_set(name, root, trained.union, reg, split, allow_cache=False) for name, root in pairs]
+            fine = None
+            if fine_truth is not None:
+                from uniseg.data.synth.truth import fine_truth_for
+                from uniseg.engine.generalisation import FineScoring
 
-            fine = FineScoring(fine_truth_for(fine_truth, trained.union), trained.activation, cut)
-        show = fmt == Format.table and console.is_terminal and rt.is_main
-        results = []
-        with progress_bar("eval", show) as bar:
-            for es in sets:
-                task = bar.add_task(es.name, total=len(es.dataset))
-                results.append(evaluate_set(
-                    trained.model, es, device=rt.device, settings=settings, absent_as_zero=absent_as_zero, workers=workers,
-                    autocast=rt.autocast(), rank=rt.rank, world_size=rt.world_size,
-                    all_reduce=rt.all_reduce_ if rt.distributed else None, fine=fine,
-                    progress=lambda _n, done, total, t=task: bar.update(t, completed=done * rt.world_size, total=len(es.dataset)),
-                ))
+                fine = FineScoring(fine_truth_for(fine_truth, trained.union), trained.activation, cut)
+            context = {
+                "checkpoint": trained.path, "iteration": trained.iteration, "union_fingerprint": trained.union.fingerprint,
+                "infer_height": infer_height, "window": window,
+            }
+            if fine is not None:
+                context["fine_truth"] = str(fine_truth)
+            record = None
+            if out is not None:  # the folder is claimed before the scoring, not after it
+                names = [es.name for es in sets]
+                if rt.is_main:
+                    outputs.enter_context(new_output(out))  # a folder made here goes again if the eval fails
+                    outputs.enter_context(output_folder(out))
+                record = claim_scores(out, names, context, absent_as_zero=absent_as_zero, overwrite=overwrite, check_only=not rt.is_main)
+            show = fmt == Format.table and console.is_terminal and rt.is_main
+            results = []
+            with progress_bar("eval", show) as bar:
+                for es in sets:
+                    task = bar.add_task(es.name, total=len(es.dataset))
+                    results.append(evaluate_set(
+                        trained.model, es, device=rt.device, settings=settings, absent_as_zero=absent_as_zero, workers=workers,
+                        autocast=rt.autocast(), rank=rt.rank, world_size=rt.world_size,
+                        all_reduce=rt.all_reduce_ if rt.distributed else None, fine=fine, on_bad_file=on_bad_file,
+                        progress=lambda _n, done, total, t=task: bar.update(t, completed=done * rt.world_size, total=len(es.dataset)),
+                    ))
+            seen = trained.union.datasets
+            if out is not None and rt.is_main:
+                write_scores(out, results, seen=seen, record=record, **context)
     finally:
         rt.close()
     if not rt.is_main:
         return
-    context = {
-        "checkpoint": trained.path, "iteration": trained.iteration, "union_fingerprint": trained.union.fingerprint,
-        "infer_height": infer_height, "window": window,
-    }
-    if fine is not None:
-        context["fine_truth"] = str(fine_truth)
-    seen = trained.union.datasets
     docs = [r.to_dict(seen=r.dataset in seen, **context) for r in results]
-    if out is not None:
-        write_scores(out, results, seen=seen, **context)
 
     def table() -> Table:
         t = Table(title=f"{trained.path} (iteration {trained.iteration}, union {trained.union.fingerprint})", title_justify="left")
@@ -112,6 +123,15 @@ def evaluate(
                       f"the fine truth (score > {fine.value:g} on {fine.activation}), mean over the classes the truth holds there",
                       "consistency: on pixels of a fine class that several union classes contain, the share where all of them "
                       "score above the threshold (mean over those fine classes)"]
+        for d in docs:
+            unlabelled = d.get("images_without_labels") or []
+            if unlabelled:
+                shown = ", ".join(unlabelled[:3]) + (", …" if len(unlabelled) > 3 else "")
+                notes.append(f"{d['dataset']}: {len(unlabelled)} of {d['images'] + len(unlabelled)} images have no label and are "
+                             f"not scored: {shown} ('uniseg data check' lists them)")
+        for d in docs:
+            for b in d["bad_files"]:
+                notes.append(f"{d['dataset']}: skipped a bad file (--on-bad-file skip), not scored: {b['error']}")
         if out is not None:
             notes.append(f"per dataset: {out}{os.sep}<dataset>.json / .csv; {out}{os.sep}summary.csv")
         t.caption = "\n".join(notes) or None

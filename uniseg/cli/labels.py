@@ -146,23 +146,78 @@ def union(
     names: List[str] = typer.Argument(..., help="Label space names, e.g. cityscapes bdd idd mapillary."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write union.yaml and remap/<dataset>.<encoding>.{csv,npy} here."),
     all_: bool = typer.Option(False, "--all", "-a", help="List every class with its colour and each dataset's names (default: classes grouped by the datasets sharing them)."),
+    compare: Optional[Path] = typer.Option(None, "--compare", metavar="OLD", help="Also say what this union changes against OLD (a union folder or its union.yaml, a run folder, or a checkpoint): classes added, dropped, merged, split; remap tables that change."),
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
-    """The union of label spaces: classes merged on unified names, sorted alphabetically."""
+    """The union of label spaces: classes merged on unified names, sorted alphabetically.
+
+    Example: uniseg labels union cityscapes idd mapillary --compare runs/cs-idd/last.pt
+    """
     from uniseg.cli.options import split_names
     from uniseg.unify.artifact import open_union, union_to_dict, write_union_artifact
 
-    uni, spaces = open_union([n for part in names for n in split_names(part)], registry_from(registry))
+    reg = registry_from(registry)
+    uni, spaces = open_union([n for part in names for n in split_names(part)], reg)
+    change = None
+    if compare is not None:  # before anything is written: a bad OLD leaves no folder behind
+        from uniseg.unify.compare import compare_unions, load_old_union
+
+        old, what = load_old_union(compare)
+        change = {"against": str(compare), "kind": what, **compare_unions(old, uni, reg)}
     written = write_union_artifact(uni, list(spaces.values()), out) if out is not None else []
     data = union_to_dict(uni)
     if out is not None:
         data["written"] = [str(p) for p in written]
+    if change is not None:
+        data["compare"] = change
     notes = [f"wrote {out}/union.yaml and {len(written) - 1} remap files"] if out is not None else []
     if not all_:
         notes.append("--all for every class with its colour and names; --format json|yaml for all data")
     caption = "\n".join(notes) or None
-    emit(data, fmt, lambda: _union_table(uni, caption) if all_ else _union_summary(uni, caption))
+
+    def view():
+        from rich.console import Group
+
+        main = _union_table(uni, caption) if all_ else _union_summary(uni, caption)
+        return main if change is None else Group(main, _compare_view(change))
+
+    emit(data, fmt, view)
+
+
+def _compare_view(c: dict):
+    """``labels union --compare``: one row per kind of change, then the remap tables that change."""
+    from rich.console import Group
+
+    head = f"Against {c['kind']} {c['against']} (union {c['old']['fingerprint']}: {'+'.join(c['old']['datasets'])}, {c['old']['num_classes']} classes)"
+    if c["same"]:
+        return f"{head}: the same union; nothing changes"
+    t = Table(title=head, title_justify="left", box=box.SIMPLE_HEAD,
+              caption=f"'uniseg train --init OLD' carries the classifier over for the {c['classes']['kept']} classes both unions hold (by name); "
+                      "a relations table of the old union must be mined again", caption_justify="left")
+    t.add_column("change", no_wrap=True)
+    t.add_column("n", justify="right", no_wrap=True)
+    t.add_column("what", ratio=1)
+    rows = [
+        ("datasets added", c["datasets"]["added"]), ("datasets dropped", c["datasets"]["dropped"]),
+        ("classes added", c["classes"]["added"]), ("classes dropped", c["classes"]["dropped"]),
+        ("merged", [f"{r['class']} <- {' + '.join(r['from'])}" for r in c["merged"]]),
+        ("split", [f"{r['class']} -> {' + '.join(r['into'])}" for r in c["split"]]),
+        ("renamed", [f"{r['from']} -> {r['to']}" for r in c["renamed"]]),
+        ("gain members", [f"{r['class']} ({', '.join(r['datasets'])})" for r in c["gained_members"]]),
+        ("lose members", [f"{r['class']} ({', '.join(r['datasets'])})" for r in c["lost_members"]]),
+    ]
+    for name, items in rows:
+        if items:
+            t.add_row(name, str(len(items)), ", ".join(items))
+    r = Table(title="Remap tables", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("dataset", "encoding", "status", "raw values to another index", "to another class"):
+        r.add_column(col, justify="right" if col.startswith(("raw", "to")) else "left")
+    for row in c["remap_tables"]:
+        moved = f"{row['moved']} of {row['values']}" if "moved" in row else "-"
+        r.add_row(row["dataset"], row["encoding"] or "-", row["status"] + (f" ({row['why']})" if "why" in row else ""), moved,
+                  str(row["reclassed"]) if "reclassed" in row else "-")
+    return Group(t, r)
 
 
 @app.command()
@@ -213,6 +268,7 @@ def remap(
     encoding: Optional[str] = typer.Option(None, "--encoding", "-e", help="How the sources store ids (default: the dataset's first encoding)."),
     workers: int = typer.Option(os.cpu_count() or 1, "--workers", "-w", min=1, help="Parallel processes."),
     strict: bool = typer.Option(False, "--strict", help="Treat any unknown raw value as an error (file not written)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace files in --out that no 'labels remap' wrote (else refused before anything is written)."),
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
@@ -231,7 +287,7 @@ def remap(
         with progress_bar("remap", fmt == Format.table and console.is_terminal) as progress:
             task = progress.add_task(f"{lut.dataset}.{lut.encoding}", total=None)
             report = remap_paths(
-                lut, [str(s) for s in sources], out, space=space, workers=workers, strict=strict,
+                lut, [str(s) for s in sources], out, space=space, workers=workers, strict=strict, overwrite=overwrite,
                 on_start=lambda total, skipped: progress.update(task, total=total, completed=skipped),
                 on_result=lambda r: progress.advance(task) if r.status != "skipped" else None,
             )

@@ -98,6 +98,22 @@ DatasetsOpt = typer.Option(
     help="Datasets as NAME=ROOT (a raw root in its real layout, or a 'data prepare' cache); several after one flag, or the flag repeated.",
 )
 DeviceOpt = typer.Option(None, "--device", help="auto (a GPU when there is one), cpu, cuda or cuda:N.")
+ON_BAD_FILE_HELP = ("A sample file that cannot be read (truncated, a label of another size than its image...): error = stop "
+                    "with exit 2 naming it, skip = leave it out and list it at the end (docs/faults.md).")
+
+
+def on_bad_file_option(default: Optional[str] = "error"):
+    """``--on-bad-file error|skip`` (``default`` None: "not given", for flags a resumed run may change)."""
+    return typer.Option(default, "--on-bad-file", metavar="error|skip", help=ON_BAD_FILE_HELP, callback=_check_on_bad_file)
+
+
+def _check_on_bad_file(value: Optional[str]) -> Optional[str]:
+    from uniseg.data.faults import check_policy
+
+    return value if value is None else check_policy(value)
+
+
+OnBadFileOpt = on_bad_file_option()
 DATASET_EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": False}
 
 

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from uniseg.cli.evaluate import CheckpointOpt, InferHeightOpt, WindowOpt
-from uniseg.cli.options import DeviceOpt, FormatOpt, RegistryOpt, progress_bar, registry_from
+from uniseg.cli.options import DeviceOpt, FormatOpt, OnBadFileOpt, RegistryOpt, progress_bar, registry_from
 from uniseg.cli.render import Format, console, emit
 from uniseg.errors import UnisegError
 
@@ -23,7 +23,10 @@ def predict(
     threshold: str = typer.Option("auto", "--threshold", metavar="auto|FLOAT", help="--multilabel score threshold: auto = the paper's (0.5 on sigmoid for BCE models, 0.1 on softmax for CE), or a number in (0, 1)."),
     infer_height: Optional[int] = InferHeightOpt,
     window: int = WindowOpt,
+    workers: int = typer.Option(0, "--workers", "-w", min=0, help="DataLoader worker processes reading the images (0: this process)."),
     device: Optional[str] = DeviceOpt,
+    on_bad_file: str = OnBadFileOpt,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Let --out replace files uniseg did not write (ground-truth labels, say) and another run's predictions (another checkpoint, union or label space)."),
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
@@ -52,8 +55,10 @@ def predict(
         report = predict_files(
             trained, target, inputs, out, device=rt.device, settings=settings, colour=colour, multilabel=multilabel,
             threshold=cut, autocast=rt.autocast(), progress=lambda done, total: bar.update(task, completed=done, total=total),
+            workers=workers, on_bad_file=on_bad_file, overwrite=overwrite,
         )
-    data = {"out": str(report.out), "label_space": report.label_space, "images": len(report.written), "files": report.written}
+    data = {"out": str(report.out), "label_space": report.label_space, "images": len(report.written), "files": report.written,
+            "bad_files": report.bad_files, "converted": report.converted}
     if multilabel:
         data["outside_classes"] = report.outside_classes
         data["threshold"] = report.threshold
@@ -63,6 +68,10 @@ def predict(
         if multilabel and report.outside_classes:
             top = sorted(report.outside_classes.items(), key=lambda kv: -kv[1])[:5]
             extra = "; outside classes drawn: " + ", ".join(f"{n} ({p} px)" for n, p in top)
-        return f"{len(report.written)} predictions in {report.label_space} -> {report.out}{extra}"
+        skipped = "".join(f"\nskipped a bad file (--on-bad-file skip), nothing written for it: {b['error']}" for b in report.bad_files)
+        converted = "".join(f"\nnot an 8-bit image, converted: {c}" for c in report.converted[:5])
+        if len(report.converted) > 5:
+            converted += f"\n… and {len(report.converted) - 5} more (--format json lists all)"
+        return f"{len(report.written)} predictions in {report.label_space} -> {report.out}{extra}{skipped}{converted}"
 
     emit(data, fmt, table)

@@ -14,8 +14,8 @@ import typer
 from rich.table import Table
 
 from uniseg.cli.options import (
-    DATASET_EXTRA_ARGS, DatasetsOpt, DeviceOpt, FormatOpt, RegistryOpt, parse_datasets, parse_tau, parse_union, progress_bar,
-    registry_from,
+    DATASET_EXTRA_ARGS, DatasetsOpt, DeviceOpt, FormatOpt, OnBadFileOpt, RegistryOpt, parse_datasets, parse_tau, parse_union,
+    progress_bar, registry_from,
 )
 from uniseg.cli.render import Format, console, emit
 from uniseg.errors import Interrupted, UnisegError
@@ -37,13 +37,14 @@ def mine(
     ctx: typer.Context,
     checkpoint: Path = typer.Option(..., "--checkpoint", "-c", metavar="CKPT", help="A cosine-head uniseg checkpoint (RUN/best.pt, RUN/last.pt), its run folder, or its 'uniseg models export' folder."),
     datasets: Optional[List[str]] = DatasetsOpt,
-    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Write similarity.npz, similarity.csv and union.yaml here (partial sums too, while mining)."),
+    out: Path = typer.Option(..., "--out", "-o", metavar="DIR", help="Write similarity.npz, similarity.csv, union.yaml and mining.json here (partial sums too, while mining); a folder holding a relations table made from its similarity.npz is refused."),
     split: str = typer.Option("train", "--split", "-s", metavar="NAME[,NAME]", help="Split(s) to mine: the training data, as the paper does."),
     short_side: int = typer.Option(1080, "--short-side", min=0, help="Resize the shorter side to N, labels NEAREST to match (0 = native); the training default."),
     workers: int = typer.Option(2, "--workers", "-w", min=0, help="DataLoader worker processes."),
     device: Optional[str] = DeviceOpt,
     amp: str = typer.Option("auto", "--amp", help="Mixed precision of the forward pass: auto (CUDA: bf16), off, bf16, fp16."),
     interior: str = typer.Option("auto", "--interior", metavar="auto|N|off", help="Average over interior pixels only: each class mask eroded by N pixels (auto: a quarter of the model's output stride, 1 pixel for HRNet), so class borders, where the upsampled logits blend the neighbour, do not count; off: the paper's plain mean over every pixel."),
+    on_bad_file: str = OnBadFileOpt,
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
@@ -91,6 +92,7 @@ def mine(
                     trained, pairs, reg, out, device=rt.device, split=splits, short_side=short_side, workers=workers,
                     interior=radius, autocast=rt.autocast(), rank=rt.rank, world_size=rt.world_size,
                     all_reduce=rt.all_reduce_ if rt.distributed else None, barrier=rt.barrier, progress=progress, sets=sets,
+                    on_bad_file=on_bad_file,
                 )
             except Interrupted:
                 if not rt.is_main:
@@ -105,7 +107,7 @@ def mine(
         "out": str(out), "written": [str(p) for p in written], "checkpoint": trained.path, "iteration": trained.iteration,
         "union_fingerprint": union.fingerprint, "split": splits, "short_side": short_side, "processes": rt.world_size,
         "amp": rt.amp_name, "interior": radius, "resumed_images": res.resumed, "seconds": round(time.perf_counter() - started, 2),
-        "datasets": rows, "not_mined": [d for d in union.datasets if d not in res.mined],
+        "datasets": rows, "not_mined": [d for d in union.datasets if d not in res.mined], "bad_files": res.bad_files,
     }
 
     def table():
@@ -120,9 +122,11 @@ def mine(
             t.add_row(r["dataset"], str(r["images"]), str(r["pixels"]), f"{r['classes_seen']}/{r['classes']}",
                       "-" if r["mean_own_score"] is None else f"{r['mean_own_score']:.3f}",
                       "-" if top is None else f"{top['class']} -> {top['other_class']} {top['score']:.3f}")
-        notes = [f"wrote {out}/similarity.npz, similarity.csv and union.yaml; next: uniseg relations labels --similarity {out}/similarity.npz --out DIR"]
+        notes = [f"wrote {out}/similarity.npz, similarity.csv, union.yaml and mining.json; next: uniseg relations labels --similarity {out}/similarity.npz --out DIR"]
         if data["not_mined"]:
             notes.append(f"not mined (rows without pixels): {', '.join(data['not_mined'])}")
+        for b in res.bad_files:
+            notes.append(f"skipped a bad file (--on-bad-file skip), not mined: {b['error']}")
         if res.resumed:
             notes.append(f"resumed: {res.resumed} images came from the partial sums of an interrupted run")
         t.caption = "\n".join(notes)
@@ -139,6 +143,7 @@ def labels(
     union_spec: Optional[str] = typer.Option(None, "--union", "-u", metavar="DIR|NAMES", help="The union mined over (default: union.yaml beside FILE, else the registry's union of its datasets)."),
     rule: str = typer.Option("conflict", "--rule", metavar="conflict|paper", help="Which pairs Eq. 6 may switch on: conflict = only where another training dataset lacks the class and has the other (a label conflict can explain it); paper = Eq. 6 as printed."),
     min_support: Optional[int] = typer.Option(None, "--min-support", min=1, metavar="N", help="Pixels a class needs in a dataset for Eq. 6 to look at it (default: 50 interior pixels for interior mining, any pixel for the plain mean)."),
+    replace: bool = typer.Option(False, "--replace", help="Replace relations (relations.yaml, table.npy, similarity.npz) of other inputs already in DIR (default: refused; the same inputs again pass)."),
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
@@ -154,7 +159,10 @@ def labels(
     reg = registry_from(registry)
     union = parse_union(union_spec, reg)[0] if union_spec else union_for(sim, reg)
     rs = build_relations(sim, union, threshold, source=str(similarity), min_support=min_support, rule=rule.strip().lower())
-    written = write_relations(out, rs)
+    from uniseg.io import new_output
+
+    with new_output(out):  # a folder made here goes again if a write fails (a full disk)
+        written = write_relations(out, rs, replace=replace)
     filled = rs.filled_in()
     data = {**relations_doc(rs), "filled_in": filled, "written": [str(p) for p in written]}
 
@@ -300,7 +308,12 @@ def plot(
     from uniseg.relations.plots import plot_relations
     from uniseg.relations.artifact import read_relations
 
-    written = plot_relations(read_relations(relations), out)
+    from uniseg.io import new_output
+
+    rs = read_relations(relations)
+    prefix = Path(out)
+    with new_output(prefix if prefix.is_dir() else prefix.parent):  # a folder made for the PNGs goes again if one fails
+        written = plot_relations(rs, out)
     emit({"written": [str(p) for p in written]}, fmt, lambda: "wrote " + " and ".join(str(p) for p in written))
 
 
@@ -327,12 +340,26 @@ def diff(
         if d.unchanged:
             return head + "; no change"
         t = Table(title=f"Relations: {len(d.switched_on)} switched on, {len(d.switched_off)} switched off", title_justify="left")
-        for col in ("change", "dataset", "primary", "secondary", "score A", "score B"):
+        for col in ("change", "dataset", "primary", "secondary", "score A", "score B", "by hand"):
             t.add_column(col, justify="right" if col.startswith("score") else "left")
         fmt_s = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+
+        def hand(h):
+            from rich.markup import escape
+
+            if h is None:
+                return "-"
+            return " ".join(x for x in (h["action"], h.get("kind", ""), h["date"], f"({escape(h['note'])})" if h["note"] else "") if x)
+
         for sign, rows in (("[green]+ on[/]", d.switched_on), ("[red]- off[/]", d.switched_off)):
             for r in rows:
-                t.add_row(sign, r["dataset"], r["primary"], r["secondary"], fmt_s(r["score_a"]), fmt_s(r["score_b"]))
+                t.add_row(sign, r["dataset"], r["primary"], r["secondary"], fmt_s(r["score_a"]), fmt_s(r["score_b"]), hand(r["by_hand"]))
+        for r in d.kind_changes:
+            t.add_row("[blue]~ kind[/]", r["dataset"], r["primary"], r["secondary"], "", "", f"{r['kind_a'] or 'mined'} -> {r['kind_b'] or 'mined'}")
+        if d.review:
+            t.caption = f"{len(d.review)} hand edit(s) in B: " + "; ".join(
+                f"{e['action']} {e['dataset']}: {e['primary']} -> {e['secondary']}" for e in d.review[:TABLE_ROWS])
+            t.caption_justify = "left"
         s = Table(title=f"Score changes >= {d.min_change:g}: {len(d.score_changes)}", title_justify="left", caption=_more(min(TABLE_ROWS, len(d.score_changes)), len(d.score_changes)))
         for col in ("dataset", "class", "other class", "A", "B", "change"):
             s.add_column(col, justify="right" if col in ("A", "B", "change") else "left")
@@ -341,3 +368,8 @@ def diff(
         return Group(head, t, s)
 
     emit(data, fmt, table)
+
+
+from uniseg.cli import review as _review  # noqa: E402  (`relations review` lives in its own module)
+
+app.add_typer(_review.app, name="review")

@@ -2,7 +2,7 @@
 
 Every flag defaults to "not given": a run's settings are the built-in defaults (the paper's),
 then ``--config FILE``, then the flags given. ``--resume RUN`` continues a run with the settings
-stored in its checkpoint; only ``--workers``, ``--device``, ``--log-every``, ``--tensorboard`` and
+stored in its checkpoint; only ``--workers``, ``--device``, ``--log-every``, ``--tensorboard``, ``--on-bad-file`` and
 ``--quiet`` may change then.
 """
 
@@ -15,7 +15,8 @@ from typing import List, Optional
 import typer
 
 from uniseg.cli.options import (
-    DatasetsOpt, DeviceOpt, FormatOpt, RegistryOpt, parse_dataset_weights, parse_datasets, parse_hw, parse_scale, registry_from, union_setting,
+    DatasetsOpt, DeviceOpt, FormatOpt, RegistryOpt, on_bad_file_option, parse_dataset_weights, parse_datasets, parse_hw, parse_scale,
+    registry_from, union_setting,
 )
 from uniseg.cli.render import Format, emit, err_console
 from uniseg.errors import UnisegError
@@ -53,7 +54,7 @@ class CliEvents:
             + ("; validation: " + ", ".join(f"{n} {k}" for n, k in info.validation.items()) if info.validation else "; no validation"),
             f"device {info.device}, amp {info.amp}, {info.world_size} process(es), batch {info.batch_size}, {info.optimizer} lr {info.lr:g}, "
             f"iterations {info.start_iteration}->{info.iterations}",
-        ] + [f"note: {n}" for n in info.notes]
+        ] + [f"note: {n}" for n in info.notes] + [f"warning: {w}" for w in getattr(info, "warnings", [])]
         for line in lines:
             self._say(line)
         if self.bar is not None:
@@ -119,6 +120,7 @@ def train(
     tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard", help="Also write TensorBoard events to RUN/tb (needs: pip install 'uniseg[tensorboard]')."),
     device: Optional[str] = DeviceOpt,
     amp: Optional[str] = typer.Option(None, "--amp", help="Mixed precision: auto (CUDA: bf16, else fp16), off, bf16, fp16."),
+    on_bad_file: Optional[str] = on_bad_file_option(None),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain log lines instead of a progress bar."),
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
@@ -137,6 +139,7 @@ def train(
         reg, parse_datasets(datasets, ctx.args), loss=loss, relations=relations, model=model, head=head, pretrained=pretrained,
         init=init, batch_size=batch_size, iterations=iterations, short_side=short_side, optimizer=optimizer, lr=lr, weight_decay=weight_decay, seed=seed, workers=workers,
         val_every=val_every, checkpoint_every=checkpoint_every, log_every=log_every, tensorboard=tensorboard, device=device, amp=amp, union=union,
+        on_bad_file=on_bad_file,
         crop=crop, scale=scale, dataset_weights=dataset_weights,
     )
     config, out = _run_settings(given, out, resume, config_file)
@@ -166,7 +169,7 @@ def _given(reg, pairs: list[tuple[str, str]], *, union, crop, scale, dataset_wei
 def _run_settings(given: dict, out: Optional[Path], resume: Optional[Path], config_file: Optional[Path]):
     """``(config, run folder)``: a resumed run's own settings (only ``RESUME_MAY_CHANGE`` may differ),
     or the defaults, then ``--config``, then the flags."""
-    from uniseg.engine.config import TrainConfig, read_config, recipe_changes
+    from uniseg.engine.config import TrainConfig, describe_setting, read_config, recipe_changes
     from uniseg.engine.trainer import resume_config
 
     if resume is None:
@@ -182,7 +185,8 @@ def _run_settings(given: dict, out: Optional[Path], resume: Optional[Path], conf
     fixed = recipe_changes(config.to_dict(), resumed.to_dict())  # the trainer's own test, named by flag here
     if fixed:
         raise UnisegError(f"--resume keeps the run's settings; --{fixed[0].replace('_', '-')} cannot change "
-                          f"(the run has {getattr(config, fixed[0])!r}; start a new run with --init {resume}/last.pt)")
+                          f"(the run has {describe_setting(config, fixed[0])}; asked for {describe_setting(resumed, fixed[0])}); "
+                          f"start a new run with --init {resume}/last.pt")
     return resumed, resume
 
 
@@ -191,8 +195,16 @@ def _report(result, fmt: Format) -> None:
     if fmt == Format.table:
         best = f"; best.pt mean val mIoU {100 * result.best_miou:.1f}" if result.best_miou is not None else "; no validation split, no best.pt"
         err_console.print(f"done: {result.iteration} iterations in {result.seconds:.0f} s; {result.last}{best}", markup=False, highlight=False, soft_wrap=True)
+        if result.bad_files:
+            from uniseg.data.faults import BadFile
+
+            listed = "; ".join(BadFile.line(b) for b in result.bad_files[:10])
+            more = f" and {len(result.bad_files) - 10} more (metrics.jsonl lists all)" if len(result.bad_files) > 10 else ""
+            err_console.print(f"skipped {len(result.bad_files)} bad file(s), each sample replaced by a readable one: {listed}{more}",
+                              markup=False, highlight=False, soft_wrap=True)
         return
     emit({
         "out": str(result.out), "iteration": result.iteration, "last": str(result.last),
         "best": None if result.best is None else str(result.best), "best_miou": result.best_miou, "seconds": round(result.seconds, 2),
+        "bad_files": result.bad_files,
     }, fmt)

@@ -36,7 +36,7 @@ from typing import Callable, NamedTuple, Sequence
 
 from uniseg import __version__
 from uniseg.errors import FingerprintMismatch, UnisegError
-from uniseg.io import atomic_write_bytes, atomic_write_text, check_output_path, output_folder
+from uniseg.io import WriteFault, atomic_write_bytes, atomic_write_text, check_output_path, output_folder
 from uniseg.labelfiles import format_raw, top_values
 from uniseg.labelspaces.schema import Encoding, LabelSpace
 from uniseg.parallel import FileResult, run_files
@@ -121,6 +121,8 @@ class PrepareReport:
     unknown: dict = field(default_factory=dict)  # raw value as read ('7', '(1,2,3)', a polygon label) -> pixels
     left_out: dict[str, int] = field(default_factory=dict)  # label files of the layout's other sources
     seconds: float = 0.0
+    on_bad_file: str = "error"  # skip: files that fail are left out of a complete cache (``bad_files``), not ``failed``
+    bad_files: list[FileResult] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -138,6 +140,7 @@ class PrepareReport:
             "done": self.done,
             "skipped": self.skipped,
             "failed": [{"file": f.key, "error": f.error} for f in self.failed],
+            "bad_files": [{"file": f.key, "error": f.error} for f in self.bad_files],
             "unknown": self.unknown,
             "left_out": self.left_out,
             "seconds": round(self.seconds, 3),
@@ -221,15 +224,17 @@ def prepare_one(key: str, image_src: str, label_src: str, out: str, split: str, 
             raise UnisegError(f"{image_src}: unreadable image ({exc})") from None
         w, h = target_size(img.width, img.height, short_side)
         if label.size != img.size:
-            raise UnisegError(f"label {label.width}x{label.height} but image {img.width}x{img.height}")
+            raise UnisegError(f"{label_src}: label is {label.width}x{label.height} but its image {image_src} is "
+                              f"{img.width}x{img.height}; fix or remove the pair")
         if (w, h) != img.size and img.format == "JPEG":
             img.draft("RGB", (w, h))  # DCT-domain downscale while decoding (>= the target size)
         try:
             img.load()
         except OSError as exc:
             raise UnisegError(f"{image_src}: unreadable image ({exc}); re-extract the dataset archive") from None
-        if img.mode != "RGB":
-            img = img.convert("RGB")
+        from uniseg.labelfiles import photo_rgb
+
+        img, _ = photo_rgb(img, image_src)  # 16-bit / float: scaled, not clipped
         if img.size != (w, h):
             img = img.resize((w, h), Image.Resampling.BILINEAR)
         if label.size != (w, h):
@@ -263,6 +268,8 @@ def prepare_one(key: str, image_src: str, label_src: str, out: str, split: str, 
         }
         return FileResult(key, "done", record=record, unknown=unknown, unknown_pixels=sum(got.unknown.values()),
                           unknown_values=len(got.unknown), pixels=got.pixels)
+    except WriteFault:  # a full disk, a read-only one: no fault of this file, the run stops (and resumes)
+        raise
     except UnisegError as exc:
         return FileResult(key, "error", error=str(exc))
     except (OSError, ValueError) as exc:
@@ -327,6 +334,8 @@ class _Manifest:
                 report.unknown[k] = report.unknown.get(k, 0) + v
         elif res.status == "skipped":
             report.skipped += 1
+        elif report.on_bad_file == "skip":
+            report.bad_files.append(res)
         else:
             report.failed.append(res)
         if self.on_result is not None:
@@ -334,8 +343,13 @@ class _Manifest:
 
     def flush(self) -> None:
         failed = {f.key for f in self.report.failed}
+        left_out = {f.key: f.error for f in self.report.bad_files}  # --on-bad-file skip
         for n, keys in self.split_keys.items():
-            self.doc["splits"][n]["complete"] = all(k in self.files and k not in failed for k in keys)
+            self.doc["splits"][n]["complete"] = all((k in self.files and k not in failed) or k in left_out for k in keys)
+        if left_out:
+            self.doc["bad_files"] = dict(sorted(left_out.items()))
+        else:
+            self.doc.pop("bad_files", None)
         _write_manifest(self.out, self.doc)
 
 
@@ -355,12 +369,19 @@ def prepare_cache(
     verify: bool = True,
     on_start: Callable[[int, int], None] | None = None,
     on_result: Callable[[FileResult], None] | None = None,
+    on_bad_file: str = "error",
 ) -> PrepareReport:
-    """Write (or finish) the cache of ``space``'s labelled images under ``root`` into ``out``."""
+    """Write (or finish) the cache of ``space``'s labelled images under ``root`` into ``out``.
+
+    ``on_bad_file``: ``error``: a file that fails is listed in ``failed`` and its split stays
+    incomplete (training refuses it; the command exits 2 after the pass); ``skip``: it is listed in
+    ``bad_files`` and in the manifest, and left out of a complete cache."""
+    from uniseg.data.faults import check_policy
     from uniseg.data.layout import discover
     from uniseg.unify.lut import build_lut
 
     t0 = time.perf_counter()
+    check_policy(on_bad_file)
     root, out = Path(root), Path(out)
     settings = _settings(short_side, image_format, quality)
     check_output_path(out, [root])
@@ -372,7 +393,7 @@ def prepare_cache(
     report = PrepareReport(
         out=str(out), dataset=space.name, fingerprint=union.fingerprint, layout=found.layout.name,
         labels=found.source.name, splits={n: len(found.splits[n].samples) for n in names}, total=len(jobs),
-        left_out=dict(found.other_labels),
+        left_out=dict(found.other_labels), on_bad_file=on_bad_file,
     )
     enc = space.encoding(found.encoding)
     context = _Context(str(out), build_lut(union, space, enc), enc if found.format == "polygons" else None, found.format, settings)
@@ -381,6 +402,7 @@ def prepare_cache(
         run_files(_prepare_job, jobs, context=context, workers=workers, done=book.done, on_start=on_start,
                   on_result=book.record, flush=book.flush)
     report.failed.sort(key=lambda f: f.key)
+    report.bad_files.sort(key=lambda f: f.key)
     report.seconds = time.perf_counter() - t0
     return report
 

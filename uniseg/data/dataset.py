@@ -12,8 +12,8 @@ Each item is a dict (the record the trainer and evaluator rely on)::
     index          int: the item's index in this dataset
 
 Default transform: ``EvalTransform()`` (native size, normalised). Images of labelled splits
-that have no label file are left out (``missing_labels`` counts them; ``uniseg data check``
-lists them).
+that have no label file are left out (``missing_labels`` counts them, ``unlabelled`` names them;
+``uniseg train`` and ``uniseg eval`` say so in their reports, ``uniseg data check`` lists them).
 
 The same constructor reads a raw dataset root (layout found by ``uniseg.data.layout``, labels
 decoded and mapped through the union's lookup table on the fly) or a folder written by
@@ -29,7 +29,7 @@ order; a plain ``int`` draws the sample seed from torch's RNG (seeded per DataLo
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
@@ -83,6 +83,7 @@ class _Items:
     layout: str | None = None
     labels_source: str | None = None
     missing_labels: int = 0
+    unlabelled: list[str] = field(default_factory=list)  # root-relative images of labelled splits without a label
 
 
 def _cache_items(root: Path, union: UnionSpace, space: LabelSpace, split, target: Target) -> _Items:
@@ -119,6 +120,7 @@ def _raw_items(root: Path, union: UnionSpace, space: LabelSpace, split, target: 
         pairs, source="raw", format=found.format, lut=lut, encoding=enc if found.format == "polygons" else None,
         layout=found.layout.name, labels_source=None if found.source is None else found.source.name,
         missing_labels=sum(len(sf.missing_labels) for sf in files),
+        unlabelled=[p for sf in files for p in sf.missing_labels],
     )
 
 
@@ -164,6 +166,7 @@ class SegDataset(Dataset):
             raise UnisegError(f"{self.root}: no {space.title} images for split {split!r}")
         self.source, self.format, self.lut, self._encoding = items.source, items.format, items.lut, items.encoding
         self.layout, self.labels_source, self.missing_labels = items.layout, items.labels_source, items.missing_labels
+        self.unlabelled = list(items.unlabelled)  # left out: images without a label (reports name them)
         self.images = [a for a, _ in items.pairs]
         self.labels = [b for _, b in items.pairs]
 
@@ -179,12 +182,10 @@ class SegDataset(Dataset):
         Labels are read by ``uniseg.unify.apply.read_unified``, as ``labels remap`` and ``data
         prepare`` read them (a file they refuse raises ``UnisegError`` here too).
         """
-        from uniseg.labelfiles import open_image
+        from uniseg.labelfiles import open_image, photo_rgb
         from uniseg.unify.apply import read_unified
 
-        img = open_image(self.images[index])
-        if img.mode != "RGB":
-            img = img.convert("RGB")
+        img, _ = photo_rgb(open_image(self.images[index]), self.images[index])  # 16-bit / float: scaled, not clipped
         path = self.labels[index]
         if path is None:
             return img, None

@@ -110,9 +110,20 @@ def save_checkpoint(path: str | Path, payload: Mapping[str, Any]) -> Path:
     """``torch.save`` ``payload`` (plus the format tag), tensors on the CPU, atomically at ``path``."""
     path = Path(path)
     doc = {"format": FORMAT, **on_cpu(payload)}
-    with atomic_open(path, "wb") as fh:
+    with atomic_open(path, "wb", size=_tensor_bytes(doc) + 64_000) as fh:  # a full disk: the message says how much it needs
         torch.save(doc, fh)
     return path
+
+
+def _tensor_bytes(obj: Any) -> int:
+    """The bytes of the tensors in ``obj`` (dicts, lists, tuples walked): most of a checkpoint's size."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, Mapping):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -183,6 +194,32 @@ def checkpoint_union(doc: Mapping[str, Any]) -> UnionSpace:
     return union
 
 
+def _shape(shape) -> str:
+    return "x".join(map(str, shape)) if len(shape) else "a scalar"
+
+
+def state_mismatch(model: nn.Module, state: Mapping[str, Any]) -> Optional[str]:
+    """What keeps ``state`` from loading into ``model`` strictly, naming the first key of each kind
+    (another shape, missing, not in the model) and how many more; None when it fits."""
+    own = model.state_dict()
+    shaped = [k for k in own if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+
+    def more(keys: list) -> str:
+        return f" (and {len(keys) - 1} more)" if len(keys) > 1 else ""
+
+    problems = []
+    if shaped:
+        k = shaped[0]
+        problems.append(f"{k} is {_shape(state[k].shape)} in the file, {_shape(own[k].shape)} in the model{more(shaped)}")
+    if missing:
+        problems.append(f"{missing[0]} is missing{more(missing)}")
+    if unexpected:
+        problems.append(f"{unexpected[0]} is not in the model{more(unexpected)}")
+    return "; ".join(problems) or None
+
+
 @dataclass
 class TrainedModel:
     """A network loaded from a checkpoint, with the union it predicts and how it was trained."""
@@ -212,6 +249,10 @@ def load_trained(path: str | Path, device: Optional[torch.device] = None) -> Tra
     if int(spec["num_classes"]) != union.num_classes:
         raise UnisegError(f"{doc['path']}: model has {spec['num_classes']} classes but its union {union.num_classes}")
     model = build_from_spec(spec)
+    problem = state_mismatch(model, doc["model"])
+    if problem is not None:
+        raise UnisegError(f"{doc['path']}: weights do not fit {spec['name']} ({spec['head']} head, {spec['num_classes']} classes): "
+                          f"{problem}; was the file edited, or written for another model?")
     try:
         model.load_state_dict(doc["model"])
     except RuntimeError as exc:

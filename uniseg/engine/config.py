@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Union
 
+from uniseg.data.faults import POLICIES
 from uniseg.errors import ConfigError, UnisegError
 from uniseg.models.registry import HEADS
 from uniseg.names import require_unique
@@ -29,7 +30,7 @@ CONFIG_FORMAT = "uniseg.train/v1"
 BASE_LR = 0.01  # per BASE_BATCH images (the paper: lr 0.01 for batch 16)
 BASE_BATCH = 16
 BASE_LR_ADAMW = 0.001  # per BASE_BATCH images, for optimizer adamw
-RESUME_MAY_CHANGE = ("workers", "device", "log_every", "tensorboard")  # how a run is executed or logged, not what it computes
+RESUME_MAY_CHANGE = ("workers", "device", "log_every", "tensorboard", "on_bad_file")  # how a run is executed or logged, not what it computes
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "auto"  # auto (bf16 where supported, else fp16, on CUDA only) | off | bf16 | fp16
     channels_last: Optional[bool] = None  # None: on CUDA only
+    on_bad_file: str = "error"  # a sample file that cannot be read: error (stop, last.pt written) | skip (replaced, listed)
 
     @property
     def base_lr(self) -> float:
@@ -93,6 +95,7 @@ class TrainConfig:
         _choice("head", self.head, HEADS)
         _choice("amp", self.amp, AMP_MODES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("on_bad_file", self.on_bad_file, POLICIES)
         if self.loss == "cr-bce" and not self.relations:
             raise UnisegError("--loss cr-bce needs --relations FILE (relations.yaml from 'uniseg relations labels')")
         if self.loss != "cr-bce" and self.relations:
@@ -104,6 +107,7 @@ class TrainConfig:
         for key in ("workers", "val_every", "seed", "short_side"):
             if int(getattr(self, key)) < 0:
                 raise UnisegError(f"--{_flag(key)} must be >= 0, got {getattr(self, key)}")
+        check_seed(self.seed)
         ch, cw = self.crop
         if ch < 1 or cw < 1:
             raise UnisegError(f"--crop {ch}x{cw}: height and width must be positive")
@@ -216,6 +220,32 @@ def _scalar(value: Any, kind: str) -> Any:
     if isinstance(value, bool) != (kind == "bool") or not isinstance(value, _SCALARS[kind]):
         raise TypeError(value)
     return float(value) if kind == "float" else value
+
+
+MAX_SEED = 2**32 - 1  # numpy's legacy generators and torch's (as int64 sample keys) take every seed up to this
+
+
+def check_seed(seed, flag: str = "--seed") -> int:
+    """``seed`` as an int in 0..MAX_SEED, else a one-line error naming ``flag`` (a larger seed would
+    fail deep inside torch, after the run folder or the demo's world is made)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UnisegError(f"{flag} must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    return seed
+
+
+def describe_setting(config: "TrainConfig", key: str) -> str:
+    """How a run's setting reads in a message: its value, or what an unset one (None) means."""
+    value = getattr(config, key, None)
+    if key == "lr" and value is None:
+        base = BASE_LR_ADAMW if config.optimizer == "adamw" else BASE_LR
+        return f"lr {config.base_lr:g} = the default {base:g} x batch {config.batch_size} / {BASE_BATCH}"
+    if value is None:
+        return f"no {_flag(key)} (the default)"
+    if key == "datasets":
+        return "datasets " + ", ".join(d.name for d in value)
+    if isinstance(value, tuple) and len(value) == 2 and key == "crop":
+        return f"crop {value[0]}x{value[1]}"
+    return f"{_flag(key)} {value!r}" if isinstance(value, str) else f"{_flag(key)} {value}"
 
 
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:

@@ -23,9 +23,9 @@ from torch import nn
 
 from uniseg.engine.generalisation import FineScores, FineScoring
 from uniseg.engine.inference import InferenceSettings, predict_channels
-from uniseg.engine.inputs import EvalSet, quiet_worker
+from uniseg.engine.inputs import EvalSet, sample_loader
 from uniseg.engine.metrics import confusion, scores
-from uniseg.io import atomic_write_text, output_folder
+from uniseg.io import OutputRecord, atomic_write_text, claim_outputs, output_folder
 
 Progress = Callable[[str, int, int], None]
 
@@ -46,6 +46,8 @@ class DatasetScore:
     scored: int = 0
     absent_as_zero: bool = False
     fine: Optional["FineScores"] = None  # label-space generalisation on a synthetic world's fine truth
+    bad_files: list[dict] = field(default_factory=list)  # --on-bad-file skip: {file, error} of the images left out
+    unlabelled: list[str] = field(default_factory=list)  # images of the split without a label: left out, named
 
     @property
     def outside_space(self) -> Optional[float]:
@@ -71,6 +73,8 @@ class DatasetScore:
             "scored_classes": self.scored,
             "missing_from_union": list(self.missing),
             "absent_as_zero": self.absent_as_zero,
+            "bad_files": list(self.bad_files),
+            "images_without_labels": list(self.unlabelled),
         }
         if self.fine is not None:
             doc.update(self.fine.to_dict())
@@ -80,15 +84,12 @@ class DatasetScore:
         return doc
 
 
-def _loader(es: EvalSet, workers: int, rank: int, world: int, fine: Optional[FineScoring] = None):
+def _loader(es: EvalSet, workers: int, rank: int, world: int, fine: Optional[FineScoring] = None, on_bad_file: str = "error"):
     from uniseg.engine.generalisation import WithFineTruth
 
     dataset = es.dataset if fine is None else WithFineTruth(es.dataset, fine.truth, es.name)
     indices = list(range(rank, len(es.dataset), world))
-    return torch.utils.data.DataLoader(
-        torch.utils.data.Subset(dataset, indices), batch_size=1, num_workers=workers,
-        collate_fn=_single, worker_init_fn=quiet_worker if workers else None,
-    ), len(indices)
+    return sample_loader(dataset, on_bad_file=on_bad_file, indices=indices, workers=workers, collate_fn=_single), len(indices)
 
 
 def _single(items: list) -> dict:
@@ -110,10 +111,14 @@ def evaluate_set(
     all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: Optional[Progress] = None,
     fine: Optional[FineScoring] = None,
+    on_bad_file: str = "error",
 ) -> DatasetScore:
     """Score ``model`` (in eval mode) on one evaluation set; see the module docstring. ``fine``:
     also score label-space generalisation on a synthetic world's fine truth
-    (:mod:`uniseg.engine.generalisation`)."""
+    (:mod:`uniseg.engine.generalisation`). ``on_bad_file``: ``error`` raises ``BadFileError`` at
+    an image that cannot be read, ``skip`` leaves it out of the score and lists it (this process's
+    share of the images under torchrun)."""
+    from uniseg.data.faults import BadFiles, SampleStream
     from uniseg.engine import generalisation as gen
 
     n = len(es.class_names)
@@ -124,7 +129,8 @@ def evaluate_set(
     keep[classes] = classes
     label_map = None if es.label_map is None else es.label_map.to(device)
     conf = torch.zeros(n, n, dtype=torch.int64, device=device)
-    loader, total = _loader(es, workers, rank, world_size, fine)
+    bad = BadFiles(on_bad_file)
+    loader, total = _loader(es, workers, rank, world_size, fine, on_bad_file)
     if fine is not None:
         k = len(fine.truth.classes)
         contains_np = fine.truth.contains
@@ -135,20 +141,21 @@ def evaluate_set(
         outside = torch.from_numpy(outside_np).to(device)
         sums = gen.FineSums.zeros(k, contains_np.shape[0], device)
     done = 0
-    for item in loader:
-        image = item["image"].unsqueeze(0).to(device)
-        label = item["label"].to(device)
-        if label_map is not None:
-            label = label_map[label]
-        label = keep[label]
-        winner, logits = predict_channels(model, image, label.shape[-2:], channels, settings, autocast)
-        conf += confusion(classes[winner], label, n)
-        if fine is not None:
-            scores_ = gen.normalised_scores(logits[0], fine.activation)
-            gen.add_image(sums, scores_, item["fine"].to(device), contains, containers, outside, fine.value)
-        done += 1
-        if progress is not None:
-            progress(es.name, done, total)
+    with SampleStream(loader, bad) as items:
+        for item in items:
+            image = item["image"].unsqueeze(0).to(device)
+            label = item["label"].to(device)
+            if label_map is not None:
+                label = label_map[label]
+            label = keep[label]
+            winner, logits = predict_channels(model, image, label.shape[-2:], channels, settings, autocast)
+            conf += confusion(classes[winner], label, n)
+            if fine is not None:
+                scores_ = gen.normalised_scores(logits[0], fine.activation)
+                gen.add_image(sums, scores_, item["fine"].to(device), contains, containers, outside, fine.value)
+            done += 1
+            if progress is not None:
+                progress(es.name, items.consumed, total)
     count = torch.tensor([done], dtype=torch.int64, device=device)
     if all_reduce is not None:
         all_reduce(conf)
@@ -163,6 +170,7 @@ def evaluate_set(
         dataset=es.name, split=es.split, images=int(count.item()), classes=list(es.class_names), iou=s.iou,
         miou=s.miou, pixel_accuracy=s.pixel_accuracy, confusion=conf.cpu().numpy(),
         missing=list(es.eval_map.missing), scored=s.scored, absent_as_zero=absent_as_zero, fine=fine_result,
+        bad_files=bad.to_list(), unlabelled=list(getattr(es.dataset, "unlabelled", [])),
     )
 
 
@@ -194,19 +202,66 @@ def summary_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def write_scores(out: Path, scores_: list[DatasetScore], *, seen: Sequence[str] = (), **context) -> list[Path]:
-    """``out/<dataset>.json`` and ``out/<dataset>.csv`` per dataset, and ``out/summary.csv``;
-    ``seen``: the datasets the model was trained on (each JSON says whether it is one)."""
+SCORES_COMMAND = "eval"
+
+
+def scores_made_from(context: dict, absent_as_zero: bool = False) -> dict:
+    """What an eval folder's scores were made from: the checkpoint (file, iteration, union) and the
+    settings that change a score. A folder holds the scores of one of these (``uniseg.io.claim_outputs``)."""
+    import os
+
+    made = {k: context.get(k) for k in ("checkpoint", "iteration", "union_fingerprint", "infer_height", "window", "fine_truth")}
+    if made["checkpoint"]:
+        made["checkpoint"] = os.path.abspath(str(made["checkpoint"]))
+    made["absent_as_zero"] = bool(absent_as_zero)
+    return made
+
+
+def score_files(out: Path, datasets: Sequence[str]) -> list[Path]:
+    """The files an eval of ``datasets`` writes into ``out``."""
+    return [out / f"{d}.{ext}" for d in datasets for ext in ("json", "csv")] + [out / "summary.csv"]
+
+
+def claim_scores(out: Path, datasets: Sequence[str], context: dict, *, absent_as_zero: bool = False,
+                 overwrite: bool = False, check_only: bool = False) -> OutputRecord:
+    """Before scoring: refuse an ``out`` holding another checkpoint's (or setting's) scores, or files
+    uniseg did not write, unless ``overwrite``; record this eval's files. Call inside ``output_folder(out)``
+    (``check_only``: refuse, change nothing: the other processes of a torchrun job)."""
+    return claim_outputs(out, SCORES_COMMAND, scores_made_from(context, absent_as_zero), score_files(Path(out), datasets),
+                         overwrite=overwrite, check_only=check_only)
+
+
+def write_scores(out: Path, scores_: list[DatasetScore], *, seen: Sequence[str] = (), record: Optional[OutputRecord] = None,
+                 overwrite: bool = False, **context) -> list[Path]:
+    """``out/<dataset>.json`` and ``out/<dataset>.csv`` per dataset, and ``out/summary.csv`` (a row for
+    every dataset scored into ``out`` with this checkpoint, earlier evals' included); ``seen``: the
+    datasets the model was trained on (each JSON says whether it is one). ``record``: the folder's
+    claim (:func:`claim_scores`, the caller holding ``output_folder(out)``); without one it is made here."""
+    if record is None:
+        absent = any(s.absent_as_zero for s in scores_)
+        with output_folder(out) as folder:
+            rec = claim_scores(folder, [s.dataset for s in scores_], context, absent_as_zero=absent, overwrite=overwrite)
+            return _write_scores(folder, scores_, seen, rec, context)
+    return _write_scores(Path(out), scores_, seen, record, context)
+
+
+def _write_scores(out: Path, scores_: list[DatasetScore], seen: Sequence[str], record: OutputRecord, context: dict) -> list[Path]:
     written, rows = [], []
-    with output_folder(out) as out:
-        for s in scores_:
-            doc = s.to_dict(seen=s.dataset in seen, **context)
-            rows.append(doc)
-            p = out / f"{s.dataset}.json"
-            atomic_write_text(p, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
-            q = out / f"{s.dataset}.csv"
-            atomic_write_text(q, class_table_csv(s))
-            written += [p, q]
-        summary = out / "summary.csv"
-        atomic_write_text(summary, summary_csv(rows))
+    for s in scores_:
+        doc = s.to_dict(seen=s.dataset in seen, **context)
+        rows.append(doc)
+        p = out / f"{s.dataset}.json"
+        atomic_write_text(p, json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        q = out / f"{s.dataset}.csv"
+        atomic_write_text(q, class_table_csv(s))
+        written += [p, q]
+    names = {s.dataset for s in scores_}
+    for rel in sorted(record.files):  # datasets an earlier eval of the same checkpoint scored here keep their row
+        if rel.endswith(".json") and "/" not in rel and rel[: -len(".json")] not in names and (out / rel).is_file():
+            try:
+                rows.append(json.loads((out / rel).read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue
+    summary = out / "summary.csv"
+    atomic_write_text(summary, summary_csv(rows))
     return written + [summary]

@@ -57,6 +57,23 @@ def quiet_worker(_worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def sample_loader(dataset, *, on_bad_file: str = "error", replace: bool = False, indices: Optional[Sequence[int]] = None,
+                  workers: int = 0, batch_size: Optional[int] = 1, collate_fn=None, **kwargs) -> torch.utils.data.DataLoader:
+    """The DataLoader of every command that reads samples: ``dataset`` behind the bad-file guard of
+    :mod:`uniseg.data.faults` (``replace``: a bad training sample gives way to a readable one under
+    ``skip``), ``indices`` of it (a ``Subset``), quiet workers. Iterate it through
+    ``uniseg.data.faults.SampleStream``, which applies ``on_bad_file`` and stops the workers."""
+    from uniseg.data.faults import FaultCollate, GuardedDataset
+
+    data = dataset if isinstance(dataset, GuardedDataset) else GuardedDataset(dataset, on_bad_file, replace=replace)
+    if indices is not None:
+        data = torch.utils.data.Subset(data, list(indices))
+    return torch.utils.data.DataLoader(
+        data, batch_size=batch_size, num_workers=workers, collate_fn=FaultCollate(collate_fn, batched=batch_size is not None),
+        worker_init_fn=quiet_worker if workers else None, **kwargs,
+    )
+
+
 def parse_weights(weights) -> object:
     """``natural`` / ``balanced`` / a mapping, as ``MultiDatasetSampler`` takes them."""
     return dict(weights) if isinstance(weights, dict) else weights
@@ -103,17 +120,30 @@ def build_train_input(config: TrainConfig, union: UnionSpace, registry: Registry
     """The training loader for iterations ``start_key / per-rank batch`` to the end of the run."""
     from uniseg.data import MultiDataset, MultiDatasetSampler
 
+    from uniseg.data.faults import GuardedDataset
+
     b = per_rank_batch(config.batch_size, world_size)
-    multi = MultiDataset(train_datasets(config, union, registry))
+    # each dataset guarded on its own: a bad sample gives way to one of the same dataset (policy skip)
+    multi = MultiDataset([GuardedDataset(ds, config.on_bad_file, replace=True) for ds in train_datasets(config, union, registry)])
+    check_batch_fits_data(config.batch_size, multi)
     sampler = MultiDatasetSampler(multi, weights=parse_weights(config.dataset_weights), seed=config.seed,
                                   num_replicas=world_size, rank=rank)
     stream = KeyStream(sampler, start_key, config.iterations * b)
-    loader = torch.utils.data.DataLoader(
-        multi, batch_size=b, sampler=stream, num_workers=config.workers, pin_memory=pin_memory,
-        worker_init_fn=quiet_worker if config.workers else None, drop_last=False,
+    loader = sample_loader(
+        multi, workers=config.workers, batch_size=b, sampler=stream, pin_memory=pin_memory, drop_last=False,
         persistent_workers=False, prefetch_factor=4 if config.workers else None,
     )
     return TrainInput(multi, sampler, loader, b)
+
+
+def check_batch_fits_data(batch_size: int, multi) -> None:
+    """Refuse a global batch larger than the training set: every batch would hold each image
+    several times over, and its memory grows with it (checked before any batch is allocated)."""
+    total = len(multi)
+    if batch_size > total:
+        sizes = ", ".join(f"{n} {k}" for n, k in zip(multi.names, multi.sizes))
+        raise UnisegError(f"--batch-size {batch_size} is larger than the training set ({total} images: {sizes}); "
+                          f"use --batch-size {total} or less")
 
 
 # -- evaluation sets ---------------------------------------------------------------------------
@@ -146,6 +176,16 @@ def splits_of(space, root) -> dict[str, bool]:
     return {n: s.labelled for n, s in found.splits.items()}
 
 
+def check_labelled_splits(name: str, root, space, splits: Sequence[str]) -> None:
+    """Refuse a split that ``root`` does not hold with labels: the one message of every command
+    that reads labelled splits (eval, relations mine)."""
+    labelled = splits_of(space, root)
+    for s in splits:
+        if not labelled.get(s):
+            found = ", ".join(n for n, lab in labelled.items() if lab) or "none"
+            raise UnisegError(f"{name}={root}: no labelled split {s!r} (labelled splits there: {found}); choose one with --split")
+
+
 def default_split(space, root) -> list[str]:
     """``val`` when the root has a labelled one, else every labelled split (unseen test sets)."""
     splits = splits_of(space, root)
@@ -175,11 +215,8 @@ def eval_set(name: str, root, union: UnionSpace, registry: Registry, split: Sequ
         raise UnisegError(f"{name}={root}: a 'uniseg data prepare' cache (labels resized, already unified); "
                           "scores are taken on the raw dataset at its labels' native resolution: give its raw root")
     splits = default_split(space, root) if split is None else ([split] if isinstance(split, str) else list(split))
-    labelled = splits_of(space, root) if split is not None else {s: True for s in splits}
-    for s in splits:
-        if not labelled.get(s):
-            found = ", ".join(n for n, lab in labelled.items() if lab) or "none"
-            raise UnisegError(f"{name}={root}: no labelled split {s!r} (labelled splits there: {found}); choose one with --split")
+    if split is not None:
+        check_labelled_splits(name, root, space, splits)
     emap = union.eval_map(space)
     if emap.channels.size == 0:
         raise UnisegError(f"{name}: none of its classes is in the union ({union.fingerprint}); nothing to score")

@@ -261,6 +261,7 @@ class MiningResult:
     mined: list[str] = field(default_factory=list)
     all_pixels: Optional[np.ndarray] = None  # D x K every labelled pixel (``pixels``: those summed over)
     interior: int = 0  # erosion radius the sums were taken with (0: plain mean)
+    bad_files: list[dict] = field(default_factory=list)  # --on-bad-file skip: {file, error} left out (this process's)
 
     def similarity(self, union: UnionSpace):
         """The :class:`~uniseg.relations.stats.Similarity` of this pass over ``union``."""
@@ -303,8 +304,9 @@ def key_in_background(*args, **kwargs) -> Callable[[], str]:
     return future.result
 
 
-def _load_state(path: Optional[Path], key: Callable[[], str], device: torch.device) -> Optional[tuple[MiningSums, dict[str, int]]]:
-    """Saved partial sums for the pass ``key()`` names (None when there are none, or they belong to another pass)."""
+def _load_state(path: Optional[Path], key: Callable[[], str], device: torch.device) -> Optional[tuple[MiningSums, dict[str, int], list]]:
+    """Saved partial sums for the pass ``key()`` names, the images done per dataset and the bad files
+    left out so far (None when there are none, or they belong to another pass)."""
     if path is None or not path.is_file():
         return None
     try:
@@ -315,14 +317,15 @@ def _load_state(path: Optional[Path], key: Callable[[], str], device: torch.devi
         return None
     all_pixels = state.get("all_pixels", state["pixels"])
     return MiningSums(state["sig"].to(device), state["cos"].to(device), state["pixels"].to(device), all_pixels.to(device),
-                      int(state.get("interior", 0))), dict(state["done"])
+                      int(state.get("interior", 0))), dict(state["done"]), [tuple(b) for b in state.get("bad_files", [])]
 
 
-def _save_state(path: Path, key: str, sums: MiningSums, done: dict[str, int]) -> None:
+def _save_state(path: Path, key: str, sums: MiningSums, done: dict[str, int], bad_files=()) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)  # a process on another machine may see no DIR yet
     with atomic_open(path, "wb") as fh:
         torch.save({"format": STATE_FORMAT, "key": key, "sig": sums.sig.cpu(), "cos": sums.cos.cpu(),
-                    "pixels": sums.pixels.cpu(), "all_pixels": sums.all_pixels.cpu(), "interior": sums.interior, "done": dict(done)}, fh)
+                    "pixels": sums.pixels.cpu(), "all_pixels": sums.all_pixels.cpu(), "interior": sums.interior, "done": dict(done),
+                    "bad_files": [[b.file, b.error] for b in bad_files]}, fh)
 
 
 def clear_state(state_dir: Path) -> None:
@@ -337,7 +340,11 @@ def open_sets(trained: TrainedModel, datasets: Sequence[tuple[str, str]], regist
     ``short_side`` (0 = native), labels NEAREST-resized to them. Bad roots or splits fail here."""
     from uniseg.data import EvalTransform, SegDataset
 
+    from uniseg.engine.inputs import check_labelled_splits
+
     check_minable(trained, [n for n, _ in datasets])
+    for name, root in datasets:  # worded as eval words it
+        check_labelled_splits(name, root, registry.get(name), list(split))
     tf = EvalTransform(short_side=short_side or None, resize_label=True)
     return [(name, SegDataset(name, root, trained.union, split=list(split), transform=tf, registry=registry)) for name, root in datasets]
 
@@ -360,7 +367,8 @@ def mine(
     progress: Optional[Callable[[str, int, int], None]] = None,
     method: Optional[str] = None,
     sets: Optional[Sequence[tuple[str, object]]] = None,
-    interior: int = 0,
+    interior: int | str = "auto",
+    on_bad_file: str = "error",
 ) -> MiningResult:
     """Accumulate Eq. 7 over ``datasets`` (NAME, ROOT pairs of the model's training datasets).
 
@@ -368,18 +376,24 @@ def mine(
     saves this process's sums and raises :class:`~uniseg.errors.Interrupted`. ``progress(name,
     done, total)`` counts this process's images. ``method``: see :func:`class_sums`. ``sets``:
     the datasets as :func:`open_sets` opened them for these arguments (opened here by default).
-    ``interior``: the erosion radius in pixels (:func:`interior_radius`; 0 = every pixel).
+    ``interior``: the erosion radius in pixels, or ``auto``/``off`` (:func:`interior_radius`; 0 =
+    every pixel, the paper's plain mean; ``auto``, the default as on the command line: 1 for HRNet).
+    ``on_bad_file``: ``error`` raises ``BadFileError`` at an image that cannot be read (the sums so
+    far are saved first, with ``state_dir``), ``skip`` leaves it out and lists it.
     """
-    from uniseg.engine.inputs import quiet_worker
+    from uniseg.data.faults import BadFile, BadFileError, BadFiles, SampleStream
+    from uniseg.engine.inputs import sample_loader
     from uniseg.stopping import StopRequest
 
     sets = sets if sets is not None else open_sets(trained, datasets, registry, split, short_side)
     model, union = trained.model.eval(), trained.union
+    interior = interior_radius(model, interior)
     scale = float(model.classifier.scale)
     state_path = _state_path(state_dir, rank, world_size)
     key = key_in_background(trained, sets, split, short_side, world_size, autocast, interior) if state_path is not None else None
     loaded = _load_state(state_path, key, device)
-    sums, done = loaded if loaded is not None else (MiningSums.zeros(len(union.datasets), union.num_classes, device, interior), {})
+    sums, done, bad_before = loaded if loaded is not None else (MiningSums.zeros(len(union.datasets), union.num_classes, device, interior), {}, [])
+    bad = BadFiles(on_bad_file, [BadFile(*b) for b in bad_before])  # with what an earlier run of the pass left out
     resumed = sum(done.values())
     fresh = 0
     with (StopRequest() if state_path is not None else contextlib.nullcontext()) as stop, torch.no_grad():
@@ -389,32 +403,40 @@ def mine(
             start = done.get(name, 0)
             if progress is not None:
                 progress(name, start, len(share))
-            loader = torch.utils.data.DataLoader(
-                torch.utils.data.Subset(ds, share[start:]), batch_size=None, num_workers=workers,
-                worker_init_fn=quiet_worker if workers else None, pin_memory=device.type == "cuda",
-            )
+            loader = sample_loader(ds, on_bad_file=on_bad_file, indices=share[start:], workers=workers, batch_size=None,
+                                   pin_memory=device.type == "cuda")
             nb = device.type == "cuda"
-            for i, item in enumerate(loader, start=start + 1):
-                target = item["label"].to(device, non_blocking=nb)
-                image = item["image"].unsqueeze(0).to(device, non_blocking=nb)
-                sums.add(d, logits_at(model, image, target.shape[-2:], autocast), target, scale, method)
-                done[name] = i
-                fresh += 1
-                if progress is not None:
-                    progress(name, i, len(share))
-                if stop is not None and stop.requested:
-                    _save_state(state_path, key(), sums, done)
-                    raise Interrupted(f"interrupted after {sum(done.values())} images; partial sums in {state_path.parent} — rerun the same command to resume")
-                if state_path is not None and i % save_every == 0:
-                    _save_state(state_path, key(), sums, done)
+            with SampleStream(loader, bad) as items:
+                try:
+                    for item in items:
+                        i = start + items.consumed  # positions in the share, images left out included
+                        target = item["label"].to(device, non_blocking=nb)
+                        image = item["image"].unsqueeze(0).to(device, non_blocking=nb)
+                        sums.add(d, logits_at(model, image, target.shape[-2:], autocast), target, scale, method)
+                        done[name] = i
+                        fresh += 1
+                        if progress is not None:
+                            progress(name, i, len(share))
+                        if stop is not None and stop.requested:
+                            _save_state(state_path, key(), sums, done, bad.files)
+                            raise Interrupted(f"interrupted after {sum(done.values())} images; partial sums in {state_path.parent} — rerun the same command to resume")
+                        if state_path is not None and i % save_every == 0:
+                            _save_state(state_path, key(), sums, done, bad.files)
+                except BadFileError as exc:
+                    if state_path is None or not fresh:
+                        raise
+                    _save_state(state_path, key(), sums, done, bad.files)  # the images before it are not mined again
+                    raise BadFileError(f"{exc}; the partial sums are kept in {state_path.parent}: once the file is fixed, "
+                                       "the same command goes on from there", bad=exc.bad) from None
+                done[name] = start + items.consumed  # images left out at the end of the share count as done
     if state_path is not None and fresh:
-        _save_state(state_path, key(), sums, done)  # before the all-reduce: another process may still be stopped
+        _save_state(state_path, key(), sums, done, bad.files)  # before the all-reduce: another process may still be stopped
     if all_reduce is not None:
         sums.all_reduce(all_reduce)
     score, cosine, pixels = sums.means()
     return MiningResult(score, cosine, pixels, list(union.datasets), union.names, union.fingerprint,
                         {name: len(ds) for name, ds in sets}, resumed, [name for name, _ in sets],
-                        sums.all_pixels.cpu().numpy(), int(interior))
+                        sums.all_pixels.cpu().numpy(), int(interior), bad.to_list())
 
 
 def mine_to_folder(
@@ -427,7 +449,7 @@ def mine_to_folder(
     split: Sequence[str] = ("train",),
     short_side: int = 1080,
     workers: int = 2,
-    interior: int = 0,
+    interior: int | str = "auto",
     autocast=None,
     rank: int = 0,
     world_size: int = 1,
@@ -435,27 +457,65 @@ def mine_to_folder(
     barrier: Optional[Callable[[], None]] = None,
     progress: Optional[Callable[[str, int, int], None]] = None,
     sets: Optional[Sequence[tuple[str, object]]] = None,
+    on_bad_file: str = "error",
 ) -> tuple[MiningResult, list[Path]]:
     """The mining pass as ``uniseg relations mine`` and the demo run it: refuse an ``out`` holding
-    another union's artifacts, mine resumably (partial sums in ``out``), then write ``union.yaml``,
-    ``similarity.npz`` and ``similarity.csv`` there (rank 0) and clear the partial sums. Returns the
-    result and the files written (none on other ranks)."""
+    another union's artifacts or a relations table made from its ``similarity.npz`` (mining would
+    orphan it), mine resumably (partial sums in ``out``), then write ``union.yaml``,
+    ``similarity.npz``, ``similarity.csv`` and the record of what mined them (``mining.json``:
+    :func:`mining_record`) there (rank 0) and clear the partial sums. Returns the result and the
+    files written (none on other ranks)."""
     from uniseg.io import atomic_write_text, output_folder
     from uniseg.unify.artifact import UNION_FILE, dump_union_yaml
-    from uniseg.relations.artifact import check_folder_union
+    from uniseg.relations.artifact import check_folder_union, check_no_relations
     from uniseg.relations.stats import write_similarity
 
     out = Path(out)
     sets = sets if sets is not None else open_sets(trained, datasets, registry, split, short_side)
     check_folder_union(out, trained.union)
+    check_no_relations(out, "mining into it")
     written: list[Path] = []
     with output_folder(out, [root for _, root in datasets]) if rank == 0 else contextlib.nullcontext(out):
         if barrier is not None:
             barrier()  # the folder exists before any process saves its partial sums there
         res = mine(trained, datasets, registry, device=device, split=split, short_side=short_side, workers=workers, autocast=autocast,
-                   rank=rank, world_size=world_size, all_reduce=all_reduce, state_dir=out, progress=progress, sets=sets, interior=interior)
+                   rank=rank, world_size=world_size, all_reduce=all_reduce, state_dir=out, progress=progress, sets=sets, interior=interior,
+                   on_bad_file=on_bad_file)
         if rank == 0:
             atomic_write_text(out / UNION_FILE, dump_union_yaml(trained.union))
-            written = [out / UNION_FILE, *write_similarity(out, res.similarity(trained.union))]
+            sim = res.similarity(trained.union)
+            (out / MINING_RECORD).unlink(missing_ok=True)  # a record never outlives the file it speaks for
+            written = [out / UNION_FILE, *write_similarity(out, sim)]
+            record = mining_record(trained, sim.content_fingerprint, split, short_side, res.interior)
+            atomic_write_text(out / MINING_RECORD, json.dumps(record, indent=1) + "\n")
+            written.append(out / MINING_RECORD)
             clear_state(out)
     return res, written
+
+
+#: What mined ``similarity.npz``, written beside it: the demo reuses statistics only when its own
+#: model mined them (a file another command left in its folder is refused).
+MINING_RECORD = "mining.json"
+MINING_FORMAT = "uniseg.mining/v1"
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """16 hex digits of SHA-256 over the network's state (names and bytes): the model that mined."""
+    return _weights_digest(model)[:16]
+
+
+def mining_record(trained: TrainedModel, similarity_fingerprint: str, split: Sequence[str], short_side: int, interior: int) -> dict:
+    """The ``mining.json`` document: the checkpoint (path, iteration, weights fingerprint), the union,
+    the similarity file's content fingerprint and the settings of the pass."""
+    return {"format": MINING_FORMAT, "checkpoint": trained.path, "iteration": trained.iteration,
+            "weights": weights_fingerprint(trained.model), "union_fingerprint": trained.union.fingerprint,
+            "similarity_fingerprint": similarity_fingerprint, "split": list(split), "short_side": int(short_side), "interior": int(interior)}
+
+
+def read_mining_record(folder: Path) -> Optional[dict]:
+    """``folder/mining.json`` (None when there is none or it is not one)."""
+    try:
+        doc = json.loads((Path(folder) / MINING_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("format") == MINING_FORMAT else None

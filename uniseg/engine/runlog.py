@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from uniseg.io import atomic_write_text
+from uniseg.io import atomic_write_text, write_fault
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -36,9 +36,16 @@ class RunLog:
     def append(self, record: dict) -> None:
         if not self.enabled:
             return
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, separators=(",", ":")) + "\n")
-            fh.flush()
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(line)
+                fh.flush()
+        except OSError as exc:  # a full disk: one line naming it (a torn line is skipped on reading)
+            fault = write_fault(self.path, exc, len(line))
+            if fault is None:
+                raise
+            raise fault from None
 
 
 def read_metrics(path: str | Path) -> Iterator[dict]:

@@ -148,3 +148,41 @@ def setup_runtime(device: str = "auto", amp: str = "auto", channels_last: Option
         world, rank = dist.get_world_size(), dist.get_rank()
     cl = dev.type == "cuda" if channels_last is None else bool(channels_last)
     return Runtime(dev, resolve_amp(amp, dev), cl, rank, world, local, owns)
+
+
+def available_memory(device: torch.device) -> Optional[int]:
+    """Bytes this process may still allocate on ``device`` (None when unknown): a GPU's free memory
+    (``torch.cuda.mem_get_info``); on the CPU the kernel's ``MemAvailable`` (``/proc/meminfo``, else
+    ``os.sysconf``), capped by the container's memory limit (cgroup v2 or v1) and shared by the
+    processes of this machine under torchrun (``LOCAL_WORLD_SIZE``)."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    found: list[int] = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    if not found:
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (OSError, ValueError, AttributeError):
+            pass
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit_file, encoding="ascii") as fh:
+                limit = fh.read().strip()
+            with open(usage_file, encoding="ascii") as fh:
+                usage = int(fh.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 1 << 60:
+            found.append(max(0, int(limit) - usage))
+        break
+    if not found:
+        return None
+    return min(found) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))

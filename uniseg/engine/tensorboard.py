@@ -133,6 +133,7 @@ def validation_images(model: nn.Module, val_sets: Sequence, registry, device: to
     truth, in the dataset's own classes and colours (the prediction is the one validation scores)."""
     from PIL import Image
 
+    from uniseg.data.faults import GuardedDataset, is_fault
     from uniseg.data.transforms import denormalize
     from uniseg.engine.inference import InferenceSettings, predict_channels
 
@@ -141,8 +142,11 @@ def validation_images(model: nn.Module, val_sets: Sequence, registry, device: to
         palette = np.array([c.colour for c in registry.get(es.name).classes], dtype=np.uint8).reshape(-1, 3)
         channels = torch.from_numpy(es.eval_map.channels).to(device)
         classes = es.eval_map.classes
+        shown = GuardedDataset(es.dataset, "skip")  # validation has applied --on-bad-file to these already
         for i in range(min(per_dataset, len(es.dataset))):
-            item = es.dataset[i]
+            item = shown[i]
+            if is_fault(item):
+                continue
             label = item["label"]
             if es.label_map is not None:
                 label = es.label_map[label.long()]

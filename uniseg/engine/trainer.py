@@ -11,8 +11,12 @@ Ctrl-C (SIGINT) or SIGTERM finishes the current iteration, writes ``last.pt`` an
 :class:`TrainingInterrupted` (exit code 130); a second Ctrl-C aborts at once, saving nothing. A
 non-finite loss stops the run (:class:`NonFiniteLoss`) before anything is written, so the last
 checkpoint on disk stays good (on the CPU before the update it would spoil; on a GPU, whose loss
-is read back a step late so as not to stall it, one step after). Files appear only once the run
-is set up: a start that fails on its input leaves nothing that blocks the next try. Under
+is read back a step late so as not to stall it, one step after). A bad sample file writes
+``last.pt`` and stops the run with one line naming it (``on_bad_file="error"``), or is replaced and
+listed in ``metrics.jsonl`` (``"skip"``; :mod:`uniseg.data.faults`); a batch larger than the training
+set, or whose activations cannot fit the device (:mod:`uniseg.engine.memory`), is refused before the
+first step. Files appear only once the run is set up: a start that fails on its input leaves
+nothing that blocks the next try. Under
 ``torchrun`` every process trains on its shard of the sampler, the loss and the stop votes are
 all-reduced so that all stop together, and only rank 0 writes (holding the folder's lock).
 Progress reaches the caller through :class:`TrainEvents` (the CLI draws a bar from it).
@@ -30,6 +34,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from uniseg.data.faults import BadFile, BadFileError, BadFiles, SampleStream
 from uniseg.engine.checkpoint import model_spec, read_checkpoint, rng_state, save_checkpoint, set_rng_state, unwrap
 from uniseg.engine.config import TrainConfig, dump_config, recipe_changes
 from uniseg.engine.readback import StepOutcome, StepReadback
@@ -37,7 +42,7 @@ from uniseg.engine.runlog import RunLog
 from uniseg.engine.runtime import Runtime, setup_runtime
 from uniseg.engine.schedule import build_optimizer, poly_lr, set_lr
 from uniseg.errors import FingerprintMismatch, Interrupted, UnisegError
-from uniseg.io import atomic_write_text, output_folder
+from uniseg.io import WriteFault, atomic_write_text, output_folder
 from uniseg.labelspaces.registry import Registry, default_registry
 from uniseg.stopping import StopRequest
 from uniseg.unify.union import UnionSpace
@@ -75,6 +80,7 @@ class RunInfo:
     iterations: int
     notes: list[str] = field(default_factory=list)
     optimizer: str = "sgd"
+    warnings: list[str] = field(default_factory=list)  # settings that waste the run's time or memory
 
 
 @dataclass
@@ -85,6 +91,7 @@ class TrainResult:
     best: Optional[Path]
     best_miou: Optional[float]
     seconds: float
+    bad_files: list[dict] = field(default_factory=list)  # --on-bad-file skip: {file, error} of the samples replaced
 
 
 class TrainEvents:
@@ -180,10 +187,13 @@ def build_network(config: TrainConfig, union: UnionSpace) -> tuple[nn.Module, li
 
 
 def load_init(model: nn.Module, path: str, union: UnionSpace) -> str:
-    """Copy a trained uniseg checkpoint's weights into ``model`` (the second stage starts from the first)."""
+    """Copy a trained uniseg checkpoint's weights into ``model`` (the second stage starts from the first).
+
+    A checkpoint of another union (a dataset added, say) gives its backbone whole and its classifier
+    by unified class name (:func:`carry_classifier`); the same union loads as it always did."""
     doc = read_checkpoint(path)
     if doc["union_fingerprint"] != union.fingerprint:
-        raise FingerprintMismatch(f"--init {doc['path']}: trained for union {doc['union_fingerprint']}, not {union.fingerprint}")
+        return carry_classifier(model, doc, union)
     if doc["model_spec"]["name"] != model.name:
         raise UnisegError(f"--init {doc['path']}: a {doc['model_spec']['name']} checkpoint, but --model is {model.name}")
     own = model.state_dict()
@@ -192,8 +202,84 @@ def load_init(model: nn.Module, path: str, union: UnionSpace) -> str:
     if any(not k.startswith("last_layer.3.") for k in missing):
         raise UnisegError(f"--init {doc['path']}: does not fit the model (missing {missing[0]})")
     model.load_state_dict(state, strict=False)
-    kept = " (new classifier: another head)" if missing else ""
-    return f"initialised from {doc['path']} (iteration {doc.get('iteration', '?')}){kept}"
+    return f"initialised from {doc['path']} (iteration {doc.get('iteration', '?')})" + _head_note(doc, model, state, missing)
+
+
+def _head_note(doc: dict, model: nn.Module, state: dict, missing: list[str]) -> str:
+    """What ``--init`` did with a classifier that does not fit as it is (another head): the tensors
+    carried over, those left fresh and those dropped, by key."""
+    theirs, ours = str(doc["model_spec"].get("head", "?")), str(getattr(model, "head_type", "?"))
+    dropped = [k for k in doc["model"] if k not in state]
+    if theirs == ours and not missing and not dropped:
+        return ""
+    parts = [f"{k} carried over" for k in state if k.startswith("last_layer.3.")]
+    parts += [f"{k} new (the checkpoint has none)" for k in missing]
+    parts += [f"{k} dropped (this {ours} head has no place for it)" for k in dropped]
+    return f"; its {theirs} head into this {ours} head: " + ", ".join(parts)
+
+
+CLASSIFIER = "last_layer.3."  # the classifier's keys (weight K x C x 1 x 1, and the linear head's bias K)
+SHOW_CLASSES = 8  # class names a note lists before "and N more"
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:SHOW_CLASSES]) + (f" and {len(names) - SHOW_CLASSES} more" if len(names) > SHOW_CLASSES else "")
+
+
+def carry_classifier(model: nn.Module, doc: dict, union: UnionSpace) -> str:
+    """Load a checkpoint of another union into ``model`` (built for ``union``): every weight but the
+    classifier as it is, and of the classifier the rows (cosine: the class weights; linear: weights
+    and biases) of the classes both unions hold, matched by unified class name. The new union's other
+    classes keep the fresh rows ``model`` was built with; the checkpoint's classes the new union lacks
+    are dropped. Each class both unions hold then scores exactly as in the checkpoint. Returns the
+    note for the user (what was kept, what is new, what was dropped)."""
+    from uniseg.engine.checkpoint import checkpoint_union
+
+    where = f"--init {doc['path']}"
+    if doc["model_spec"]["name"] != model.name:
+        raise UnisegError(f"{where}: a {doc['model_spec']['name']} checkpoint, but --model is {model.name}")
+    old = checkpoint_union(doc)
+    own = model.state_dict()
+    state = {k: v for k, v in doc["model"].items() if k in own and not k.startswith(CLASSIFIER) and tuple(v.shape) == tuple(own[k].shape)}
+    missing = [k for k in own if k not in state and not k.startswith(CLASSIFIER)]
+    if missing:
+        raise UnisegError(f"{where}: does not fit the model (missing {missing[0]})")
+    shared = [c.name for c in union.classes if old.index_of(c.name) is not None]
+    rows_new = torch.tensor([union.index_of(n) for n in shared], dtype=torch.long)
+    rows_old = torch.tensor([old.index_of(n) for n in shared], dtype=torch.long)
+    carried = []
+    for key in (k for k in own if k.startswith(CLASSIFIER)):
+        theirs = doc["model"].get(key)
+        if theirs is None or tuple(theirs.shape[1:]) != tuple(own[key].shape[1:]) or theirs.shape[0] != old.num_classes:
+            continue
+        rows = own[key].detach().clone()
+        rows[rows_new] = theirs[rows_old].to(rows.dtype)
+        state[key] = rows
+        carried.append(key)
+    model.load_state_dict(state, strict=False)
+    added = [c.name for c in union.classes if old.index_of(c.name) is None]
+    dropped = [c.name for c in old.classes if union.index_of(c.name) is None]
+    head = "" if len(carried) == sum(k.startswith(CLASSIFIER) for k in own) else " (another head: only its class weights carried)" if carried else " (another head: classifier new)"
+    parts = [f"initialised from {doc['path']} (iteration {doc.get('iteration', '?')}), trained for union {old.fingerprint} "
+             f"({'+'.join(old.datasets)}), not this run's {union.fingerprint} ({'+'.join(union.datasets)}): classifier carried over by "
+             f"class name for {len(shared)} of its {old.num_classes} classes{head}"]
+    if added:
+        parts.append(f"{len(added)} new, initialised afresh: {_names(added)}")
+    if dropped:
+        parts.append(f"{len(dropped)} dropped (this union lacks them): {_names(dropped)}")
+    return "; ".join(parts)
+
+
+def unlabelled_notes(datasets, what: str, show: int = 3) -> list[str]:
+    """A note per dataset whose images without a label were left out (``SegDataset.unlabelled``), naming them."""
+    notes = []
+    for ds in datasets:
+        names = list(getattr(ds, "unlabelled", None) or [])
+        if names:
+            shown = ", ".join(names[:show]) + (f" and {len(names) - show} more" if len(names) > show else "")
+            notes.append(f"{ds.name}: {len(names)} of {len(ds) + len(names)} {what} images have no label and are left out: {shown} "
+                         f"('uniseg data check {ds.name} {ds.root}' lists them)")
+    return notes
 
 
 LOWEST_STRIDE = 32  # HRNet's coarsest branch: 1/32 of the crop
@@ -243,6 +329,9 @@ class Trainer:
         self.stop_voted = False  # some process asked to stop (torchrun), as read back with the losses
         self.log = RunLog(out, enabled=runtime.is_main)
         self.tb = None  # TensorBoardLog on rank 0 with config.tensorboard
+        self.warnings: list[str] = []
+        self.bad = BadFiles(config.on_bad_file)
+        self.bad_logged = 0  # of self.bad.files, those already in metrics.jsonl
         ckpt = read_checkpoint(out / LAST) if resume else None
         if ckpt is None:
             check_run_folder(out)
@@ -268,13 +357,22 @@ class Trainer:
             start_key=self.iteration * (config.batch_size // runtime.world_size), pin_memory=runtime.device.type == "cuda",
         )
         check_batch_statistics(self.input.per_rank_batch, config.crop)
+        from uniseg.engine.memory import check_activation_memory, crop_warning
+
+        crop = crop_warning(config, self.input.dataset.datasets)
+        self.warnings += [crop] if crop else []
+        self.warnings += check_activation_memory(self.net, config, runtime, self.input.per_rank_batch, hint=crop or "")
         self.val_sets = self._validation_sets()
+        self.notes += unlabelled_notes(self.input.dataset.datasets, "training")
+        self.notes += unlabelled_notes([es.dataset for es in self.val_sets], "validation")
         # everything above can fail on a user's input; only now does the run leave files behind
         if runtime.is_main:
             if ckpt is None:
                 write_run_folder(out, config, self.union)
             else:
                 self.log.truncate_after(self.iteration)
+                self.bad = BadFiles(config.on_bad_file, earlier_bad_files(out))  # met before the checkpoint
+                self.bad_logged = len(self.bad)
             if config.tensorboard:
                 from uniseg.engine.tensorboard import TB_DIR, TensorBoardLog
 
@@ -311,6 +409,11 @@ class Trainer:
         return net, DistributedDataParallel(net, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
 
     def _restore(self, ckpt: dict) -> None:
+        from uniseg.engine.checkpoint import state_mismatch
+
+        problem = state_mismatch(self.net, ckpt["model"])
+        if problem is not None:
+            raise UnisegError(f"--resume {self.out}/{LAST}: its weights do not fit the run's {self.config.model}: {problem}")
         self.net.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.scaler is not None and ckpt.get("scaler"):
@@ -364,7 +467,10 @@ class Trainer:
     def save(self, name: str = LAST) -> Path:
         path = self.out / name
         if self.rt.is_main:
-            save_checkpoint(path, self._payload())
+            try:
+                save_checkpoint(path, self._payload())
+            except WriteFault as exc:  # the previous checkpoint is whole: say where the run can go on from
+                raise WriteFault(f"{exc}; {self._last_good()}", exc.path, exc.errno) from None
         if name == LAST:
             self.last_saved = self.iteration
         return path
@@ -391,7 +497,7 @@ class Trainer:
             results = [
                 evaluate_set(self.net, es, device=self.rt.device, workers=min(self.config.workers, 2), autocast=self.rt.autocast(),
                              rank=self.rt.rank, world_size=self.rt.world_size,
-                             all_reduce=self.rt.all_reduce_ if self.rt.distributed else None)
+                             all_reduce=self.rt.all_reduce_ if self.rt.distributed else None, on_bad_file=self.config.on_bad_file)
                 for es in self.val_sets
             ]
             images = self._validation_images()
@@ -403,6 +509,9 @@ class Trainer:
             self.best = {"miou": mean, "iteration": self.iteration}
         record = {"iteration": self.iteration, "type": "val", "val": {r.dataset: r.miou for r in results},
                   "mean_miou": mean, "best": improved}
+        skipped = {r.dataset: r.bad_files for r in results if r.bad_files}
+        if skipped:  # --on-bad-file skip: validation images left out of the score
+            record["bad_files"] = skipped
         self.log.append(record)
         if self.tb is not None:
             self.tb.validation(record, images)
@@ -432,28 +541,57 @@ class Trainer:
         self.model.train()
         self.window = LogWindow(time.perf_counter())
         readback = StepReadback(self.rt)
-        stream = iter(self.input.loader)
+        stream = SampleStream(self.input.loader, self.bad)
         try:
             while self.iteration < total:
                 self._step(next_batch(stream, self.window), readback, stop)
                 if self._after_step(readback, stop):
-                    del stream  # the workers stop before the checkpoint is written
+                    stream.close()  # the workers stop before the checkpoint is written
                     if self.last_saved != self.iteration:
+                        self._log_bad_files()
                         self.save(LAST)
                     raise TrainingInterrupted(
                         f"interrupted at iteration {self.iteration}/{total}: wrote {self.out / LAST}; resume with: uniseg train --resume {self.out}"
                     )
+            stream.close()
             if self.val_sets:
                 self.validate()
+            self._log_bad_files()
             self.save(LAST)
         except KeyboardInterrupt:  # a second Ctrl-C: out at once, nothing saved
             raise TrainingInterrupted(f"aborted at iteration {self.iteration}/{total} (Ctrl-C twice) without saving; {self._last_good()}") from None
+        except BadFileError as exc:  # --on-bad-file error: the weights so far are kept
+            stream.close()
+            raise self._stopped_at_bad_file(exc, readback) from None
         finally:
+            stream.close()
             if self.tb is not None:
                 self.tb.close()
         result = self._result(time.perf_counter() - self.started)
         self.events.end(result)
         return result
+
+    def _stopped_at_bad_file(self, exc: BadFileError, readback: StepReadback) -> BadFileError:
+        """Write ``last.pt`` (the steps before the bad sample are good) and say how to go on."""
+        self._account(readback.drain())  # a non-finite loss still pending is reported instead, nothing saved
+        if self.last_saved != self.iteration:
+            self._log_bad_files()
+            self.save(LAST)
+        where = f"wrote {self.out / LAST} (iteration {self.iteration})" if self.rt.is_main else self._last_good()
+        resume = f"resume with 'uniseg train --resume {self.out}'"
+        advice = (f"fix the dataset and {resume}" if self.config.on_bad_file == "skip" else
+                  f"fix or remove the file and {resume}, or resume with --on-bad-file skip to replace such samples")
+        return BadFileError(f"{exc.reason}; {where}: {advice}", bad=exc.bad, reason=exc.reason)
+
+    def _log_bad_files(self) -> None:
+        """One ``metrics.jsonl`` record for the files met since the last one (--on-bad-file skip)."""
+        new = self.bad.files[self.bad_logged:]
+        if new:
+            self.log.append({"iteration": self.iteration, "type": "bad_files", "files": [b.to_dict() for b in new],
+                             "total": len(self.bad)})
+            self.bad_logged = len(self.bad)
+            for b in new:
+                self.events.message(f"skipped a bad file (--on-bad-file skip): {b.error}")
 
     def _step(self, batch: dict, readback: StepReadback, stop: StopRequest) -> None:
         """One optimiser step: forward, the loss handed to ``readback`` (earlier ones checked), backward, update."""
@@ -499,11 +637,13 @@ class Trainer:
         if log_due or val_due or save_due or asked:
             self._account(readback.drain())
         if log_due:
+            self._log_bad_files()
             self._log_window()
         paused = time.perf_counter()  # validation and checkpoints do not count against images/s
         if val_due:
             self.validate()
         if save_due:
+            self._log_bad_files()  # a run resumed from this checkpoint does not meet them again
             self.save(LAST)
         self.window.start += time.perf_counter() - paused
         asked = self.stop_voted if self.rt.distributed else stop.requested  # a Ctrl-C during validation stops now
@@ -515,7 +655,7 @@ class Trainer:
         elapsed = max(time.perf_counter() - w.start, 1e-9)
         record = {"iteration": it, "type": "train", "epoch": round(it * self.input.per_rank_batch / self.input.epoch_keys, 4),
                   "loss": w.loss / max(w.steps, 1), "lr": w.lr, "images_per_s": w.steps * self.config.batch_size / elapsed,
-                  "data_wait": w.wait / elapsed, "seconds": round(self.seconds(), 3)}
+                  "data_wait": w.wait / elapsed, "seconds": round(self.seconds(), 3), "bad_files": len(self.bad)}
         self.log.append(record)
         if self.tb is not None:
             self.tb.train(record)
@@ -534,7 +674,7 @@ class Trainer:
     def _result(self, seconds: float) -> TrainResult:
         best = self.out / BEST
         return TrainResult(self.out, self.iteration, self.out / LAST, best if best.exists() else None,
-                           None if self.best is None else float(self.best["miou"]), seconds)
+                           None if self.best is None else float(self.best["miou"]), seconds, self.bad.to_list())
 
     def _info(self) -> RunInfo:
         return RunInfo(
@@ -556,7 +696,17 @@ class Trainer:
             iterations=self.config.iterations,
             notes=list(self.notes),
             optimizer=self.config.optimizer,
+            warnings=list(self.warnings),
         )
+
+
+def earlier_bad_files(out: Path) -> list[BadFile]:
+    """The bad files a resumed run met before its checkpoint (its ``metrics.jsonl`` records)."""
+    from uniseg.engine.runlog import read_metrics
+
+    if not (out / "metrics.jsonl").is_file():
+        return []
+    return [BadFile(f["file"], f["error"]) for r in read_metrics(out) if r.get("type") == "bad_files" for f in r.get("files", [])]
 
 
 def next_batch(stream, window: LogWindow) -> dict:

@@ -59,6 +59,43 @@ def open_image(path: str | os.PathLike, what: str = "image"):
         raise LabelFileError(f"{path}: unreadable {what} ({exc}); re-extract the dataset archive", "unreadable") from None
 
 
+def photo_rgb(img, path: str | os.PathLike | None = None):
+    """``(image, how)``: a photo as 8-bit RGB, and how it was converted when it was not 8-bit (else None).
+
+    Pillow's ``convert("RGB")`` clips 16-bit and float images to 0..255 (a 16-bit photo turns
+    white, a float one in [0, 1] black). Here 16-bit values are scaled by 255/65535 and floats in
+    [0, 1] by 255 (floats within 0..255 are rounded); floats of any other range, NaN or infinity
+    are refused (``LabelFileError``, problem "refused"): nothing says what they mean.
+    """
+    from PIL import Image
+
+    if img.mode == "RGB":
+        return img, None
+    if img.mode in SIXTEEN_BIT_MODES:
+        a = np.asarray(img)
+        lo, hi = (int(a.min()), int(a.max())) if a.size else (0, 0)
+        if img.mode == "I" and hi <= 255 and lo >= 0:  # 8-bit values in a 32-bit image
+            return Image.fromarray(a.astype(np.uint8), "L").convert("RGB"), None
+        if lo < 0 or hi > 65535:
+            raise LabelFileError(f"{path}: a 32-bit image with values from {lo} to {hi}; give 8-bit (or 16-bit) images", "refused")
+        grey = np.round(a.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB"), "16-bit greyscale, scaled to 8 bits (value x 255 / 65535)"
+    if img.mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(a).all():
+            raise LabelFileError(f"{path}: a float image holding NaN or infinity; give 8-bit images (or floats in [0, 1])", "refused")
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if lo >= 0.0 and hi <= 1.0:
+            scale, how = 255.0, "float greyscale in [0, 1], scaled to 8 bits (value x 255)"
+        elif lo >= 0.0 and hi <= 255.0:
+            scale, how = 1.0, "float greyscale in [0, 255], rounded to 8 bits"
+        else:
+            raise LabelFileError(f"{path}: a float image with values from {lo:g} to {hi:g}, not in [0, 1] or [0, 255]; "
+                                 "give 8-bit images (or floats in [0, 1])", "refused")
+        return Image.fromarray(np.round(a * scale).astype(np.uint8), "L").convert("RGB"), how
+    return img.convert("RGB"), None
+
+
 def _size(path) -> int | None:
     try:
         return os.path.getsize(path)

@@ -5,6 +5,8 @@ The pipeline, one module a step (the accumulation pass over a model is ``uniseg.
 * ``stats``    Eq. 7: the class-similarity statistics, ``similarity.npz`` / ``.csv``, own scores
 * ``eq6``      Eq. 6: the multi-label table, the automatic tau, the identity (Null-BCE) table
 * ``artifact`` the relations folder: ``relations.yaml`` + ``table.npy`` (what ``--loss cr-bce`` reads)
+* ``edits``    hand edits of a table (accept / reject / add) and how they replay
+* ``review``   ``uniseg relations review``: the candidates (switched on, near misses) and one edit at a time
 * ``graph``    the asymmetric relation graph (networkx): subset / equivalent / overlap, conflicts
 * ``diff``     what changed between two relation artifacts
 * ``plots``    the similarity heatmap and the relation drawing (PNG)
@@ -38,6 +40,9 @@ _EXPORTS = {
     "relation_graph": "graph",
     "conflicts": "graph",
     "diff_relations": "diff",
+    "Edit": "edits",
+    "candidates": "review",
+    "apply_edit": "review",
 }
 
 __all__ = sorted(_EXPORTS)

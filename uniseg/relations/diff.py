@@ -30,10 +30,13 @@ class RelationDiff:
     min_change: float
     only_in_a: dict = field(default_factory=dict)  # datasets / classes
     only_in_b: dict = field(default_factory=dict)
+    kind_changes: list = field(default_factory=list)  # on in both, typed otherwise by hand
+    review: list = field(default_factory=list)  # B's hand edits that A does not hold, in order
 
     @property
     def unchanged(self) -> bool:
-        return not (self.switched_on or self.switched_off or self.score_changes) and self.tau["a"] == self.tau["b"]
+        return (not (self.switched_on or self.switched_off or self.score_changes or self.kind_changes or self.review)
+                and self.tau["a"] == self.tau["b"])
 
     def to_dict(self) -> dict:
         return {**asdict(self), "unchanged": self.unchanged}
@@ -44,8 +47,18 @@ def _scores(rs: RelationSet) -> dict[tuple[str, str, str], float]:
 
 
 def _entry(key: tuple[str, str, str], a: RelationSet, b: RelationSet) -> dict:
+    """One relation switched on or off from A to B, with the hand edit that decided it (B's, else A's; None: mined)."""
+    from uniseg.relations.edits import final_edits
+
     d, c, c2 = key
-    return {"dataset": d, "primary": c, "secondary": c2, "score_a": _score_of(a, d, c, c2), "score_b": _score_of(b, d, c, c2)}
+    e = final_edits(b.edits).get(key) or final_edits(a.edits).get(key)
+    hand = None if e is None else {k: v for k, v in e.as_dict().items() if k in ("action", "kind", "note", "date")}
+    return {"dataset": d, "primary": c, "secondary": c2, "score_a": _score_of(a, d, c, c2), "score_b": _score_of(b, d, c, c2), "by_hand": hand}
+
+
+def _kinds(rs: RelationSet) -> dict[tuple[str, str, str], str]:
+    sim = rs.similarity
+    return {(sim.datasets[d], sim.classes[c], sim.classes[c2]): k for (d, c, c2), k in rs.hand_kinds().items()}
 
 
 def _score_of(rs: RelationSet, d: str, c: str, c2: str) -> float | None:
@@ -80,7 +93,13 @@ def diff_relations(a: RelationSet, b: RelationSet, min_change: float = MIN_CHANG
                 "score_a": float(xa[i, j, k]), "score_b": float(xb[i, j, k]), "change": float(delta[i, j, k]),
             })
         changes.sort(key=lambda r: (-abs(r["change"]), r["dataset"], r["class"], r["other_class"]))
+    ka, kb = _kinds(a), _kinds(b)
+    kind_changes = [{"dataset": k[0], "primary": k[1], "secondary": k[2], "kind_a": ka.get(k, ""), "kind_b": kb.get(k, "")}
+                    for k in sorted(set(sa) & set(sb)) if ka.get(k, "") != kb.get(k, "")]
+    held = list(a.edits)
+    review = [e.as_dict() for e in (b.edits[len(held):] if list(b.edits[:len(held)]) == held else b.edits)]
     return RelationDiff(
+        kind_changes=kind_changes, review=review,
         a=a.source, b=b.source, same_union=a.union.fingerprint == b.union.fingerprint,
         tau={"a": a.tau.tau, "b": b.tau.tau, "how_a": a.tau.how, "how_b": b.tau.how},
         switched_on=on, switched_off=off, score_changes=changes, min_change=float(min_change),

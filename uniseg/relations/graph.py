@@ -12,7 +12,12 @@ Edge c -> c' for dataset d (c in d's space with pixels in d, c' != c): ``score``
 - ``equivalent``: switched on, and c' -> c is switched on too (in any dataset);
 - ``conflict``: not switched on, c' outside d's space (another dataset's class), and the model
   confuses them strongly: s_{d,c}(c') >= tau / 2 (``CONFLICT_FRACTION`` x tau);
-- ``similar``: the rest at or above the floor (e.g. two classes of one space that look alike).
+- ``similar``: the rest at or above the floor (e.g. two classes of one space that look alike);
+- ``overlap`` (and ``subset`` / ``equivalent``) as a person typed a switched-on relation in
+  ``uniseg relations review`` (the Missing Link paper's typed edges): a reviewed kind wins.
+
+``origin`` says where a switched-on edge came from: ``mined`` (Eq. 6, or a mined pair a person
+accepted) or ``added`` by hand; edges not switched on are ``mined`` measurements.
 
 Edges below ``EDGE_FLOOR`` (0.1) that Eq. 6 did not switch on are left out, so the graph stays
 readable. Nodes carry ``label``, ``index``, ``colour`` (#rrggbb), ``datasets`` (comma-separated),
@@ -38,8 +43,8 @@ if TYPE_CHECKING:  # networkx is imported by the functions that build graphs
 
 EDGE_FLOOR = 0.1
 CONFLICT_FRACTION = 0.5
-KINDS = ("subset", "equivalent", "conflict", "similar")
-EDGE_COLUMNS = ["source", "target", "dataset", "kind", "on", "score", "own_score", "cosine", "pixels", "in_space", "weight"]
+KINDS = ("subset", "equivalent", "conflict", "similar", "overlap")
+EDGE_COLUMNS = ["source", "target", "dataset", "kind", "on", "score", "own_score", "cosine", "pixels", "in_space", "weight", "origin"]
 EXPORT_FORMATS = {
     "graphml": "GraphML (Gephi, Cytoscape, yEd; networkx.read_graphml)",
     "gexf": "GEXF 1.2 with node colours (Gephi; networkx.read_gexf)",
@@ -76,6 +81,9 @@ def edge_kinds(rs: "RelationSet", floor: float = EDGE_FLOOR) -> tuple[np.ndarray
     kind[keep & conflict] = KINDS.index("conflict")
     kind[keep & on & ~reverse] = KINDS.index("subset")
     kind[keep & on & reverse] = KINDS.index("equivalent")
+    for (d, c, c2), typed in rs.hand_kinds().items():  # a person's kind wins (relations review --kind)
+        if keep[d, c, c2]:
+            kind[d, c, c2] = KINDS.index(typed)
     return keep, kind
 
 
@@ -97,12 +105,14 @@ def relation_graph(rs: "RelationSet", floor: float = EDGE_FLOOR) -> "nx.MultiDiG
             own_score=round(float(own_score[c.index]), 6),
         )
     keep, kind = edge_kinds(rs, floor)
+    added = {(r.dataset, r.primary, r.secondary) for r in rs.relations() if r.source == "added"} if rs.reviewed else set()
     for d, c, c2 in np.argwhere(keep):
         s = float(sim.score[d, c, c2])
         g.add_edge(
             sim.classes[c], sim.classes[c2], key=sim.datasets[d], dataset=sim.datasets[d], kind=KINDS[kind[d, c, c2]],
             on=bool(rs.table[d, c, c2] == 1), score=s, own_score=float(sim.score[d, c, c]), cosine=float(sim.cosine[d, c, c2]),
             pixels=int(sim.pixels[d, c]), in_space=bool(rs.valid[d, c2]), weight=s,
+            origin="added" if (sim.datasets[d], sim.classes[c], sim.classes[c2]) in added else "mined",
         )
     return g
 
@@ -161,7 +171,8 @@ def conflicts(g: "nx.MultiDiGraph", top: int | None = None) -> list[dict]:
 def _styled_for_dot(g: "nx.MultiDiGraph") -> "nx.MultiDiGraph":
     """A copy with Graphviz display attributes (filled class colours, edge labels, dashed conflicts)."""
     h = g.copy()
-    style = {"subset": ("black", "solid"), "equivalent": ("blue", "bold"), "conflict": ("red", "dashed"), "similar": ("gray60", "dotted")}
+    style = {"subset": ("black", "solid"), "equivalent": ("blue", "bold"), "conflict": ("red", "dashed"), "similar": ("gray60", "dotted"),
+             "overlap": ("darkgreen", "solid")}
     for _, data in h.nodes(data=True):
         data.update(style="filled", fillcolor=data["colour"])
     for _, _, data in h.edges(data=True):

@@ -15,7 +15,7 @@ from uniseg.io import atomic_write_bytes
 from uniseg.relations.graph import KINDS, edge_kinds
 from uniseg.relations.artifact import RelationSet
 
-_KIND_COLOUR = {"subset": "black", "equivalent": "tab:blue"}
+_KIND_COLOUR = {"subset": "black", "equivalent": "tab:blue", "overlap": "tab:green"}
 
 
 def _save(fig, path: Path) -> Path:
@@ -54,7 +54,7 @@ def similarity_heatmap(rs: RelationSet, path: str | Path) -> Path:
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.03, label="s_d,c(c')")
     _, kind = edge_kinds(rs)
     picked = kind[rows[:, 0], rows[:, 1]][:, cols]  # R x K
-    for name, colour in (("subset", "white"), ("equivalent", "white"), ("conflict", "red")):
+    for name, colour in (("subset", "white"), ("equivalent", "white"), ("overlap", "white"), ("conflict", "red")):
         r, c = np.nonzero(picked == KINDS.index(name))
         ax.scatter(c, r, marker="s", s=28, facecolors="none", edgecolors=colour, linewidths=0.9)
     ax.set_xticks(range(k), [sim.classes[i] for i in cols], rotation=90, fontsize=6)

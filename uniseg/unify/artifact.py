@@ -14,7 +14,7 @@ from typing import Sequence
 
 from uniseg import __version__
 from uniseg.errors import ConfigError, FingerprintMismatch, UnisegError
-from uniseg.io import atomic_save_npy, atomic_write_text
+from uniseg.io import atomic_save_npy, atomic_write_text, new_output
 from uniseg.labelspaces.registry import Registry, default_registry
 from uniseg.labelspaces.schema import IGNORE, LabelSpace
 from uniseg.unify.lut import LookupTable, build_lut
@@ -77,14 +77,15 @@ def write_union_artifact(union: UnionSpace, spaces: Sequence[LabelSpace], out: s
                 f"{existing}: folder holds union {other}, not {union.fingerprint}; choose another --out or delete it"
             )
     written = []
-    for space in spaces:
-        for enc in space.encodings.values():
-            lut = build_lut(union, space, enc)
-            stem = out / "remap" / f"{space.name}.{enc.name}"
-            atomic_write_text(stem.with_suffix(stem.suffix + ".csv"), remap_csv(lut))
-            atomic_save_npy(stem.with_suffix(stem.suffix + ".npy"), lut.compact())
-            written += [stem.with_suffix(stem.suffix + ".csv"), stem.with_suffix(stem.suffix + ".npy")]
-    atomic_write_text(existing, dump_union_yaml(union))  # last: its presence means the folder is complete
+    with new_output(out):  # a folder made here goes again if a write fails (a full disk): no half-made union folder
+        for space in spaces:
+            for enc in space.encodings.values():
+                lut = build_lut(union, space, enc)
+                stem = out / "remap" / f"{space.name}.{enc.name}"
+                atomic_write_text(stem.with_suffix(stem.suffix + ".csv"), remap_csv(lut))
+                atomic_save_npy(stem.with_suffix(stem.suffix + ".npy"), lut.compact())
+                written += [stem.with_suffix(stem.suffix + ".csv"), stem.with_suffix(stem.suffix + ".npy")]
+        atomic_write_text(existing, dump_union_yaml(union))  # last: its presence means the folder is complete
     return [existing, *written]
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from uniseg import __version__
 from uniseg.errors import UnisegError
-from uniseg.io import atomic_write_bytes
+from uniseg.io import atomic_write_bytes, new_output
 from uniseg.labelfiles import unpack_rgb
 from uniseg.labelspaces.schema import IGNORE, LabelSpace
 from uniseg.unify.artifact import union_to_dict
@@ -330,8 +330,9 @@ def export(union: UnionSpace, spaces: Sequence[LabelSpace], fmt: str, out: str |
     if not folder and out.is_dir():
         raise UnisegError(f"--out {out}: is a folder; format {fmt} writes one file (give a file path)")
     written = []
-    for name, data in files.items():
-        path = out / name if name else out
-        atomic_write_bytes(path, data)
-        written.append(path)
+    with new_output(out):  # a folder (npy) made here goes again if a write fails: no half-made export
+        for name, data in files.items():
+            path = out / name if name else out
+            atomic_write_bytes(path, data)
+            written.append(path)
     return written

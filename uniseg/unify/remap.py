@@ -13,7 +13,9 @@ photo, mostly unknown values) are errors; a few unknown values are counted and w
 Parallel over files (``uniseg.parallel``), atomic writes, resumable: the marker
 ``OUT/.uniseg-remap.json`` names the union and encoding (another one is refused) and records,
 per output, the size and mtime of its source; a rerun skips outputs whose source is unchanged
-and redoes the rest.
+and redoes the rest. It also lists every output a run set out to write (``outputs``): a file
+there that no remap wrote is not replaced without ``overwrite``. A full or read-only disk
+(``uniseg.io.WriteFault``) stops the run at once; the marker keeps what is done.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Callable, Sequence
 
 from uniseg.errors import FingerprintMismatch, UnisegError
 from uniseg.filetree import visible_files
-from uniseg.io import atomic_save_image, atomic_write_text, check_output_path, output_folder
+from uniseg.io import atomic_save_image, atomic_write_text, check_output_path, output_folder, refuse_foreign
 from uniseg.labelfiles import format_raw, select_label_files, top_values
 from uniseg.labelspaces.schema import Encoding, LabelSpace
 from uniseg.parallel import FileResult, run_files
@@ -155,6 +157,15 @@ def check_marker(out: str | os.PathLike, lut: LookupTable) -> dict:
     return files
 
 
+def _claimed(out: Path) -> set[str]:
+    """The outputs earlier runs into ``out`` set out to write (the marker's ``outputs``)."""
+    try:
+        doc = json.loads((Path(out) / MARKER).read_text(encoding="utf-8"))
+        return {str(r) for r in doc.get("outputs") or []}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set()
+
+
 def _default_space(lut: LookupTable) -> LabelSpace | None:
     from uniseg.labelspaces.registry import default_registry
 
@@ -174,11 +185,13 @@ def remap_paths(
     strict: bool = False,
     on_start: Callable[[int, int], None] | None = None,
     on_result: Callable[[FileResult], None] | None = None,
+    overwrite: bool = False,
 ) -> RemapReport:
     """Remap the label files under ``sources`` into ``out``; skips outputs whose source is unchanged.
 
     ``space``: the label space the table was built from, whose layouts pick the label files
-    (default: the built-in registry's entry for ``lut.dataset``).
+    (default: the built-in registry's entry for ``lut.dataset``). ``overwrite``: replace files in
+    ``out`` that no remap wrote (else refused before anything is written).
     """
     space = space if space is not None else _default_space(lut)
     out = check_output_path(out, [s for s in sources if Path(s).is_dir()])
@@ -194,6 +207,7 @@ def remap_paths(
     report = RemapReport(lut.dataset, lut.encoding, lut.fingerprint, str(out), left_out=left_out)
     with output_folder(out, [s for s in sources if Path(s).is_dir()]):
         book = _Marker(out, lut, jobs, on_result)
+        refuse_foreign(out, [Path(j.dst) for j in jobs], book.owns, overwrite=overwrite)
         book.flush()  # claim the folder for this union and encoding before writing labels into it
         report.files = run_files(_remap_job, jobs, context=(lut, strict, encoding), workers=workers, done=book.done,
                                  on_start=on_start, on_result=book.record, flush=book.flush)
@@ -209,6 +223,12 @@ class _Marker:
         self.records = check_marker(out, lut)
         self.doc = {"format": FORMAT, "fingerprint": lut.fingerprint, "dataset": lut.dataset, "encoding": lut.encoding}
         self.jobs = {(j.src, j.dst): j for j in jobs}
+        self.claimed = _claimed(out) | set(self.records)  # outputs a remap set out to write here (killed runs' included)
+        self.outputs = self.claimed | {j.rel for j in jobs}
+
+    def owns(self, path: Path) -> bool:
+        """Whether a remap into this folder wrote (or set out to write) ``path``."""
+        return Path(path).relative_to(self.out).as_posix() in self.claimed
 
     @staticmethod
     def _source(job: Job) -> dict:
@@ -236,5 +256,5 @@ class _Marker:
             self.on_result(res)
 
     def flush(self) -> None:
-        doc = {**self.doc, "files": dict(sorted(self.records.items()))}
+        doc = {**self.doc, "outputs": sorted(self.outputs), "files": dict(sorted(self.records.items()))}
         atomic_write_text(self.out / MARKER, json.dumps(doc, indent=0, ensure_ascii=False) + "\n")

@@ -200,12 +200,15 @@ def synthesize(
     datasets: Sequence[str] | None = None,
     registry: Registry | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> SynthReport:
     """Write the synthetic road world: ``out/<dataset>/`` in each dataset's layout, and ``out/planted_relations.yaml``.
 
     ``images`` per dataset (split over its labelled splits, most in train), ``size`` = (height, width),
     ``datasets`` = registry names (default: every registry entry with a layout and a fine mapping).
-    ``progress(dataset, done, total)`` is called as images are written.
+    ``progress(dataset, done, total)`` is called as images are written. A world in ``out`` made with
+    another seed, image count or size is refused (the runs trained on it would refer to another
+    world) unless ``overwrite``: then every dataset of the old world goes, not only those written.
     """
     t0 = time.perf_counter()
     out = Path(out)
@@ -221,9 +224,11 @@ def synthesize(
     with output_folder(out):
         roots = [out / n for n in names] + [out / FINE_DIR / n for n in names]
         replace = {root: _check_root(root) for root in roots}  # refuse before touching anything
+        if _other_world(out, seed=int(seed), size=(h, w), images=int(images), overwrite=overwrite):
+            _remove_world(out)
         kept = _kept_from_world(out, names, reg, seed=int(seed), size=(h, w), images=int(images))
         for root in roots:
-            if replace[root]:
+            if replace[root] and root.exists():
                 shutil.rmtree(root)
             root.mkdir(parents=True, exist_ok=True)
             atomic_write_text(root / MARKER, f"written by uniseg data synth: seed {seed}, {images} images, size {h}x{w}\n")
@@ -310,6 +315,34 @@ def _render(out: Path, mappings: dict[str, DatasetMapping], plans: dict[str, lis
     fines = [f.name for f in fine_classes()]
     digest = {n: hashlib.sha256("\n".join(d for _, d in sorted(rows)).encode()).hexdigest()[:16] for n, rows in per_sample.items()}
     return done, {n: {fines[i]: int(v) for i, v in enumerate(pixels[n])} for n in plans}, digest
+
+
+def _other_world(out: Path, *, seed: int, size: tuple[int, int], images: int, overwrite: bool) -> bool:
+    """Whether ``out`` holds a world made with other settings (refused unless ``overwrite``)."""
+    path = out / PLANTED_FILE
+    if not path.is_file():
+        return False
+    doc = read_planted(path)
+    then = (doc.get("seed"), doc.get("images"), list(doc.get("size") or []))
+    if then == (seed, images, list(size)):
+        return False
+    if not overwrite:
+        raise UnisegError(
+            f"--out {out}: holds a world made with seed {then[0]}, {then[1]} images, size {'x'.join(map(str, then[2]))} "
+            f"(this run: seed {seed}, {images} images, size {size[0]}x{size[1]}), and runs trained on it refer to it; "
+            "write with the same --seed/--images/--size, choose another --out, or give --overwrite to replace it"
+        )
+    return True
+
+
+def _remove_world(out: Path) -> None:
+    """Every dataset folder (and fine truth) a synth run wrote in ``out``, and the planted relations."""
+    for parent in (out, out / FINE_DIR):
+        if parent.is_dir():
+            for child in sorted(parent.iterdir()):
+                if child.is_dir() and (child / MARKER).is_file():
+                    shutil.rmtree(child)
+    (out / PLANTED_FILE).unlink(missing_ok=True)
 
 
 def _kept_from_world(out: Path, names: Sequence[str], reg: Registry, *, seed: int, size: tuple[int, int],

@@ -7,7 +7,8 @@ Steps (each skipped when its output is already complete, so an interrupted demo 
 2. the runs of :data:`~uniseg.engine.demo.plan.RUNS`: the pretraining run (the stand-in for the
    ImageNet weights), the multi-dataset CE baseline and Null BCE from its backbone;
 3. ``similarity.npz``: relation mining (Eq. 7) with the Null-BCE model over the training datasets,
-   as ``uniseg relations mine`` does it (:func:`uniseg.engine.mining.mine_to_folder`);
+   as ``uniseg relations mine`` does it (:func:`uniseg.engine.mining.mine_to_folder`), with
+   ``mining.json`` saying which model mined it (a rerun reuses only statistics its own model mined);
 4. ``relations.yaml`` + ``table.npy``: the multi-label table (Eq. 6, automatic tau), and
    ``planted/``: the same with the planted relations switched on instead (an oracle miner);
 5. the second stage from the Null-BCE weights: the control (Null BCE on as long), C-R BCE, and
@@ -86,6 +87,9 @@ def _world(plan: DemoPlan, out: Path, registry: Registry, events: DemoEvents) ->
         same = doc.get("seed") == plan.world_seed and doc.get("images") == plan.images and list(doc.get("size", [])) == list(plan.size)
         if same and "fine_truth" in doc and set(plan.evaluated) <= set(doc["datasets"]):
             return world
+        if not same:  # runs trained on it refer to that world: never replaced under them
+            raise UnisegError(f"--out {out}: its world was made for another plan (seed {doc.get('seed')}, {doc.get('images')} images, "
+                              f"size {'x'.join(map(str, doc.get('size') or []))}); choose another --out or delete it")
     events.step(f"building the synthetic world ({plan.images} images x {len(plan.evaluated)} datasets, {plan.size[0]}x{plan.size[1]})")
     synthesize(world, images=plan.images, size=plan.size, seed=plan.world_seed, datasets=list(plan.evaluated), registry=registry)
     return world
@@ -118,10 +122,13 @@ def _train_run(plan: DemoPlan, world: Path, run: Run, seed: int, workers: int, d
 
 def _mine_and_label(out: Path, world: Path, plan: DemoPlan, registry: Registry, events: DemoEvents, device, workers: int):
     """The mined statistics and the multi-label table (each made once, then read back): ``(sim, rs)``.
-    A folder whose statistics or table were made with other settings is refused."""
+    Each is checked against what made it: the statistics were mined by this demo's Null-BCE model
+    (``mining.json``), with this plan's interior radius; the table is the one Eq. 6 gives them with
+    this plan's rule and automatic tau, not reviewed by hand. Anything else in ``out`` (another
+    command's relations, an older demo's) is refused, never trained on."""
     from uniseg.engine.checkpoint import load_trained
-    from uniseg.engine.mining import interior_radius, mine_to_folder
-    from uniseg.relations.artifact import build_relations, read_relations, write_relations
+    from uniseg.engine.mining import MINING_RECORD, interior_radius, mine_to_folder, read_mining_record, weights_fingerprint
+    from uniseg.relations.artifact import build_relations, read_relations, table_fingerprint, write_relations
     from uniseg.relations.stats import SIMILARITY_FILE, read_similarity
 
     trained = load_trained(out / "runs" / "null-bce" / "last.pt", device)
@@ -131,18 +138,28 @@ def _mine_and_label(out: Path, world: Path, plan: DemoPlan, registry: Registry, 
         mine_to_folder(trained, [(n, str(world / n)) for n in plan.train], registry, out, device=device, short_side=0,
                        workers=workers, interior=radius)
     sim = read_similarity(out / SIMILARITY_FILE)
+    record = read_mining_record(out)
+    why = ("no mining.json records what mined it" if record is None
+           else "mining.json speaks for another similarity.npz" if record.get("similarity_fingerprint") != sim.content_fingerprint
+           else f"it was mined with {record.get('checkpoint')}" if record.get("weights") != weights_fingerprint(trained.model)
+           else "")
+    if why:
+        raise UnisegError(f"--out {out}: similarity.npz was not mined by this demo's Null-BCE model ({why}; another command's or an older "
+                          f"demo's); choose another --out or delete similarity.npz, {MINING_RECORD}, relations.yaml, table.npy and runs/cr-bce*")
     if sim.interior != radius:
         raise UnisegError(f"--out {out}: similarity.npz was mined with interior radius {sim.interior}, this plan mines with {radius} "
                           "(an older uniseg's plan); choose another --out or delete similarity.npz and what follows it")
+    made = build_relations(sim, trained.union, None, source=str(out / SIMILARITY_FILE), rule=plan.rule)
     if (out / "relations.yaml").is_file():
         rs = read_relations(out)
-        if rs.rule != plan.rule or rs.similarity.content_fingerprint != sim.content_fingerprint:
-            raise UnisegError(f"--out {out}: relations.yaml was made with rule {rs.rule!r} or from other statistics, not this plan's; "
-                              "choose another --out or delete it and the C-R BCE runs")
+        if (rs.reviewed or rs.rule != plan.rule or rs.tau.how != "auto" or rs.min_support != made.min_support
+                or rs.similarity.content_fingerprint != sim.content_fingerprint or table_fingerprint(rs.table) != table_fingerprint(made.table)):
+            raise UnisegError(f"--out {out}: relations.yaml is not the table this demo makes from its statistics (Eq. 6, automatic tau, "
+                              f"rule {plan.rule!r}; it has rule {rs.rule!r}, tau {rs.tau.tau:.4f} ({rs.tau.how}){', reviewed by hand' if rs.reviewed else ''}); "
+                              "choose another --out or delete relations.yaml, table.npy and the C-R BCE runs")
         return sim, rs
     events.step(f"multi-label table (Eq. 6, automatic tau, rule {plan.rule})")
-    rs = build_relations(sim, trained.union, None, source=str(out / SIMILARITY_FILE), rule=plan.rule)
-    write_relations(out, rs)
+    write_relations(out, made)
     return sim, read_relations(out)
 
 
@@ -154,11 +171,17 @@ def _planted_relations(out: Path, world: Path, plan: DemoPlan, rs, events: DemoE
     from uniseg.relations.eq6 import TauChoice
     from uniseg.relations.artifact import write_relations
 
-    if (out / PLANTED_DIR / "relations.yaml").is_file():
-        return
-    events.step("the planted relations as a table (an oracle miner, for reference)")
+    from uniseg.relations.artifact import read_relations, table_fingerprint
+
     expected = expected_relations(read_planted(world / PLANTED_FILE), plan.train)
     table = planted_table(rs.table, rs.valid, expected, rs.datasets, rs.similarity.classes)
+    if (out / PLANTED_DIR / "relations.yaml").is_file():  # made once; refused when it is not this world's planted table
+        held = read_relations(out / PLANTED_DIR)
+        if held.tau.how != "planted" or table_fingerprint(held.table) != table_fingerprint(table):
+            raise UnisegError(f"--out {out}: {PLANTED_DIR}/relations.yaml is not the planted relations of this world and these "
+                              f"statistics; choose another --out or delete {PLANTED_DIR}/ and runs/cr-bce-planted")
+        return
+    events.step("the planted relations as a table (an oracle miner, for reference)")
     tau = TauChoice(rs.tau.tau, 0, "planted", "not Eq. 6: the relations planted in the synthetic world, switched on as they are "
                     "(tau, the mined table's, played no part)")
     write_relations(out / PLANTED_DIR, replace(rs, table=table, tau=tau))
@@ -192,7 +215,7 @@ def _evaluate(out: Path, world: Path, plan: DemoPlan, registry: Registry, events
             scores = [evaluate_set(trained.model, eval_set(n, world / n, trained.union, registry), device=device, workers=workers, fine=fine)
                       for n in plan.evaluated]
             write_scores(folder, scores, seen=trained.union.datasets, checkpoint=trained.path, iteration=trained.iteration,
-                         union_fingerprint=trained.union.fingerprint, fine_truth=str(world))
+                         union_fingerprint=trained.union.fingerprint, fine_truth=str(world), overwrite=True)  # the demo's own folder
         docs[method] = {n: json.loads((folder / f"{n}.json").read_text()) for n in plan.evaluated}
     return docs
 
@@ -218,8 +241,9 @@ def filled_in_scores(plan: DemoPlan, registry: Registry, tables: dict, docs: dic
 
 
 def _check_seed(seed: int) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise UnisegError(f"--seed must be a whole number >= 0, got {seed!r}")
+    from uniseg.engine.config import check_seed
+
+    check_seed(seed)  # before the world is built: a seed torch cannot take would fail only at the first run
 
 
 def run_demo(
