@@ -41,13 +41,20 @@ def test_quick_demo_leaves_the_contract_files(quick_demo):
     # label-space generalisation: {method: {dataset: mean}} over the training val splits and the unseen sets
     sets = ["cityscapes", "bdd", "idd", "mapillary", "kitti", "wilddash", "camvid"]
     assert summary["evaluated"] == sets
+    from uniseg.engine.generalisation import GRID, at_threshold, calibrated_threshold
+
     for key in ("outside_space", "consistency"):
         assert set(summary[key]) == set(summary["methods"])
         for method, row in summary[key].items():
             assert list(row) == sets
-            for name, value in row.items():
-                doc = json.loads((out / "eval" / method / f"{name}.json").read_text())
-                assert value == doc[key]["mean"] and (value is None or 0.0 <= value <= 1.0)
+            docs = {name: json.loads((out / "eval" / method / f"{name}.json").read_text()) for name in sets}
+            chosen = summary["thresholds"]["calibrated"][method]
+            assert chosen == calibrated_threshold([docs[n]["threshold_sweep"] for n in sets[:4]]) and chosen in GRID
+            for name, value in row.items():  # at the model's own threshold; at the paper's beside it
+                assert value == at_threshold(docs[name]["threshold_sweep"], key, chosen) and (value is None or 0.0 <= value <= 1.0)
+                assert summary[f"{key}_paper"][method][name] == docs[name][key]["mean"]
+            assert all(docs[n]["threshold_sweep"]["in_space_iou"][0] is not None for n in sets[:4])  # trained on: calibrated there
+            assert all(docs[n]["threshold_sweep"]["in_space_iou"] == [None] * len(GRID) for n in sets[4:])  # unseen: not
     ce_doc = json.loads((out / "eval" / "ce" / "cityscapes.json").read_text())
     assert ce_doc["outside_space"]["threshold"] == 0.1 and ce_doc["outside_space"]["activation"] == "softmax"
     assert "lane marking - general" in ce_doc["outside_space"]["per_class"]  # outside Cityscapes, drawn in its images

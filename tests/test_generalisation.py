@@ -84,6 +84,38 @@ def test_an_outside_class_without_truth_in_the_set_is_not_scored_and_images_add_
     assert "bicyclist" not in alone.outside
 
 
+def test_the_threshold_sweep_and_the_threshold_the_labelled_classes_choose():
+    """At each grid threshold the same scores as a run at that threshold, and the in-space IoU of
+    ``score > t`` against the set's own labels (worked out by hand below)."""
+    from uniseg.engine import generalisation as gen
+
+    contains, fine, s, outside = _case()
+    names, fines = ["road", "lane marking", "rider", "bicyclist"], ["road", "lane marking", "bicyclist"]
+    args = (torch.from_numpy(contains), torch.from_numpy(gen.container_index(contains)), torch.from_numpy(outside))
+    # the set's own labels in union indices: p0-p3 road (a lane marking is road here), p4 p5 rider
+    label = torch.tensor([[ROAD, ROAD, ROAD, ROAD, RIDER, RIDER]])
+    grid = (0.05, 0.1, 0.5)
+    sums = gen.FineSums.zeros(4, 3, torch.device("cpu"), len(grid))
+    gen.add_image(sums, s, fine, *args, 0.5, label, grid)
+    got = gen.fine_scores(sums, names, fines, contains, outside, 0.5, "sigmoid", grid)
+    for t in grid:  # each grid point equals a run at that threshold
+        alone = gen.FineSums.zeros(4, 3, torch.device("cpu"), len(grid))
+        gen.add_image(alone, s, fine, *args, t, None, grid)
+        at_t = gen.fine_scores(alone, names, fines, contains, outside, t, "sigmoid", grid)
+        assert gen.at_threshold(got.sweep, "outside_space", t) == at_t.outside_mean
+        assert gen.at_threshold(got.sweep, "consistency", t) == at_t.consistency_mean
+        assert at_t.sweep["in_space_iou"] == [None, None, None]  # scored without the labels
+    # road: scores 0.9 on p0-p3 and 0.05 elsewhere, IoU 1 at every threshold; rider: 0.8 on p4, 0.1 on p5,
+    # 0.05 elsewhere: both rider pixels above 0.05 (IoU 1), p4 alone above 0.1 and 0.5 (IoU 1/2)
+    assert got.sweep["in_space_iou"] == [1.0, 0.75, 0.75]
+    assert gen.calibrated_threshold([got.sweep]) == 0.05
+    assert got.sweep["outside_per_class"]["lane marking"][2] == got.outside["lane marking"]["iou"] == 0.25
+    # two sets: the mean over them decides; on a tie the lower threshold
+    other = dict(got.sweep, in_space_iou=[0.0, 0.5, 0.5])
+    assert gen.calibrated_threshold([got.sweep, other]) == 0.1
+    assert gen.calibrated_threshold([dict(got.sweep, in_space_iou=[None, None, None])]) is None
+
+
 def test_softmax_and_the_papers_thresholds():
     from uniseg.engine.generalisation import PAPER_THRESHOLDS, normalised_scores, outside_prediction
 

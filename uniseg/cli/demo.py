@@ -86,11 +86,15 @@ def demo(
                f"{lr['expected']} found (recall {lr['recall']:.2f}); {unknown} of the missed lead to a class it does not "
                f"know (every miss and why: {out}/summary.json)")
         sets = s["evaluated"]
-        thr = " or ".join(f"{v:g} on {k}" for k, v in s["thresholds"].items())
+        cal = s["thresholds"]["calibrated"]
+        thr = ", ".join(f"{SHORT[m]} {cal[m]:g}" for m in METHODS)
+        paper = " or ".join(f"{v:g} on {k}" for k, v in s["thresholds"]["paper"].items())
         label_tables = []
-        for key, title in (("outside_space", f"Outside-space IoU (%): classes outside each dataset's label space, predicted as in Figure 4 (score > {thr}), against the world's fine truth"),
+        for key, title in (("outside_space", "Outside-space IoU (%): classes outside each dataset's label space, predicted as in Figure 4, against the world's fine truth"),
                            ("consistency", "Multi-label consistency (%): on fine classes several union classes contain, the share of pixels where all of them fire")):
-            g = Table(title=title, title_justify="left", caption=f"{', '.join(plan.train)}: their val splits", caption_justify="left")
+            g = Table(title=title, title_justify="left", caption_justify="left",
+                      caption=f"{', '.join(plan.train)}: their val splits. Each model's own threshold, the one at which its scores best "
+                              f"detect the classes of those val splits: {thr} (at the paper's {paper}: {out}/summary.json)")
             g.add_column("dataset")
             for m in METHODS:
                 g.add_column(SHORT[m], justify="right")

@@ -140,6 +140,10 @@ def evaluate_set(
         containers = torch.from_numpy(gen.container_index(contains_np)).to(device)
         outside = torch.from_numpy(outside_np).to(device)
         sums = gen.FineSums.zeros(k, contains_np.shape[0], device)
+        to_union = None  # a training dataset of the model: its labels in union indices, for the in-space counts
+        if es.name in fine.truth.datasets:
+            to_union = torch.full((256,), k, dtype=torch.int64, device=device)
+            to_union[classes] = channels
     done = 0
     with SampleStream(loader, bad) as items:
         for item in items:
@@ -152,7 +156,8 @@ def evaluate_set(
             conf += confusion(classes[winner], label, n)
             if fine is not None:
                 scores_ = gen.normalised_scores(logits[0], fine.activation)
-                gen.add_image(sums, scores_, item["fine"].to(device), contains, containers, outside, fine.value)
+                gen.add_image(sums, scores_, item["fine"].to(device), contains, containers, outside, fine.value,
+                              None if to_union is None else to_union[label])
             done += 1
             if progress is not None:
                 progress(es.name, items.consumed, total)

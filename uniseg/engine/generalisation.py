@@ -15,8 +15,15 @@ per evaluated set, against the fine truth (``uniseg.data.synth.truth``):
   contain (a bicyclist pixel: bicyclist and rider; a bike-lane pixel: bike lane and road), the
   share where every one of them scores above the threshold.
 
-The sums are accumulated per image with bincounts and gathers (no loop over classes or pixels)
-and reduced under torchrun like the confusion matrix.
+The paper's thresholds (sigmoid 0.5, softmax 0.1) are not comparable between the two activations:
+a softmax over 70 classes passes 0.1 where the model is unsure between two of them. So every set is
+also scored at each threshold of :data:`GRID` (one pass), with, on the datasets the model was trained
+on, how well ``score > t`` detects the classes those datasets label (the *in-space IoU*): the
+threshold that detects the labelled classes best is the model's own, chosen on the training
+datasets' val splits (:func:`calibrated_threshold`), and the demo reports both.
+
+The sums are accumulated per image with bincounts and gathers (no loop over classes or pixels; a
+loop over the few grid thresholds) and reduced under torchrun like the confusion matrix.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ import torch
 
 #: The thresholds of the paper's Figure 4: sigmoid (UniSeg) and softmax (CE).
 PAPER_THRESHOLDS = {"sigmoid": 0.5, "softmax": 0.1}
+
+#: Every set is also scored at these thresholds, so that one chosen afterwards needs no second pass.
+GRID = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def paper_threshold(activation: str) -> float:
@@ -72,37 +82,72 @@ class FineSums:
     truth: torch.Tensor  # K: pixels of c''s extent
     fine_pixels: torch.Tensor  # F
     all_fire: torch.Tensor  # F: pixels where every container scores above the threshold
+    # the same at each threshold of the grid (G rows), and the in-space detection counts
+    grid_tp: torch.Tensor  # G x K
+    grid_predicted: torch.Tensor  # G x K
+    grid_all_fire: torch.Tensor  # G x F
+    in_tp: torch.Tensor  # G x K: labelled pixels of class c scoring c above the threshold
+    in_predicted: torch.Tensor  # G x K: labelled pixels scoring c (a class of the set's space) above it
+    in_truth: torch.Tensor  # K: labelled pixels of class c
 
     @classmethod
-    def zeros(cls, k: int, f: int, device: torch.device) -> "FineSums":
-        z = lambda n: torch.zeros(n, dtype=torch.int64, device=device)  # noqa: E731
-        return cls(z(k), z(k), z(k), z(f), z(f))
+    def zeros(cls, k: int, f: int, device: torch.device, grid: int = len(GRID)) -> "FineSums":
+        z = lambda *n: torch.zeros(*n, dtype=torch.int64, device=device)  # noqa: E731
+        return cls(z(k), z(k), z(k), z(f), z(f), z(grid, k), z(grid, k), z(grid, f), z(grid, k), z(grid, k), z(k))
 
     def tensors(self) -> list[torch.Tensor]:
-        return [self.tp, self.predicted, self.truth, self.fine_pixels, self.all_fire]
+        return [self.tp, self.predicted, self.truth, self.fine_pixels, self.all_fire, self.grid_tp, self.grid_predicted,
+                self.grid_all_fire, self.in_tp, self.in_predicted, self.in_truth]
 
 
 def add_image(sums: FineSums, scores: torch.Tensor, fine: torch.Tensor, contains: torch.Tensor, containers: torch.Tensor,
-              outside: torch.Tensor, threshold: float) -> None:
+              outside: torch.Tensor, threshold: float, label: Optional[torch.Tensor] = None, grid: Sequence[float] = GRID) -> None:
     """Accumulate one image: ``scores`` ``K x H x W`` normalised, ``fine`` ``H x W`` fine ids,
     ``contains`` ``F x K`` bool, ``containers`` :func:`container_index`, ``outside`` ``K`` bool
-    (the classes outside the set's label space)."""
+    (the classes outside the set's label space), at ``threshold`` and at each of ``grid``.
+    ``label``: ``H x W`` union indices of the set's own labels (``K`` or more: not labelled) for the
+    in-space detection counts; None leaves them out (a dataset the model was not trained on)."""
     k = scores.shape[0]
     f = contains.shape[0]
     s = scores.reshape(k, -1)
     fid = fine.reshape(-1).long()
-    pred = outside_prediction(s, outside, threshold)
+    dev = s.device
     per_fine = torch.bincount(fid, minlength=f)[:f]
     sums.fine_pixels += per_fine
-    sums.predicted += torch.bincount(pred, minlength=k + 1)[:k]
     sums.truth += per_fine @ contains.long()
-    padded = torch.cat([contains, torch.zeros(f, 1, dtype=torch.bool, device=contains.device)], dim=1)  # F x (K+1)
-    hit = padded[fid, pred]  # predicted class contains the pixel's fine class (False where none)
-    sums.tp += torch.bincount(pred[hit], minlength=k + 1)[:k]
-    above = torch.cat([s > threshold, torch.ones(1, s.shape[1], dtype=torch.bool, device=s.device)], dim=0)  # (K+1) x N
-    idx = containers[fid].t()  # J x N
-    fire = torch.gather(above, 0, idx).all(0)
-    sums.all_fire += torch.bincount(fid[fire], minlength=f)[:f]
+    padded = torch.cat([contains, torch.zeros(f, 1, dtype=torch.bool, device=dev)], dim=1)  # F x (K+1)
+    if bool(outside.any()):
+        best, top = s.masked_fill(~outside[:, None], -1.0).max(0)  # the top outside class: the same at every threshold
+    else:
+        best, top = torch.full_like(s[0], -1.0), torch.full_like(fid, k)
+    weakest = torch.gather(torch.cat([s, torch.ones(1, s.shape[1], dtype=s.dtype, device=dev)], dim=0), 0,
+                           containers[fid].t()).amin(0)  # the lowest score among the pixel's containers (padding: 1)
+
+    def counts(t: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        pred = torch.where(best > t, top, torch.full_like(top, k))
+        hit = padded[fid, pred]  # the predicted class contains the pixel's fine class (False where none)
+        return (torch.bincount(pred[hit], minlength=k + 1)[:k], torch.bincount(pred, minlength=k + 1)[:k],
+                torch.bincount(fid[weakest > t], minlength=f)[:f])
+
+    tp, predicted, fire = counts(threshold)
+    sums.tp += tp
+    sums.predicted += predicted
+    sums.all_fire += fire
+    for g, t in enumerate(grid):
+        tp, predicted, fire = counts(t)
+        sums.grid_tp[g] += tp
+        sums.grid_predicted[g] += predicted
+        sums.grid_all_fire[g] += fire
+    if label is not None:
+        lab = label.reshape(-1).long()
+        keep = lab < k
+        lab, s_in = lab[keep], s[:, keep]
+        inside = ~outside
+        sums.in_truth += torch.bincount(lab, minlength=k)[:k]
+        own = s_in.gather(0, lab[None])[0]  # each labelled pixel's score for its own class
+        for g, t in enumerate(grid):
+            sums.in_tp[g] += torch.bincount(lab[own > t], minlength=k)[:k]
+            sums.in_predicted[g] += torch.where(inside, (s_in > t).sum(1), torch.zeros_like(inside, dtype=torch.int64))
 
 
 def iou(tp: np.ndarray, predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -118,6 +163,7 @@ class FineScores:
     activation: str
     outside: dict[str, dict] = field(default_factory=dict)  # union class -> iou, truth_pixels, predicted_pixels
     consistency: dict[str, dict] = field(default_factory=dict)  # fine class -> share, pixels, classes
+    sweep: dict = field(default_factory=dict)  # the means at each threshold of GRID (:func:`fine_scores`)
 
     @property
     def outside_mean(self) -> Optional[float]:
@@ -133,23 +179,60 @@ class FineScores:
                               "per_class": self.outside},
             "consistency": {"mean": self.consistency_mean, "threshold": self.threshold, "activation": self.activation,
                             "per_fine_class": self.consistency},
+            "threshold_sweep": self.sweep,
         }
 
 
+def _mean(values: np.ndarray) -> Optional[float]:
+    return float(values.mean()) if values.size else None
+
+
 def fine_scores(sums: FineSums, classes: Sequence[str], fine_classes: Sequence[str], contains: np.ndarray, outside: np.ndarray,
-                threshold: float, activation: str) -> FineScores:
+                threshold: float, activation: str, grid: Sequence[float] = GRID) -> FineScores:
     """The scores from the sums: outside classes whose extent has pixels in the set, fine classes
-    with two or more containers and pixels."""
-    tp, pred, truth, fpx, fire = (t.cpu().numpy().astype(np.int64) for t in sums.tensors())
+    with two or more containers and pixels; ``sweep`` holds the means at each threshold of ``grid``
+    (and the in-space IoU there: the mean over the set's classes with labelled pixels; None
+    where the set was scored without its labels)."""
+    arr = {name: t.cpu().numpy().astype(np.int64) for name, t in zip(
+        ("tp", "pred", "truth", "fpx", "fire", "gtp", "gpred", "gfire", "itp", "ipred", "itruth"), sums.tensors())}
+    truth, fpx = arr["truth"], arr["fpx"]
     out = FineScores(float(threshold), activation)
-    ious = iou(tp, pred, truth)
-    for k in np.flatnonzero(np.asarray(outside) & (truth > 0)):
-        out.outside[classes[k]] = {"iou": float(ious[k]), "truth_pixels": int(truth[k]), "predicted_pixels": int(pred[k])}
-    many = np.asarray(contains).sum(axis=1) >= 2
-    for i in np.flatnonzero(many & (fpx > 0)):
-        out.consistency[fine_classes[i]] = {"share": float(fire[i] / fpx[i]), "pixels": int(fpx[i]),
+    ious = iou(arr["tp"], arr["pred"], truth)
+    scored = np.flatnonzero(np.asarray(outside) & (truth > 0))
+    for k in scored:
+        out.outside[classes[k]] = {"iou": float(ious[k]), "truth_pixels": int(truth[k]), "predicted_pixels": int(arr["pred"][k])}
+    many = np.flatnonzero((np.asarray(contains).sum(axis=1) >= 2) & (fpx > 0))
+    for i in many:
+        out.consistency[fine_classes[i]] = {"share": float(arr["fire"][i] / fpx[i]), "pixels": int(fpx[i]),
                                             "classes": [classes[k] for k in np.flatnonzero(contains[i])]}
+    labelled = np.flatnonzero(arr["itruth"] > 0)
+    out.sweep = {
+        "thresholds": [float(t) for t in grid],
+        "outside_space": [_mean(iou(arr["gtp"][g], arr["gpred"][g], truth)[scored]) for g in range(len(grid))],
+        "consistency": [_mean(arr["gfire"][g][many] / fpx[many]) for g in range(len(grid))],
+        "in_space_iou": [_mean(iou(arr["itp"][g], arr["ipred"][g], arr["itruth"])[labelled]) if labelled.size else None
+                         for g in range(len(grid))],
+        "outside_per_class": {classes[k]: [float(iou(arr["gtp"][g], arr["gpred"][g], truth)[k]) for g in range(len(grid))]
+                              for k in scored},
+    }
     return out
+
+
+def calibrated_threshold(sweeps: Sequence[dict]) -> Optional[float]:
+    """The threshold of the grid at which ``score > t`` best detects the classes the model was
+    trained on: the highest mean in-space IoU over ``sweeps`` (``threshold_sweep`` records of the
+    training datasets' val splits; the lower threshold on a tie). None without in-space counts."""
+    rows = [s["in_space_iou"] for s in sweeps if s and any(v is not None for v in s.get("in_space_iou", []))]
+    if not rows:
+        return None
+    grid = sweeps[0]["thresholds"]
+    mean = [float(np.mean([r[g] for r in rows if r[g] is not None])) for g in range(len(grid))]
+    return float(grid[int(np.argmax(mean))])
+
+
+def at_threshold(sweep: dict, key: str, threshold: float) -> Optional[float]:
+    """``sweep[key]`` (``outside_space``, ``consistency`` or ``in_space_iou``) at a threshold of its grid."""
+    return sweep[key][sweep["thresholds"].index(threshold)]
 
 
 @dataclass

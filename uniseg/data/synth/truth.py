@@ -79,6 +79,7 @@ class FineTruth:
     classes: tuple[str, ...]  # the union's, in its order
     counts: np.ndarray  # F x K int (see :func:`containment`)
     union_fingerprint: str
+    datasets: tuple[str, ...] = ()  # the union's: the datasets a model of it was trained on
 
     @property
     def contains(self) -> np.ndarray:
@@ -126,4 +127,4 @@ def fine_truth_for(world: str | Path, union: "UnionSpace") -> FineTruth:
     if not (world / FINE_DIR).is_dir() or "fine_truth" not in doc:
         raise UnisegError(f"--fine-truth {world}: written by an older uniseg, without its fine truth; write the world again with 'uniseg data synth'")
     return FineTruth(world, tuple(doc["fine_classes"]), tuple(union.names),
-                     containment(doc, union.datasets, union.names), union.fingerprint)
+                     containment(doc, union.datasets, union.names), union.fingerprint, tuple(union.datasets))

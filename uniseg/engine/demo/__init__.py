@@ -188,11 +188,11 @@ def _planted_relations(out: Path, world: Path, plan: DemoPlan, rs, events: DemoE
 
 
 def _scored(path: Path) -> bool:
-    """A score file of this uniseg: it holds the fine-truth scores (older demos' do not)."""
+    """A score file of this uniseg: it holds the fine-truth scores and their threshold sweep (older demos' do not)."""
     if not path.is_file():
         return False
     try:
-        return "outside_space" in json.loads(path.read_text())
+        return "threshold_sweep" in json.loads(path.read_text())
     except (OSError, ValueError):
         return False
 
@@ -218,6 +218,33 @@ def _evaluate(out: Path, world: Path, plan: DemoPlan, registry: Registry, events
                          union_fingerprint=trained.union.fingerprint, fine_truth=str(world), overwrite=True)  # the demo's own folder
         docs[method] = {n: json.loads((folder / f"{n}.json").read_text()) for n in plan.evaluated}
     return docs
+
+
+def label_space_scores(plan: DemoPlan, docs: dict) -> dict:
+    """The label-space generalisation keys of ``summary.json`` from the score documents of
+    :func:`_evaluate`: ``outside_space`` / ``consistency`` ``{method: {set: mean}}`` at each model's
+    own threshold (the grid threshold at which ``score > t`` best detects the classes of its
+    training datasets' val splits: ``thresholds.calibrated``), the same at the paper's thresholds
+    (``*_paper``: sigmoid 0.5, softmax 0.1, which a 70-way softmax passes where it is unsure), and
+    the per-class outside-space IoU at the calibrated thresholds."""
+    from uniseg.engine.generalisation import PAPER_THRESHOLDS, at_threshold, calibrated_threshold
+
+    chosen = {}
+    for m in METHODS:
+        t = calibrated_threshold([docs[m][n]["threshold_sweep"] for n in plan.train])
+        chosen[m] = docs[m][plan.train[0]]["outside_space"]["threshold"] if t is None else t
+    sweep = lambda m, n: docs[m][n]["threshold_sweep"]  # noqa: E731
+    return {
+        "outside_space": {m: {n: at_threshold(sweep(m, n), "outside_space", chosen[m]) for n in plan.evaluated} for m in METHODS},
+        "consistency": {m: {n: at_threshold(sweep(m, n), "consistency", chosen[m]) for n in plan.evaluated} for m in METHODS},
+        "outside_space_paper": {m: {n: docs[m][n]["outside_space"]["mean"] for n in plan.evaluated} for m in METHODS},
+        "consistency_paper": {m: {n: docs[m][n]["consistency"]["mean"] for n in plan.evaluated} for m in METHODS},
+        "outside_space_per_class": {m: {n: {c: v[sweep(m, n)["thresholds"].index(chosen[m])] for c, v in sweep(m, n)["outside_per_class"].items()}
+                                        for n in plan.evaluated} for m in METHODS},
+        "in_space_iou": {m: {n: at_threshold(sweep(m, n), "in_space_iou", chosen[m]) for n in plan.train} for m in METHODS},
+        "thresholds": {"paper": dict(PAPER_THRESHOLDS), "calibrated": chosen,
+                       "activation": {m: docs[m][plan.train[0]]["outside_space"]["activation"] for m in METHODS}},
+    }
 
 
 def filled_in_scores(plan: DemoPlan, registry: Registry, tables: dict, docs: dict) -> dict:
@@ -262,7 +289,6 @@ def run_demo(
     from uniseg.relations.scoring import planted_score, why_missed
     from uniseg.data.synth import PLANTED_FILE
     from uniseg.engine.demo.report import index
-    from uniseg.engine.generalisation import PAPER_THRESHOLDS
     from uniseg.engine.runtime import resolve_device
     from uniseg.relations.artifact import read_relations
     from uniseg.relations.stats import KNOWN, mean_own_scores
@@ -298,6 +324,7 @@ def run_demo(
     rel["not_enough_support"] = rs.unsupported()
     filled = filled_in_scores(plan, registry, {"mined": rs, "planted": read_relations(out / PLANTED_DIR)}, docs)
     unseen = {m: {n: docs[m][n]["miou"] for n in plan.unseen} for m in METHODS}
+    label_space = label_space_scores(plan, docs)
     summary = {
         "plan": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(plan).items()},
         "seed": seed,
@@ -309,13 +336,7 @@ def run_demo(
         "filled_in": filled,
         "evaluated": list(plan.evaluated),
         "val_miou": {m: {n: docs[m][n]["miou"] for n in plan.train} for m in METHODS},
-        "outside_space": {m: {n: docs[m][n]["outside_space"]["mean"] for n in plan.evaluated} for m in METHODS},
-        "consistency": {m: {n: docs[m][n]["consistency"]["mean"] for n in plan.evaluated} for m in METHODS},
-        "outside_space_per_class": {m: {n: {c: v["iou"] for c, v in docs[m][n]["outside_space"]["per_class"].items()}
-                                        for n in plan.evaluated} for m in METHODS},
-        "consistency_per_fine_class": {m: {n: {f: v["share"] for f, v in docs[m][n]["consistency"]["per_fine_class"].items()}
-                                           for n in plan.evaluated} for m in METHODS},
-        "thresholds": dict(PAPER_THRESHOLDS),
+        **label_space,
         "mining": {"interior": int(sim.interior), "rule": rs.rule, "min_support": int(rs.min_support)},
     }
     atomic_write_text(summary_path, json.dumps(summary, indent=1) + "\n")
