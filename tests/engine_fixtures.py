@@ -58,6 +58,15 @@ def write_relation_table(folder: Path, union, table, datasets=None, fingerprint=
     return folder
 
 
+def cosine_and_linear(world: Path, base: Path, cosine_iterations: int, linear_iterations: int, **changes) -> Path:
+    """A cosine-head run and a linear-head run of :func:`tiny_config` in ``base/cosine``, ``base/linear``."""
+    from uniseg.engine.trainer import train
+
+    train(tiny_config(world, iterations=cosine_iterations, **changes), base / "cosine")
+    train(tiny_config(world, iterations=linear_iterations, head="linear", **changes), base / "linear")
+    return base
+
+
 def poison_loss_at(monkeypatch, step: int) -> None:
     """Training's criterion returns NaN at its ``step``-th call (1-based), as a diverging run would:
     ``uniseg.engine.criterion.build_criterion`` wrapped for the rest of the test."""

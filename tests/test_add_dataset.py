@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import run_cli
-from engine_fixtures import TRAIN, small_world, tiny_args, tiny_config, write_relation_table  # noqa: F401  (fixture)
+from engine_fixtures import TRAIN, cosine_and_linear, small_world, tiny_args, tiny_config, write_relation_table  # noqa: F401  (fixture)
 
 OLD = ("cityscapes", "idd")  # the lab's first model; TRAIN adds mapillary
 
@@ -24,12 +24,10 @@ def _two(world, **changes):
 @pytest.fixture(scope="module")
 def old_runs(small_world, tmp_path_factory):
     """A cosine-head and a linear-head model trained a few steps on Cityscapes + IDD."""
-    from uniseg.engine.trainer import train
+    from uniseg.engine.config import DatasetSpec
 
-    base = tmp_path_factory.mktemp("two_datasets")
-    train(_two(small_world, iterations=2), base / "cosine")
-    train(_two(small_world, iterations=2, head="linear"), base / "linear")
-    return base
+    return cosine_and_linear(small_world, tmp_path_factory.mktemp("two_datasets"), 2, 2,
+                             datasets=[DatasetSpec(n, str(small_world / n)) for n in OLD])
 
 
 @pytest.mark.parametrize("head", ["cosine", "linear"])

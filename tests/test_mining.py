@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import run_cli
-from engine_fixtures import TRAIN, small_world, tiny_args, tiny_config  # noqa: F401  (fixture)
+from engine_fixtures import TRAIN, cosine_and_linear, small_world, tiny_args, tiny_config  # noqa: F401  (fixture)
 
 SHORT = 48  # the 64 x 128 images go in at 48 x 96: the resize path is exercised
 ARRAYS = {"score", "cosine", "pixels", "datasets", "classes", "fingerprint"}
@@ -24,12 +24,7 @@ ARRAYS = {"score", "cosine", "pixels", "datasets", "classes", "fingerprint"}
 @pytest.fixture(scope="module")
 def runs(small_world, tmp_path_factory):
     """A cosine-head run (3 iterations) and a linear-head run (1 iteration)."""
-    from uniseg.engine.trainer import train
-
-    base = tmp_path_factory.mktemp("mining_runs")
-    train(tiny_config(small_world, iterations=3), base / "cosine")
-    train(tiny_config(small_world, iterations=1, head="linear"), base / "linear")
-    return base
+    return cosine_and_linear(small_world, tmp_path_factory.mktemp("mining_runs"), 3, 1)
 
 
 def _mine_args(world, run, out, *names, workers=0):

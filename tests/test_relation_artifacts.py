@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from inprocess import cli
 from relations_fixtures import RIDER_CASE, hand_made
 from uniseg.relations.stats import write_similarity
 from uniseg.unify import build_union
@@ -23,13 +24,9 @@ TWO = ("cityscapes", "idd")
 
 
 def _cli(capsys, *args) -> tuple[int, str, str]:
-    from uniseg.cli.main import main
-
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return stop.value.code, out.out, out.err
+    """``uniseg`` in this process (``inprocess.cli``): (exit code, stdout, stderr)."""
+    res = cli(capsys, *args)
+    return res.returncode, res.stdout, res.stderr
 
 
 def _one_line(err: str) -> bool:

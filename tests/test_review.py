@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from inprocess import cli
 from conftest import run_cli
 from relations_fixtures import RIDER_CASE, hand_made
 from uniseg.relations.stats import write_similarity
@@ -24,14 +25,9 @@ DATE = ["--date", "2024-05-01"]
 
 
 def _cli(capsys, *args) -> tuple[int, str, str]:
-    """``uniseg`` in this process: (exit code, stdout, stderr)."""
-    from uniseg.cli.main import main
-
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        main([str(a) for a in args])
-    out = capsys.readouterr()
-    return stop.value.code, out.out, out.err
+    """``uniseg`` in this process (``inprocess.cli``): (exit code, stdout, stderr)."""
+    res = cli(capsys, *args)
+    return res.returncode, res.stdout, res.stderr
 
 
 @pytest.fixture(scope="module")

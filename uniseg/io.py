@@ -160,17 +160,20 @@ def _remove_folders(folders: Iterable[Path]) -> None:
             break
 
 
-def make_folder(folder: str | os.PathLike) -> list[Path]:
+def make_folder(folder: str | os.PathLike, what: str = "") -> list[Path]:
     """Create ``folder`` (and those above it); returns the folders made, deepest first. A refusal
-    of the file system is a :class:`WriteFault`."""
+    of the file system is a :class:`WriteFault`, or with ``what`` (an option such as ``--out``)
+    the one-line error that names it."""
     folder = Path(folder)
     made = _missing_folders(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise UnisegError(f"{folder}: a part of the path is a file, not a folder") from None
+        raise UnisegError(f"{what + ' ' if what else ''}{folder}: a part of the path is a file, not a folder") from None
     except OSError as exc:
         _remove_folders(made)
+        if what:
+            raise _unwritable(folder, what, exc) from None
         _raise_fault(folder, exc)
         raise
     return made
@@ -247,6 +250,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", *, size: int | None = 
         raise
 
 
+def file_in(path: str | os.PathLike, name: str) -> Path:
+    """``path``, or the file ``name`` inside it when ``path`` is a folder (artifacts are named by either)."""
+    p = Path(path)
+    return p / name if p.is_dir() else p
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w", size=len(text.encode("utf-8", "surrogatepass")), encoding="utf-8", newline="\n") as fh:
         fh.write(text)
@@ -318,14 +327,7 @@ def output_folder(out: str | os.PathLike, sources: Sequence[str | os.PathLike] =
     A run that fails leaves no lock file it made (nor a folder it made, when nothing else was written
     there): a refused or failed run leaves a folder as it found it, but for what it wrote."""
     out = check_output_path(out, sources, what)
-    made = _missing_folders(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise UnisegError(f"{what} {out}: a part of the path is a file, not a folder") from None
-    except OSError as exc:
-        _remove_folders(made)
-        raise _unwritable(out, what, exc) from None
+    made = make_folder(out, what)
     lock = out / LOCK_FILE
     had_lock = lock.exists()
     try:

@@ -20,7 +20,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from uniseg.cli.options import DATASET_EXTRA_ARGS, FormatOpt, RegistryOpt, parse_datasets, progress_bar, registry_from
+from uniseg.cli.options import DATASET_EXTRA_ARGS, FormatOpt, RegistryOpt, parse_datasets, progress_bar, progress_by_name, registry_from
 from uniseg.cli.render import Format, console, emit, middle_cut
 from uniseg.errors import Interrupted, UnisegError
 
@@ -64,15 +64,8 @@ def audit(
     show_bar = fmt == Format.table and console.is_terminal
     try:
         with progress_bar("audit", show_bar) as progress:
-            tasks: dict[str, int] = {}
-
-            def on_progress(name: str, done: int, total: int) -> None:
-                if name not in tasks:
-                    tasks[name] = progress.add_task(name, total=total)
-                progress.update(tasks[name], completed=done, total=total)
-
             rep = audit_datasets(list(zip(spaces, [r for _, r in pairs])), sample=sample, split=split or None,
-                                 workers=workers, progress=on_progress)
+                                 workers=workers, progress=progress_by_name(progress))
     except KeyboardInterrupt:
         raise Interrupted("interrupted — nothing was written; rerun the command (--sample N for a quicker look)") from None
     data = rep.to_dict()

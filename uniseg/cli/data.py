@@ -18,7 +18,9 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from uniseg.cli.options import FormatOpt, OnBadFileOpt, RegistryOpt, UnionOpt, parse_hw, progress_bar, registry_from, union_and_space
+from uniseg.cli.options import (
+    FormatOpt, OnBadFileOpt, RegistryOpt, UnionOpt, parse_hw, progress_bar, progress_by_name, registry_from, union_and_space,
+)
 from uniseg.cli.render import Format, console, emit
 from uniseg.errors import Interrupted, UnisegError
 
@@ -239,13 +241,7 @@ def synth(
     reg = registry_from(registry)
     show_bar = fmt == Format.table and console.is_terminal
     with progress_bar("synth", show_bar) as progress:
-        tasks: dict[str, int] = {}
-
-        def on_progress(name: str, done: int, total: int) -> None:
-            if name not in tasks:
-                tasks[name] = progress.add_task(name, total=total)
-            progress.update(tasks[name], completed=done, total=total)
-
+        on_progress = progress_by_name(progress)
         try:
             rep = synthesize(out, images=images, size=(h, w), seed=seed, datasets=dataset or None, registry=reg, progress=on_progress,
                              overwrite=overwrite)

@@ -156,6 +156,19 @@ def _auto_or_number(text: str, flag: str, what: str, example: str) -> Optional[f
         raise UnisegError(f"{flag} {text!r}: give 'auto' or {what}, e.g. {flag} {example}") from None
 
 
+def progress_by_name(bar, scale: int = 1):
+    """``progress(name, done, total)`` for a rich ``bar``: one task per name (a dataset), made on its
+    first report; ``scale`` multiplies the counts (a process's share under torchrun)."""
+    tasks: dict[str, int] = {}
+
+    def progress(name: str, done: int, total: int) -> None:
+        if name not in tasks:
+            tasks[name] = bar.add_task(name, total=total * scale)
+        bar.update(tasks[name], completed=done * scale, total=total * scale)
+
+    return progress
+
+
 def parse_threshold(text: str, flag: str = "--threshold") -> Optional[float]:
     """``auto`` -> None (the paper's Figure-4 threshold for the model's activation); a number in (0, 1) -> it."""
     value = _auto_or_number(text, flag, "a score in (0, 1)", "0.5")

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from uniseg.cli.options import (
     DATASET_EXTRA_ARGS, DatasetsOpt, DeviceOpt, FormatOpt, OnBadFileOpt, RegistryOpt, parse_datasets, parse_tau, parse_union,
-    progress_bar, registry_from,
+    progress_bar, progress_by_name, registry_from,
 )
 from uniseg.cli.render import Format, console, emit
 from uniseg.errors import Interrupted, UnisegError
@@ -80,13 +80,7 @@ def mine(
         union = trained.union
         show = fmt == Format.table and rt.is_main
         with progress_bar("mine", show and console.is_terminal) as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(name: str, done: int, total: int) -> None:
-                if name not in tasks:
-                    tasks[name] = bar.add_task(name, total=total * rt.world_size)
-                bar.update(tasks[name], completed=done * rt.world_size)
-
+            progress = progress_by_name(bar, rt.world_size)
             try:
                 res, written = mine_to_folder(
                     trained, pairs, reg, out, device=rt.device, split=splits, short_side=short_side, workers=workers,

@@ -27,7 +27,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from uniseg.data.check import spread
+from uniseg.data.check import root_fields, spread
 from uniseg.data.layout import Discovery, discover
 from uniseg.errors import UnisegError
 from uniseg.labelfiles import LabelFileError, decode_label_image, open_label_image, pack_rgb, refuse_unlikely_label, unpack_rgb
@@ -251,12 +251,7 @@ class DatasetAudit:
 
     def to_dict(self) -> dict:
         return {
-            "dataset": self.dataset,
-            "root": self.root,
-            "layout": self.layout,
-            "labels": self.labels,
-            "encoding": self.encoding,
-            "format": self.format,
+            **root_fields(self),
             "problems": self.problems(),
             "files": self.files,
             "files_of": self.files_of,

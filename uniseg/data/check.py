@@ -29,6 +29,11 @@ from uniseg.unify.lut import LookupTable, build_dataset_lut
 DEFAULT_SAMPLE = 32
 
 
+def root_fields(report) -> dict:
+    """What a report on a dataset root says of the root itself (``data check``, ``labels audit``)."""
+    return {key: getattr(report, key) for key in ("dataset", "root", "layout", "labels", "encoding", "format")}
+
+
 @dataclass
 class SplitSummary:
     split: str
@@ -113,12 +118,7 @@ class CheckReport:
 
     def to_dict(self) -> dict:
         return {
-            "dataset": self.dataset,
-            "root": self.root,
-            "layout": self.layout,
-            "labels": self.labels,
-            "encoding": self.encoding,
-            "format": self.format,
+            **root_fields(self),
             "ok": self.ok,
             "problems": self.problems(),
             "splits": [

@@ -1,4 +1,5 @@
-"""The HRNetV2 variants as data, and their registration: the one place a variant is added.
+"""The HRNetV2 variants as data, and their registration: a variant is one entry of
+``hrnet_variants.json``.
 
 Each entry of :data:`VARIANTS` is a named model for ``uniseg.models.build_model`` and ``uniseg
 models list`` (registered at the bottom, as timm's ``register_model`` does for its model
@@ -8,7 +9,9 @@ functions). Plain data and torch-free, so listing and describing models never im
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from uniseg.models.registry import register
@@ -80,56 +83,26 @@ def _s(modules: int, block: str, blocks: Sequence[int], channels: Sequence[int])
     return {"modules": modules, "block": block, "blocks": list(blocks), "channels": list(channels)}
 
 
-# The official experiment configs (experiments/cityscapes/seg_hrnet_*.yaml), checked key by key
-# against the official state dicts in tests/test_hrnet.py. ``official`` holds the figures the
-# official README reports for a 19-class head, tested at 1024x2048 (GFLOPs there are
-# multiply-adds of conv/linear layers divided by 2**30).
-VARIANTS: dict[str, dict] = {
-    "hrnet_w18_small_v1": {
-        "title": "HRNetV2-W18-Small-v1",
-        "description": "HRNetV2-W18-Small-v1: 1 module per stage, 2 basic blocks per branch, widths 16-128",
-        "stage1": _s(1, "BOTTLENECK", [1], [32]),
-        "stage2": _s(1, "BASIC", [2, 2], [16, 32]),
-        "stage3": _s(1, "BASIC", [2, 2, 2], [16, 32, 64]),
-        "stage4": _s(1, "BASIC", [2, 2, 2, 2], [16, 32, 64, 128]),
-        "official": {"params_m": 1.5, "gmacs_1024x2048": 31.1},
-    },
-    "hrnet_w18_small_v2": {
-        "title": "HRNetV2-W18-Small-v2 (paper's W18)",
-        "description": "HRNetV2-W18-Small-v2, the paper's 'W18': modules 1/1/3/2, 2 blocks per branch, widths 18-144",
-        "stage1": _s(1, "BOTTLENECK", [2], [64]),
-        "stage2": _s(1, "BASIC", [2, 2], [18, 36]),
-        "stage3": _s(3, "BASIC", [2, 2, 2], [18, 36, 72]),
-        "stage4": _s(2, "BASIC", [2, 2, 2, 2], [18, 36, 72, 144]),
-        "official": {"params_m": 3.9, "gmacs_1024x2048": 71.6},
-    },
-    "hrnet_w18": {
-        "title": "HRNetV2-W18",
-        "description": "HRNetV2-W18: modules 1/1/4/3, 4 blocks per branch, widths 18-144",
-        "stage1": _s(1, "BOTTLENECK", [4], [64]),
-        "stage2": _s(1, "BASIC", [4, 4], [18, 36]),
-        "stage3": _s(4, "BASIC", [4, 4, 4], [18, 36, 72]),
-        "stage4": _s(3, "BASIC", [4, 4, 4, 4], [18, 36, 72, 144]),
-    },
-    "hrnet_w48": {
-        "title": "HRNetV2-W48",
-        "description": "HRNetV2-W48: modules 1/1/4/3, 4 blocks per branch, widths 48-384",
-        "stage1": _s(1, "BOTTLENECK", [4], [64]),
-        "stage2": _s(1, "BASIC", [4, 4], [48, 96]),
-        "stage3": _s(4, "BASIC", [4, 4, 4], [48, 96, 192]),
-        "stage4": _s(3, "BASIC", [4, 4, 4, 4], [48, 96, 192, 384]),
-        "official": {"params_m": 65.8, "gmacs_1024x2048": 696.2},
-    },
-    "hrnet_tiny": {
-        "title": "uniseg tiny HRNet (CPU demos)",
-        "description": "uniseg's CPU demo net (~0.26M params): 32-wide stem, 1 module per stage, 1 basic block per branch, widths 8-64",
-        "stem_channels": 32,
-        "stage1": _s(1, "BOTTLENECK", [1], [16]),
-        "stage2": _s(1, "BASIC", [1, 1], [8, 16]),
-        "stage3": _s(1, "BASIC", [1, 1, 1], [8, 16, 32]),
-        "stage4": _s(1, "BASIC", [1, 1, 1, 1], [8, 16, 32, 64]),
-    },
-}
+#: The variants, one entry each in ``hrnet_variants.json`` (``stages``: four rows of modules, block,
+#: blocks per branch, channels per branch; ``stem_channels`` 64 unless given). The official ones are
+#: the official experiment configs (experiments/cityscapes/seg_hrnet_*.yaml), checked key by key
+#: against the official state dicts in tests/test_hrnet.py; ``official`` holds the figures the
+#: official README reports for a 19-class head at 1024x2048 (GFLOPs there are multiply-adds of
+#: conv/linear layers divided by 2**30).
+VARIANTS_FILE = Path(__file__).with_name("hrnet_variants.json")
+
+
+def _load_variants() -> dict[str, dict]:
+    """``VARIANTS_FILE`` in the form :meth:`HRNetConfig.from_dict` reads (``stage1`` ... ``stage4``)."""
+    out: dict[str, dict] = {}
+    for name, entry in json.loads(VARIANTS_FILE.read_text(encoding="utf-8")).items():
+        out[name] = {k: v for k, v in entry.items() if k != "stages"}
+        for i, (modules, block, blocks, channels) in enumerate(entry["stages"], start=1):
+            out[name][f"stage{i}"] = _s(modules, block, blocks, channels)
+    return out
+
+
+VARIANTS: dict[str, dict] = _load_variants()
 
 
 def describe_hrnet(name: str) -> dict:

@@ -9,7 +9,7 @@ fast (``uniseg models list`` needs no torch for the built-in variants). A family
 variants with :func:`register` (or the :func:`register_model` decorator) and a ``describe(name)``
 function giving the plain-data facts that :func:`model_info` returns, so the registry itself knows
 no family; the built-in families (:data:`FAMILIES`) register on first look-up. Adding an HRNet
-variant is one entry in ``uniseg.models.hrnet_configs.VARIANTS``.
+variant is one entry in ``uniseg/models/hrnet_variants.json``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ __all__ = [
 HEADS = ("linear", "cosine")
 
 #: The modules whose import registers the built-in families (one per architecture; a variant is
-#: added in its family's data, e.g. ``hrnet_configs.VARIANTS``).
+#: added in its family's data, e.g. ``hrnet_variants.json``).
 FAMILIES = ("uniseg.models.hrnet_configs",)
 
 Builder = Callable[..., "nn.Module"]

@@ -19,31 +19,16 @@ from __future__ import annotations
 
 from uniseg._lazy import lazy_exports
 
-_EXPORTS = {
-    "Similarity": "stats",
-    "read_similarity": "stats",
-    "write_similarity": "stats",
-    "similarity_for": "stats",
-    "class_own_scores": "stats",
-    "KNOWN": "stats",
-    "TauChoice": "eq6",
-    "auto_tau": "eq6",
-    "multilabel_table": "eq6",
-    "identity_table": "eq6",
-    "RelationSet": "artifact",
-    "Relation": "artifact",
-    "build_relations": "artifact",
-    "read_relations": "artifact",
-    "write_relations": "artifact",
-    "read_relation_table": "artifact",
-    "union_for": "artifact",
-    "relation_graph": "graph",
-    "conflicts": "graph",
-    "diff_relations": "diff",
-    "Edit": "edits",
-    "candidates": "review",
-    "apply_edit": "review",
+_BY_MODULE = {  # submodule: the names it gives the package
+    "stats": ("Similarity", "read_similarity", "write_similarity", "similarity_for", "class_own_scores", "KNOWN",),
+    "eq6": ("TauChoice", "auto_tau", "multilabel_table", "identity_table",),
+    "artifact": ("RelationSet", "Relation", "build_relations", "read_relations", "write_relations", "read_relation_table", "union_for",),
+    "graph": ("relation_graph", "conflicts",),
+    "diff": ("diff_relations",),
+    "edits": ("Edit",),
+    "review": ("candidates", "apply_edit",),
 }
+_EXPORTS = {name: module for module, names in _BY_MODULE.items() for name in names}
 
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

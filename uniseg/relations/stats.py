@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from uniseg.errors import FingerprintMismatch, UnisegError
-from uniseg.io import atomic_open, atomic_write_text
+from uniseg.io import atomic_open, atomic_write_text, file_in
 from uniseg.names import first_duplicate
 from uniseg.unify.union import UnionSpace
 
@@ -191,9 +191,7 @@ def _interior_fields(path: str, all_pixels, interior, pixels: np.ndarray) -> dic
 
 def read_similarity(path: str | Path) -> Similarity:
     """Read ``similarity.npz`` (or the folder holding it), validated; one-line errors name the array."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / SIMILARITY_FILE
+    p = file_in(path, SIMILARITY_FILE)
     if not p.is_file():
         raise UnisegError(f"--similarity {path}: no such file (write one with 'uniseg relations mine')")
     try:

@@ -102,9 +102,9 @@ def load_union(folder: str | Path) -> UnionSpace:
     """Read ``union.yaml`` from a folder (or the file itself) and verify its fingerprint."""
     from uniseg.yamlio import read_yaml
 
-    path = Path(folder)
-    if path.is_dir():
-        path = path / UNION_FILE
+    from uniseg.io import file_in
+
+    path = file_in(folder, UNION_FILE)
     if not path.exists():
         raise UnisegError(f"{path}: no {UNION_FILE} here (write one with 'uniseg labels union NAME... --out DIR')")
     doc = read_yaml(path)

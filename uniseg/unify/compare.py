@@ -43,6 +43,18 @@ def _members(union: UnionSpace) -> dict[tuple[str, str], str]:
     return {(d, n): c.name for c in union.classes for d, names in c.members.items() for n in names}
 
 
+def _member_changes(a: UnionSpace, b: UnionSpace) -> list[dict]:
+    """Classes of ``a`` that ``b`` holds too, with the datasets that have them in ``a`` but not in ``b``."""
+    out = []
+    for c in a.classes:
+        if b.index_of(c.name) is not None:
+            held = set(b.classes[b.index_of(c.name)].members)
+            extra = [d for d in c.members if d not in held]
+            if extra:
+                out.append({"class": c.name, "datasets": extra})
+    return out
+
+
 def compare_unions(old: UnionSpace, new: UnionSpace, registry=None) -> dict:
     """Everything ``--compare`` reports, as plain data (see the module docstring)."""
     old_m, new_m = _members(old), _members(new)
@@ -58,20 +70,8 @@ def compare_unions(old: UnionSpace, new: UnionSpace, registry=None) -> dict:
     merged = [{"class": n, "from": sorted(v)} for n, v in sorted(outof.items()) if len(v) > 1]
     renamed = [{"from": o, "to": next(iter(v))} for o, v in sorted(into.items())
                if len(v) == 1 and next(iter(v)) != o and outof.get(next(iter(v))) == {o}]
-    gained = []
-    for c in new.classes:
-        if c.name in old_names:
-            held = set(old.classes[old.index_of(c.name)].members)
-            extra = [d for d in c.members if d not in held]
-            if extra:
-                gained.append({"class": c.name, "datasets": extra})
-    lost = []
-    for c in old.classes:
-        if c.name in new_names:
-            now = set(new.classes[new.index_of(c.name)].members)
-            gone = [d for d in c.members if d not in now]
-            if gone:
-                lost.append({"class": c.name, "datasets": gone})
+    gained = _member_changes(new, old)
+    lost = _member_changes(old, new)
     return {
         "old": {"fingerprint": old.fingerprint, "datasets": list(old.datasets), "num_classes": old.num_classes},
         "new": {"fingerprint": new.fingerprint, "datasets": list(new.datasets), "num_classes": new.num_classes},
