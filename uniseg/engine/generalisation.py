@@ -133,21 +133,30 @@ def add_image(sums: FineSums, scores: torch.Tensor, fine: torch.Tensor, contains
     sums.tp += tp
     sums.predicted += predicted
     sums.all_fire += fire
-    for g, t in enumerate(grid):
-        tp, predicted, fire = counts(t)
-        sums.grid_tp[g] += tp
-        sums.grid_predicted[g] += predicted
-        sums.grid_all_fire[g] += fire
+    edges = torch.tensor(list(grid), dtype=s.dtype, device=dev)
+
+    def above(values: torch.Tensor, keys: torch.Tensor, n: int) -> torch.Tensor:
+        """``G x n``: per key, the values above each grid threshold (one bucketize and one bincount
+        for the whole grid: the number of thresholds strictly below a value is its bucket)."""
+        b = torch.bucketize(values, edges)  # 0..G
+        h = torch.bincount(keys * (len(grid) + 1) + b, minlength=n * (len(grid) + 1)).reshape(n, len(grid) + 1)
+        return h.flip(1).cumsum(1).flip(1)[:, 1:].t()
+
+    hit = padded[fid, top]
+    sums.grid_predicted += above(best, top, k + 1)[:, :k]
+    sums.grid_tp += above(best[hit], top[hit], k + 1)[:, :k]
+    sums.grid_all_fire += above(weakest, fid, f)
     if label is not None:
         lab = label.reshape(-1).long()
         keep = lab < k
         lab, s_in = lab[keep], s[:, keep]
-        inside = ~outside
         sums.in_truth += torch.bincount(lab, minlength=k)[:k]
         own = s_in.gather(0, lab[None])[0]  # each labelled pixel's score for its own class
-        for g, t in enumerate(grid):
-            sums.in_tp[g] += torch.bincount(lab[own > t], minlength=k)[:k]
-            sums.in_predicted[g] += torch.where(inside, (s_in > t).sum(1), torch.zeros_like(inside, dtype=torch.int64))
+        sums.in_tp += above(own, lab, k)
+        inside = torch.nonzero(~outside).flatten()  # the set's own classes: only they are labelled here
+        mine = s_in[inside]
+        rows = torch.arange(inside.numel(), device=dev)[:, None].expand_as(mine)
+        sums.in_predicted[:, inside] += above(mine.reshape(-1), rows.reshape(-1), inside.numel())
 
 
 def iou(tp: np.ndarray, predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
