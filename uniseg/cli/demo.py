@@ -21,7 +21,7 @@ def demo(
     plan_name: str = typer.Option("full", "--plan", metavar="full|quick|gpu", help="full: about 8.5 minutes on 2 CPU cores; quick: under a minute of training (CI, a first look); gpu: a larger world, hrnet_w18_small_v2 and thousands of iterations, sized for one GPU."),
     quick: bool = typer.Option(False, "--quick", help="The same as --plan quick."),
     seed: int = typer.Option(0, "--seed", min=0, help="Training seed (the world is always built with seed 0)."),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, help="DataLoader worker processes (default: the plan's, 2 on CPU)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, help="DataLoader worker processes (default: the plan's, at most the CPU cores beyond two: 0 on a 2-core machine)."),
     device: Optional[str] = DeviceOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain log lines instead of progress bars."),
     fmt: Format = FormatOpt,

@@ -284,7 +284,7 @@ def run_demo(
     events: Optional[DemoEvents] = None,
 ) -> DemoResult:
     """Run (or resume) the demo into ``out``; see the module docstring. ``workers``: DataLoader
-    workers (default: the plan's)."""
+    workers (default: :meth:`DemoPlan.workers_for` this machine)."""
     from uniseg.data.synth.planted import expected_relations, read_planted
     from uniseg.relations.scoring import planted_score, why_missed
     from uniseg.data.synth import PLANTED_FILE
@@ -296,7 +296,7 @@ def run_demo(
     t0 = time.perf_counter()
     _check_seed(seed)
     out = Path(out)
-    workers = plan.workers if workers is None else workers
+    workers = plan.workers_for() if workers is None else workers
     if out.exists() and not out.is_dir():
         raise UnisegError(f"--out {out}: exists and is not a folder")
     summary_path = out / "summary.json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
@@ -33,8 +34,16 @@ class DemoPlan:
     world_seed: int = 0
     interior: str = "auto"  # relation mining over interior pixels (uniseg.engine.mining.interior_radius)
     rule: str = "conflict"  # which pairs Eq. 6 may switch on (uniseg.relations.eq6.RULES)
-    workers: int = 2  # DataLoader workers (the CLI's --workers overrides)
+    workers: int = 2  # the most DataLoader workers (:meth:`workers_for`; the CLI's --workers overrides)
     checkpoint_every: int = 100
+
+    def workers_for(self, cores: Optional[int] = None) -> int:
+        """DataLoader workers on a machine of ``cores`` CPU cores (default: this one's): the plan's
+        number, but never more than the cores left beside the two compute threads. On 2 cores that
+        is 0: workers competing with the training threads made the full plan 14% slower there
+        (docs/demo.md), and the workers never change the result (each sample carries its own seed)."""
+        cores = (os.cpu_count() or 1) if cores is None else cores
+        return max(0, min(self.workers, cores - 2))
 
     @property
     def evaluated(self) -> tuple[str, ...]:
