@@ -13,6 +13,14 @@ from pathlib import Path
 
 import pytest
 
+# Under pytest-xdist (the README's `make test` runs one worker per core) each worker gets its share
+# of the cores: torch's default of every core per process would make the workers fight over them.
+# Set before torch is imported here or in a command a test starts (they inherit the environment).
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, str(_threads))
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 

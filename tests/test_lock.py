@@ -20,6 +20,7 @@ DEADLINE = 60.0
 
 
 def _wait_forever(conn) -> None:
+    conn.send("running")  # the fork's handlers (which close the inherited lock) have run by now
     conn.recv()  # until the test lets it go (or the pipe closes)
 
 
@@ -32,6 +33,7 @@ def test_a_forked_child_does_not_hold_the_folder_lock(tmp_path):
     with output_folder(tmp_path / "out"):
         child = ctx.Process(target=_wait_forever, args=(child_end,), daemon=True)
         child.start()  # forked while the lock is held, as DataLoader workers are
+        assert parent_end.poll(DEADLINE) and parent_end.recv() == "running"
         with pytest.raises(UnisegError, match="another uniseg run is writing there"):
             with output_folder(tmp_path / "out"):
                 pass  # the lock is still this run's

@@ -7,8 +7,10 @@ For a few validation images of one training dataset (default: Cityscapes, whose 
 lane marking and no bicyclist) it draws, side by side: the input | the multi-dataset CE model's
 multi-label view | UniSeg's multi-label view. A multi-label view is what ``uniseg predict
 --multilabel`` writes: the prediction in the dataset's own label space, and, where a union class
-*outside* that space scores above the paper's threshold (0.5 on sigmoid for BCE models, 0.1 on
-softmax for CE), that class instead, in its union colour. One legend below names every class drawn.
+*outside* that space scores above the threshold, that class instead, in its union colour. The
+threshold is each model's own, the one the demo's tables score it at (``summary.json``'s
+``thresholds.calibrated``), or with ``--thresholds paper`` the paper's (0.5 on sigmoid for BCE
+models, 0.1 on softmax for CE). One legend below names every class drawn.
 
 The predictions are the library's (``uniseg.engine.predict.predict_files``, the code behind
 ``uniseg predict``); this script only lays the PNGs it writes out side by side. It reads the
@@ -46,6 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--baseline", default="ce", help="the demo run drawn in the middle column")
     p.add_argument("--uniseg", default="cr-bce", help="the demo run drawn in the right column (cr-bce or null-bce)")
     p.add_argument("--width", type=int, default=300, help="width of each panel in pixels")
+    p.add_argument("--thresholds", choices=("calibrated", "paper"), default="calibrated",
+                   help="calibrated: each model's own threshold, as the demo's tables score it (summary.json); "
+                        "paper: 0.5 on sigmoid, 0.1 on softmax")
     return p.parse_args(argv)
 
 
@@ -85,7 +90,7 @@ def choose_images(args: argparse.Namespace, union) -> list[Path]:
     return [root / samples[i].image for i in order[: args.images]]
 
 
-def views(demo: Path, run: str, dataset: str, images: list[Path], work: Path):
+def views(demo: Path, run: str, dataset: str, images: list[Path], work: Path, threshold: float | None):
     """``uniseg predict --multilabel`` for ``images`` with the demo run ``run``: per image the
     multi-label view (without its legend strip), and the (name, colour) entries drawn."""
     import torch
@@ -100,7 +105,7 @@ def views(demo: Path, run: str, dataset: str, images: list[Path], work: Path):
     trained = load_trained(ckpt, torch.device("cpu"))
     target = target_space(trained, dataset, default_registry())
     out = work / run
-    report = predict_files(trained, target, images, out, device=torch.device("cpu"), multilabel=True)
+    report = predict_files(trained, target, images, out, device=torch.device("cpu"), multilabel=True, threshold=threshold)
     panels, entries = [], {}
     for written in map(Path, report.written):
         pred = np.asarray(Image.open(written))
@@ -114,9 +119,11 @@ def views(demo: Path, run: str, dataset: str, images: list[Path], work: Path):
     return trained, panels, entries
 
 
-def title_of(trained, run: str) -> str:
+def title_of(trained, run: str, threshold: float | None) -> str:
     names = {"ce": "multi-dataset CE", "null-bce": "UniSeg, Null BCE", "cr-bce": "UniSeg, C-R BCE"}
-    return f"{names.get(run, run)} ({trained.activation} > {0.1 if trained.activation == 'softmax' else 0.5:g})"
+    if threshold is None:
+        threshold = 0.1 if trained.activation == "softmax" else 0.5
+    return f"{names.get(run, run)} ({trained.activation} > {threshold:g})"
 
 
 def compose(images: list[Path], columns: list[tuple[str, list[Image.Image]]], entries: dict, width: int,
@@ -168,18 +175,22 @@ def main(argv=None) -> int:
 
     union = load_trained(demo / "runs" / args.uniseg / "last.pt").union
     images = choose_images(args, union)
-    entries: dict = {}
-    columns = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for run in (args.baseline, args.uniseg):
-            trained, panels, drawn = views(demo, run, args.dataset, images, Path(tmp))
-            columns.append((title_of(trained, run), panels))
-            entries.update(drawn)
-    plan = ""
+    summary = {}
     if (demo / "summary.json").is_file():
         import json
 
         summary = json.loads((demo / "summary.json").read_text())
+    calibrated = summary.get("thresholds", {}).get("calibrated", {}) if args.thresholds == "calibrated" else {}
+    entries: dict = {}
+    columns = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in (args.baseline, args.uniseg):
+            threshold = calibrated.get(run)
+            trained, panels, drawn = views(demo, run, args.dataset, images, Path(tmp), threshold)
+            columns.append((title_of(trained, run, threshold), panels))
+            entries.update(drawn)
+    plan = ""
+    if summary:
         name = summary.get("plan", {})
         name = name.get("name") if isinstance(name, dict) else name
         plan = f"; {name} demo, seed {summary.get('seed')}"

@@ -52,7 +52,7 @@ class DemoPlan:
 
 
 PLANS: dict[str, DemoPlan] = {
-    # about 8.5 minutes on 2 CPU cores (docs/demo.md has the measured figures)
+    # about 9.5 minutes on 2 CPU cores (docs/demo.md has the measured figures)
     "full": DemoPlan(
         name="full", train=("cityscapes", "bdd", "idd", "mapillary"), unseen=("kitti", "wilddash", "camvid"),
         images=40, size=(192, 384), model="hrnet_tiny", crop=(160, 160), batch_size=8,
