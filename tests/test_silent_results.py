@@ -89,6 +89,25 @@ def test_train_names_the_images_it_left_out_for_want_of_a_label(small_world, tmp
     assert f"1 of {total} training images have no label and are left out" in note and image in note, events.notes
 
 
+def test_relations_mine_names_the_images_it_left_out_for_want_of_a_label(checkpoint, small_world, tmp_path, capsys):
+    cs = tmp_path / "cityscapes"
+    shutil.copytree(small_world / "cityscapes", cs)
+    label = sorted((cs / "gtFine" / "train").rglob("*_gtFine_labelIds.png"))[0]
+    label.unlink()
+    image = label.relative_to(cs).as_posix().replace("gtFine/", "leftImg8bit/").replace("_gtFine_labelIds", "_leftImg8bit")
+    total = len(list((cs / "leftImg8bit" / "train").rglob("*_leftImg8bit.png")))
+    sets = [f"cityscapes={cs}", *(f"{n}={small_world / n}" for n in TRAIN[1:])]
+    args = ["relations", "mine", "--checkpoint", checkpoint, "--datasets", *sets, "--short-side", "48", "--workers", "0"]
+    res = cli(capsys, *args, "--out", tmp_path / "json", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["images_without_labels"] == {"cityscapes": [image]}
+    assert next(r["images"] for r in doc["datasets"] if r["dataset"] == "cityscapes") == total - 1
+    res = cli(capsys, *args, "--out", tmp_path / "table")
+    text = " ".join(res.stdout.split())
+    assert res.returncode == 0 and f"cityscapes: 1 of {total} mined images have no label and are left out" in text, res.stdout
+
+
 # -- 16-bit and float inputs -------------------------------------------------------------------
 
 

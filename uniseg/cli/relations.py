@@ -62,6 +62,7 @@ def mine(
 
     from uniseg.engine.checkpoint import load_trained
     from uniseg.engine.mining import interior_radius, mine_to_folder, open_sets, summary
+    from uniseg.engine.trainer import unlabelled_notes
     from uniseg.engine.runtime import setup_runtime
 
     pairs = parse_datasets(datasets, ctx.args)
@@ -102,6 +103,7 @@ def mine(
         "union_fingerprint": union.fingerprint, "split": splits, "short_side": short_side, "processes": rt.world_size,
         "amp": rt.amp_name, "interior": radius, "resumed_images": res.resumed, "seconds": round(time.perf_counter() - started, 2),
         "datasets": rows, "not_mined": [d for d in union.datasets if d not in res.mined], "bad_files": res.bad_files,
+        "images_without_labels": {name: list(getattr(ds, "unlabelled", [])) for name, ds in sets if getattr(ds, "unlabelled", None)},
     }
 
     def table():
@@ -121,6 +123,7 @@ def mine(
             notes.append(f"not mined (rows without pixels): {', '.join(data['not_mined'])}")
         for b in res.bad_files:
             notes.append(f"skipped a bad file (--on-bad-file skip), not mined: {b['error']}")
+        notes += unlabelled_notes([ds for _, ds in sets], "mined")
         if res.resumed:
             notes.append(f"resumed: {res.resumed} images came from the partial sums of an interrupted run")
         t.caption = "\n".join(notes)
