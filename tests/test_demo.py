@@ -327,3 +327,28 @@ def test_an_interrupted_demo_says_to_rerun_the_demo(tmp_path, monkeypatch):
     msg = str(err.value)
     assert msg.startswith("interrupted at iteration 3/40 of the CE baseline") and "rerun the same 'uniseg demo' command" in msg
     assert "uniseg train --resume" not in msg and err.value.exit_code == 130
+
+
+def test_every_plan_is_a_valid_recipe_and_the_gpu_plans_network_takes_its_crop(tmp_path):
+    """No plan fails at its first run for a setting: each run's recipe passes the checks
+    ``uniseg train`` makes, and the gpu plan (never run in CI: no GPU) builds its network, which
+    takes a batch of the plan's crop forward and backward to a full-size output on the CPU."""
+    import torch
+
+    from uniseg.engine.demo.plan import PLANS, RUNS, iterations, train_config
+    from uniseg.models.registry import build_model
+
+    for plan in PLANS.values():
+        assert plan.crop[0] <= plan.size[0] and plan.crop[1] <= plan.size[1], plan.name
+        for run in RUNS:
+            cfg = train_config(plan, tmp_path / "world", run, 0, plan.workers, "auto", tmp_path)
+            cfg.validate()
+            assert cfg.iterations == iterations(plan, run) > 0 and cfg.model == plan.model
+    gpu = PLANS["gpu"]
+    assert gpu.model == "hrnet_w18_small_v2"  # the issue's network
+    torch.manual_seed(0)
+    model = build_model(gpu.model, num_classes=70, head="cosine").train()
+    logits = model(torch.randn(2, 3, *gpu.crop))
+    assert logits.shape == (2, 70, *gpu.crop)
+    logits.float().mean().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)

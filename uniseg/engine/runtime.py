@@ -3,7 +3,7 @@
 Small and explicit on purpose. CPU always works. On CUDA: autocast in bfloat16 where the GPU
 supports it, else float16 with a gradient scaler; channels_last. Several processes come from
 ``torchrun`` (its environment variables ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``): gloo on CPU,
-nccl on GPUs; multi-machine jobs are torchrun's rendezvous, nothing here launches processes.
+nccl on GPUs (with gloo beside it for CPU tensors); multi-machine jobs are torchrun's rendezvous, nothing here launches processes.
 """
 
 from __future__ import annotations
@@ -69,6 +69,17 @@ class Runtime:
 
             dist.all_reduce(tensor)
         return tensor
+
+    def any_(self, flag: bool) -> bool:
+        """Whether ``flag`` is set in any process: one all-reduce of a CPU integer (gloo, also beside
+        nccl), so the answer costs no GPU synchronisation. ``flag`` itself in a single process."""
+        if not self.distributed:
+            return bool(flag)
+        import torch.distributed as dist
+
+        votes = torch.tensor([int(bool(flag))], dtype=torch.int32)
+        dist.all_reduce(votes)
+        return bool(votes.item())
 
     def broadcast_(self, tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
         """Overwrite ``tensor`` with process ``src``'s copy in place (a no-op in a single process)."""
@@ -143,7 +154,8 @@ def setup_runtime(device: str = "auto", amp: str = "auto", channels_last: Option
         if not dist.is_initialized():
             if dev.type == "cuda":
                 torch.cuda.set_device(dev)
-            dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+            # on GPUs, CPU tensors go through gloo (Runtime.any_: small votes without a GPU sync)
+            dist.init_process_group(backend="cpu:gloo,cuda:nccl" if dev.type == "cuda" else "gloo")
             owns = True
         world, rank = dist.get_world_size(), dist.get_rank()
     cl = dev.type == "cuda" if channels_last is None else bool(channels_last)

@@ -544,7 +544,7 @@ class Trainer:
         stream = SampleStream(self.input.loader, self.bad)
         try:
             while self.iteration < total:
-                self._step(next_batch(stream, self.window), readback, stop)
+                self._step(self._next_batch(stream), readback, stop)
                 if self._after_step(readback, stop):
                     stream.close()  # the workers stop before the checkpoint is written
                     if self.last_saved != self.iteration:
@@ -571,13 +571,28 @@ class Trainer:
         self.events.end(result)
         return result
 
+    def _next_batch(self, stream: SampleStream) -> dict:
+        """The next batch. Under torchrun with ``--on-bad-file error`` the processes first agree
+        whether any of them met a bad file, so that all stop at the same step (rank 0 writing
+        ``last.pt``) and none is left waiting in an all-reduce for one that has left."""
+        if not (self.rt.distributed and self.config.on_bad_file == "error"):
+            return next_batch(stream, self.window)
+        met: Optional[BadFileError] = None
+        try:
+            batch = next_batch(stream, self.window)
+        except BadFileError as exc:
+            met = exc
+        if self.rt.any_(met is not None):
+            raise met or BadFileError("another process met a bad file (its own line names it)")
+        return batch
+
     def _stopped_at_bad_file(self, exc: BadFileError, readback: StepReadback) -> BadFileError:
         """Write ``last.pt`` (the steps before the bad sample are good) and say how to go on."""
         self._account(readback.drain())  # a non-finite loss still pending is reported instead, nothing saved
         if self.last_saved != self.iteration:
             self._log_bad_files()
             self.save(LAST)
-        where = f"wrote {self.out / LAST} (iteration {self.iteration})" if self.rt.is_main else self._last_good()
+        where = f"{'' if self.rt.is_main else 'rank 0 '}wrote {self.out / LAST} (iteration {self.iteration})"
         resume = f"resume with 'uniseg train --resume {self.out}'"
         advice = (f"fix the dataset and {resume}" if self.config.on_bad_file == "skip" else
                   f"fix or remove the file and {resume}, or resume with --on-bad-file skip to replace such samples")
