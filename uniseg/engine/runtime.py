@@ -3,7 +3,8 @@
 Small and explicit on purpose. CPU always works. On CUDA: autocast in bfloat16 where the GPU
 supports it, else float16 with a gradient scaler; channels_last. Several processes come from
 ``torchrun`` (its environment variables ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``): gloo on CPU,
-nccl on GPUs (with gloo beside it for CPU tensors); multi-machine jobs are torchrun's rendezvous, nothing here launches processes.
+nccl on GPUs (with gloo beside it for CPU tensors); multi-machine jobs are torchrun's rendezvous,
+nothing here launches processes.
 """
 
 from __future__ import annotations

@@ -572,10 +572,10 @@ class Trainer:
         return result
 
     def _next_batch(self, stream: SampleStream) -> dict:
-        """The next batch. Under torchrun with ``--on-bad-file error`` the processes first agree
-        whether any of them met a bad file, so that all stop at the same step (rank 0 writing
-        ``last.pt``) and none is left waiting in an all-reduce for one that has left."""
-        if not (self.rt.distributed and self.config.on_bad_file == "error"):
+        """The next batch. Under torchrun the processes first agree whether any of them met a bad
+        file it may not skip, so that all stop at the same step (rank 0 writing ``last.pt``) and
+        none is left waiting in an all-reduce for one that has left."""
+        if not self.rt.distributed:
             return next_batch(stream, self.window)
         met: Optional[BadFileError] = None
         try:
