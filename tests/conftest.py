@@ -21,6 +21,15 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, str(_threads))
 
+MAX_WORKERS = 8  # each worker imports torch and builds its own small worlds: ~0.6 GB apiece
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: one worker per core, at most :data:`MAX_WORKERS` (the suite has ~65 files;
+    more workers would only add start-up time and memory on a large machine)."""
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 
