@@ -229,6 +229,39 @@ def test_mining_resumed_after_a_bad_file_mines_every_good_image_once(bad_root, c
     assert {b["file"] for b in resumed.bad_files} == {b["file"] for b in whole.bad_files} == _bad_labels(bad_root)
 
 
+@pytest.mark.parametrize("which", [2, 5])
+def test_mining_under_torchrun_stops_every_process_at_the_bad_file_of_one(checkpoint, small_world, tmp_path, which):
+    """One bad label, met by one process (each takes every other image: #2 is rank 0's, #5 rank
+    1's): both stop in the same round, the one that met it names it, none is left waiting in the
+    final all-reduce; with the file restored the same command goes on to the end."""
+    import os
+
+    root = tmp_path / "cityscapes"
+    shutil.copytree(small_world / "cityscapes", root)
+    label = sorted((root / "gtFine" / "train").rglob("*_labelIds.png"))[which]
+    whole = label.read_bytes()
+    label.write_bytes(whole[:200])  # truncated
+    env = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
+    env.pop("UNISEG_DEBUG", None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "uniseg",
+           "relations", "mine", "--checkpoint", str(checkpoint), "--datasets", f"cityscapes={root}", "--short-side", "0",
+           "--workers", "0", "--out", str(tmp_path / "mine"), "-f", "json"]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"torchrun still running after {TIMEOUT} s (a process waits for one that left): {exc.stderr!r}")
+    assert res.returncode != 0
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and not any("RuntimeError" in line for line in errors), res.stderr
+    named, other = sorted(errors, key=lambda line: str(label) not in line)
+    assert str(label) in named and str(label) not in other and "another process met a bad file" in other, errors
+    label.write_bytes(whole)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["processes"] == 2 and doc["resumed_images"] > 0 and (tmp_path / "mine" / "similarity.npz").is_file()
+
+
 # -- predict ----------------------------------------------------------------------------------
 
 

@@ -154,8 +154,9 @@ def _fail(exc: BaseException, debug: bool) -> None:
         import traceback
 
         traceback.print_exception(exc)
-    if line:
-        print(line, file=sys.stderr)
+    if line:  # one write: under torchrun every process may say its line at the same moment
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
     sys.exit(code)
 
 

@@ -18,9 +18,11 @@ support for Eq. 6 (``uniseg.relations.artifact``). ``interior=0`` is the paper's
 Images go in at ``short_side`` and labels are NEAREST-resized to the same size, so the model's
 logits (t x cosine, bilinearly upsampled from 1/4 by the network itself) already sit on the label
 grid: no second resize. Per image, a scatter-add over pixels per statistic (never a loop over
-classes), float32 over blocks of pixels, float64 beyond. Under torchrun each process takes every world_size-th
-image and the totals are all-reduced; rank 0 writes. Long passes resume: partial sums go to
-``state_dir`` every ``save_every`` images and on Ctrl-C, and a rerun with the same inputs goes on.
+classes), float32 over blocks of pixels, float64 beyond. Under torchrun each process takes every
+world_size-th image and the totals are all-reduced; rank 0 writes; the processes vote once per
+image, so a bad file or a stop request met by one stops all together (:func:`in_step`). Long
+passes resume: partial sums go to ``state_dir`` every ``save_every`` images and on Ctrl-C, and a
+rerun with the same inputs goes on.
 """
 
 from __future__ import annotations
@@ -396,6 +398,11 @@ def mine(
     bad = BadFiles(on_bad_file, [BadFile(*b) for b in bad_before])  # with what an earlier run of the pass left out
     resumed = sum(done.values())
     fresh = 0
+    lockstep = all_reduce if world_size > 1 else None  # the processes vote per image (in_step)
+
+    def stopped():
+        _save_state(state_path, key(), sums, done, bad.files)
+        raise Interrupted(f"interrupted after {sum(done.values())} images; partial sums in {state_path.parent} — rerun the same command to resume")
     with (StopRequest() if state_path is not None else contextlib.nullcontext()) as stop, torch.no_grad():
         for name, ds in sets:
             d = union.dataset_index(name)
@@ -408,7 +415,9 @@ def mine(
             nb = device.type == "cuda"
             with SampleStream(loader, bad) as items:
                 try:
-                    for item in items:
+                    for item in in_step(items, stop, lockstep):
+                        if item is None:  # every process was asked to stop
+                            stopped()
                         i = start + items.consumed  # positions in the share, images left out included
                         target = item["label"].to(device, non_blocking=nb)
                         image = item["image"].unsqueeze(0).to(device, non_blocking=nb)
@@ -417,9 +426,8 @@ def mine(
                         fresh += 1
                         if progress is not None:
                             progress(name, i, len(share))
-                        if stop is not None and stop.requested:
-                            _save_state(state_path, key(), sums, done, bad.files)
-                            raise Interrupted(f"interrupted after {sum(done.values())} images; partial sums in {state_path.parent} — rerun the same command to resume")
+                        if lockstep is None and stop is not None and stop.requested:
+                            stopped()
                         if state_path is not None and i % save_every == 0:
                             _save_state(state_path, key(), sums, done, bad.files)
                 except BadFileError as exc:
@@ -437,6 +445,41 @@ def mine(
     return MiningResult(score, cosine, pixels, list(union.datasets), union.names, union.fingerprint,
                         {name: len(ds) for name, ds in sets}, resumed, [name for name, _ in sets],
                         sums.all_pixels.cpu().numpy(), int(interior), bad.to_list())
+
+
+def in_step(items, stop, all_reduce: Optional[Callable[[torch.Tensor], torch.Tensor]]):
+    """``items``, and under torchrun (``all_reduce`` given) one vote of every process per item
+    until all are through their shares (which differ in length): if any process met a bad file,
+    all raise ``BadFileError`` at once (the others saying that another process met one); if any
+    was asked to stop, all yield ``None`` once and the caller stops. Without the votes a process
+    that leaves would leave the others waiting in the final all-reduce. The votes are a CPU
+    integer tensor (gloo, also beside nccl)."""
+    from uniseg.data.faults import BadFileError
+
+    if all_reduce is None:
+        yield from items
+        return
+    running = True
+    while True:
+        item, met = None, None
+        if running:
+            try:
+                item = next(items)
+            except StopIteration:
+                running = False
+            except BadFileError as exc:
+                met = exc
+        asked = stop is not None and stop.requested
+        votes = all_reduce(torch.tensor([int(met is not None), int(asked), int(item is not None)], dtype=torch.int32))
+        if votes[0] > 0:
+            raise met or BadFileError("another process met a bad file (its own line names it)")
+        if votes[1] > 0:
+            yield None
+            return
+        if item is not None:
+            yield item
+        elif votes[2] == 0:
+            return
 
 
 def mine_to_folder(
