@@ -16,18 +16,29 @@ import pytest
 # Under pytest-xdist (the README's `make test` runs one worker per core) each worker gets its share
 # of the cores: torch's default of every core per process would make the workers fight over them.
 # Set before torch is imported here or in a command a test starts (they inherit the environment).
+def _cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    _threads = max(1, _cores() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_var, str(_threads))
 
 MAX_WORKERS = 8  # each worker imports torch and builds its own small worlds: ~0.6 GB apiece
 
 
-def pytest_xdist_auto_num_workers(config) -> int:
+def pytest_xdist_auto_num_workers(config) -> int | None:
     """``-n auto``: one worker per core, at most :data:`MAX_WORKERS` (the suite has ~65 files;
-    more workers would only add start-up time and memory on a large machine)."""
-    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+    more workers would only add start-up time and memory on a large machine). xdist's own
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist reads it
+    return max(1, min(MAX_WORKERS, _cores()))
 
 
 REPO = Path(__file__).resolve().parents[1]

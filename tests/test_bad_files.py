@@ -102,41 +102,6 @@ def test_train_stops_at_a_bad_file_with_one_line_after_writing_last_pt(bad_root,
     assert f"iteration {ckpt['iteration']})" in line
 
 
-@pytest.mark.parametrize("which, meets", [(3, "rank 0"), (0, "rank 1")])
-def test_under_torchrun_every_process_stops_at_the_bad_file_of_one_and_last_pt_is_written(small_world, tmp_path, which, meets):
-    """One bad file, met by one process (the sampler's order with seed 0 gives the bad label #3 to
-    rank 0 first and #0 to rank 1): all stop at the same step, none left waiting in an all-reduce
-    for the one that left; rank 0 writes last.pt; the process that met the file names it."""
-    import os
-
-    import torch
-
-    root = tmp_path / "cityscapes"
-    shutil.copytree(small_world / "cityscapes", root)
-    label = sorted((root / "gtFine" / "train").rglob("*_labelIds.png"))[which]
-    label.write_bytes(label.read_bytes()[:200])  # truncated
-    out = tmp_path / "run"
-    env = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
-    env.pop("UNISEG_DEBUG", None)
-    args = _train_args(root, out, 0)
-    args[args.index("--batch-size") + 1] = "4"  # 2 per process
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "uniseg", *args]
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"torchrun still running after {TIMEOUT} s (a process waits for one that left): {exc.stderr!r}")
-    assert res.returncode != 0
-    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 2 and not any("RuntimeError" in line for line in errors), res.stderr  # not gloo's "connection closed"
-    ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
-    assert ckpt["iteration"] < 12 and ckpt["sampler"]["world_size"] == 2
-    wrote = f"wrote {out / 'last.pt'} (iteration {ckpt['iteration']})"
-    assert all(wrote in line and f"--resume {out}" in line for line in errors), errors
-    named, other = sorted(errors, key=lambda line: str(label) not in line)
-    assert str(label) in named and str(label) not in other and "another process met a bad file" in other, errors
-    assert (f"rank 0 {wrote}" in named) == (meets == "rank 1"), errors
-
-
 def test_a_stopped_run_resumes_with_skip_and_lists_the_files(bad_root, tmp_path):
     out = tmp_path / "run"
     _one_line_error(_run(*_train_args(bad_root, out, 2)))
@@ -227,39 +192,6 @@ def test_mining_resumed_after_a_bad_file_mines_every_good_image_once(bad_root, c
     assert resumed.resumed > 0
     assert np.array_equal(resumed.pixels, whole.pixels) and np.allclose(resumed.score, whole.score, atol=1e-12)
     assert {b["file"] for b in resumed.bad_files} == {b["file"] for b in whole.bad_files} == _bad_labels(bad_root)
-
-
-@pytest.mark.parametrize("which", [2, 5])
-def test_mining_under_torchrun_stops_every_process_at_the_bad_file_of_one(checkpoint, small_world, tmp_path, which):
-    """One bad label, met by one process (each takes every other image: #2 is rank 0's, #5 rank
-    1's): both stop in the same round, the one that met it names it, none is left waiting in the
-    final all-reduce; with the file restored the same command goes on to the end."""
-    import os
-
-    root = tmp_path / "cityscapes"
-    shutil.copytree(small_world / "cityscapes", root)
-    label = sorted((root / "gtFine" / "train").rglob("*_labelIds.png"))[which]
-    whole = label.read_bytes()
-    label.write_bytes(whole[:200])  # truncated
-    env = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
-    env.pop("UNISEG_DEBUG", None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "uniseg",
-           "relations", "mine", "--checkpoint", str(checkpoint), "--datasets", f"cityscapes={root}", "--short-side", "0",
-           "--workers", "0", "--out", str(tmp_path / "mine"), "-f", "json"]
-    try:
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TIMEOUT)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"torchrun still running after {TIMEOUT} s (a process waits for one that left): {exc.stderr!r}")
-    assert res.returncode != 0
-    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 2 and not any("RuntimeError" in line for line in errors), res.stderr
-    named, other = sorted(errors, key=lambda line: str(label) not in line)
-    assert str(label) in named and str(label) not in other and "another process met a bad file" in other, errors
-    label.write_bytes(whole)
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=TIMEOUT)
-    assert res.returncode == 0, res.stderr
-    doc = json.loads(res.stdout)
-    assert doc["processes"] == 2 and doc["resumed_images"] > 0 and (tmp_path / "mine" / "similarity.npz").is_file()
 
 
 # -- predict ----------------------------------------------------------------------------------

@@ -118,7 +118,7 @@ def evaluate_set(
     (:mod:`uniseg.engine.generalisation`). ``on_bad_file``: ``error`` raises ``BadFileError`` at
     an image that cannot be read, ``skip`` leaves it out of the score and lists it (this process's
     share of the images under torchrun)."""
-    from uniseg.data.faults import BadFiles, SampleStream
+    from uniseg.data.faults import BadFileError, BadFiles, SampleStream
     from uniseg.engine import generalisation as gen
 
     n = len(es.class_names)
@@ -145,24 +145,33 @@ def evaluate_set(
             to_union = torch.full((256,), k, dtype=torch.int64, device=device)
             to_union[classes] = channels
     done = 0
+    met = None  # under torchrun: a bad file this process met, said after the vote below
     with SampleStream(loader, bad) as items:
-        for item in items:
-            image = item["image"].unsqueeze(0).to(device)
-            label = item["label"].to(device)
-            if label_map is not None:
-                label = label_map[label]
-            label = keep[label]
-            winner, logits = predict_channels(model, image, label.shape[-2:], channels, settings, autocast)
-            conf += confusion(classes[winner], label, n)
-            if fine is not None:
-                scores_ = gen.normalised_scores(logits[0], fine.activation)
-                gen.add_image(sums, scores_, item["fine"].to(device), contains, containers, outside, fine.value,
-                              None if to_union is None else to_union[label])
-            done += 1
-            if progress is not None:
-                progress(es.name, items.consumed, total)
+        try:
+            for item in items:
+                image = item["image"].unsqueeze(0).to(device)
+                label = item["label"].to(device)
+                if label_map is not None:
+                    label = label_map[label]
+                label = keep[label]
+                winner, logits = predict_channels(model, image, label.shape[-2:], channels, settings, autocast)
+                conf += confusion(classes[winner], label, n)
+                if fine is not None:
+                    scores_ = gen.normalised_scores(logits[0], fine.activation)
+                    gen.add_image(sums, scores_, item["fine"].to(device), contains, containers, outside, fine.value,
+                                  None if to_union is None else to_union[label])
+                done += 1
+                if progress is not None:
+                    progress(es.name, items.consumed, total)
+        except BadFileError as exc:
+            if all_reduce is None:
+                raise
+            met = exc
     count = torch.tensor([done], dtype=torch.int64, device=device)
     if all_reduce is not None:
+        # every process learns whether any met a bad file before the sums: none waits for one that left
+        if all_reduce(torch.tensor([int(met is not None)], dtype=torch.int32)).item():
+            raise met or BadFileError("another process met a bad file (its own line names it)")
         all_reduce(conf)
         all_reduce(count)
         if fine is not None:

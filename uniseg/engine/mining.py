@@ -431,8 +431,8 @@ def mine(
                         if state_path is not None and i % save_every == 0:
                             _save_state(state_path, key(), sums, done, bad.files)
                 except BadFileError as exc:
-                    if state_path is None or not fresh:
-                        raise
+                    if state_path is None or (not fresh and lockstep is None):
+                        raise  # (under torchrun every process saves: the folder rank 0 made is then never left empty for it to remove)
                     _save_state(state_path, key(), sums, done, bad.files)  # the images before it are not mined again
                     raise BadFileError(f"{exc}; the partial sums are kept in {state_path.parent}: once the file is fixed, "
                                        "the same command goes on from there", bad=exc.bad) from None

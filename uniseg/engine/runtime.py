@@ -64,11 +64,18 @@ class Runtime:
         return images, labels, index
 
     def all_reduce_(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Sum ``tensor`` over the processes in place (a no-op in a single process)."""
+        """Sum ``tensor`` over the processes in place (a no-op in a single process). A CPU tensor
+        goes through gloo; in a process group without it (one made elsewhere with nccl alone) it
+        travels through the device."""
         if self.distributed:
             import torch.distributed as dist
 
-            dist.all_reduce(tensor)
+            if tensor.device.type == "cpu" and self.device.type != "cpu" and "gloo" not in str(dist.get_backend()):
+                on_device = tensor.to(self.device)
+                dist.all_reduce(on_device)
+                tensor.copy_(on_device.cpu())
+            else:
+                dist.all_reduce(tensor)
         return tensor
 
     def any_(self, flag: bool) -> bool:
@@ -76,11 +83,7 @@ class Runtime:
         nccl), so the answer costs no GPU synchronisation. ``flag`` itself in a single process."""
         if not self.distributed:
             return bool(flag)
-        import torch.distributed as dist
-
-        votes = torch.tensor([int(bool(flag))], dtype=torch.int32)
-        dist.all_reduce(votes)
-        return bool(votes.item())
+        return bool(self.all_reduce_(torch.tensor([int(bool(flag))], dtype=torch.int32)).item())
 
     def broadcast_(self, tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
         """Overwrite ``tensor`` with process ``src``'s copy in place (a no-op in a single process)."""

@@ -589,9 +589,18 @@ class Trainer:
     def _stopped_at_bad_file(self, exc: BadFileError, readback: StepReadback) -> BadFileError:
         """Write ``last.pt`` (the steps before the bad sample are good) and say how to go on."""
         self._account(readback.drain())  # a non-finite loss still pending is reported instead, nothing saved
+        failed: Optional[WriteFault] = None
         if self.last_saved != self.iteration:
             self._log_bad_files()
-            self.save(LAST)
+            try:
+                self.save(LAST)
+            except WriteFault as fault:
+                failed = fault
+        if self.rt.any_(failed is not None):  # the others wait for rank 0's write and learn whether it was made
+            if failed is not None:
+                raise failed
+            raise BadFileError(f"{exc.reason}; rank 0 could not write {self.out / LAST} (its own line says why)", bad=exc.bad,
+                               reason=exc.reason)
         where = f"{'' if self.rt.is_main else 'rank 0 '}wrote {self.out / LAST} (iteration {self.iteration})"
         resume = f"resume with 'uniseg train --resume {self.out}'"
         advice = (f"fix the dataset and {resume}" if self.config.on_bad_file == "skip" else
