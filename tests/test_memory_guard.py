@@ -91,9 +91,9 @@ def test_train_refuses_before_writing_anything_when_memory_is_short(small_world,
 
 
 def test_a_crop_far_beyond_the_scaled_images_is_warned_about(small_world, tmp_path):
-    """64 x 128 images, shorter side 64, scale up to 2: the largest is 128 x 256, so a 300 x 300 crop
+    """64 x 128 images, shorter side 64, scale up to 2: the largest is 128 x 256, so a 260 x 260 crop
     (more than twice 128) only pads; 48 x 48 does not."""
-    res = run_cli(*tiny_args(small_world, tmp_path / "a", iterations=1, extra=("--crop", "300x300", "--quiet")))
+    res = run_cli(*tiny_args(small_world, tmp_path / "a", iterations=1, extra=("--crop", "260x260", "--batch-size", "2", "--quiet")))
     assert res.returncode == 0, res.stderr
     warnings = [line for line in res.stderr.splitlines() if line.startswith("warning: --crop")]
     assert len(warnings) == 1, res.stderr
