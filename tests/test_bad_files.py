@@ -117,6 +117,53 @@ def test_a_stopped_run_resumes_with_skip_and_lists_the_files(bad_root, tmp_path)
         assert f in res.stderr
 
 
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_skip_names_bad_validation_files_and_a_set_without_readable_images_has_no_score(small_world, tmp_path):
+    """Validation under skip: a bad val label is named on the console, in the val record, in the run's
+    bad_files record and in the end-of-run list; a set whose every val label is bad scores n/a (not
+    0.0), stays out of the mean, and a validation with no readable set never makes a best.pt."""
+    roots = {}
+    for name in ("cityscapes", "idd"):
+        roots[name] = tmp_path / name
+        shutil.copytree(small_world / name, roots[name])
+    city_val = sorted((roots["cityscapes"] / "gtFine" / "val").rglob("*_labelIds.png"))
+    idd_val = sorted((roots["idd"] / "gtFine" / "val").rglob("*_gtFine_labellevel3Ids.png"))
+    assert city_val and idd_val
+    for p in city_val:
+        _truncate(p)
+
+    def train(out: Path) -> tuple[subprocess.CompletedProcess, dict]:
+        args = _train_args(roots["cityscapes"], out, 0, "--on-bad-file", "skip", "--val-every", "0")
+        args[args.index("--datasets") + 1: args.index("--datasets") + 2] = [f"cityscapes={roots['cityscapes']}", f"idd={roots['idd']}"]
+        args.remove("-q")
+        res = _run(*args)
+        assert res.returncode == 0, res.stderr
+        records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        (val,) = [r for r in records if r["type"] == "val"]
+        assert {f["file"] for r in records if r["type"] == "bad_files" for f in r["files"]} == {str(p) for p in bad}
+        for p in bad:
+            assert str(p) in res.stderr
+        assert f"skipped {len(bad)} bad file(s)" in res.stderr, res.stderr
+        return res, val
+
+    bad = city_val
+    res, val = train(tmp_path / "run")
+    assert {b["file"] for b in val["bad_files"]["cityscapes"]} == {str(p) for p in city_val}
+    assert val["val"]["cityscapes"] is None and val["mean_miou"] == val["val"]["idd"] and val["best"]
+    assert "cityscapes n/a" in res.stderr and (tmp_path / "run" / "best.pt").is_file()
+
+    for p in idd_val:
+        _truncate(p)
+    bad = city_val + idd_val
+    res, val = train(tmp_path / "run2")
+    assert val["val"] == {"cityscapes": None, "idd": None} and val["mean_miou"] is None and val["best"] is False
+    assert "mean mIoU n/a" in res.stderr and not (tmp_path / "run2" / "best.pt").exists()
+
+
 def test_skip_replaces_a_bad_training_sample_by_the_next_of_its_dataset_with_its_seed(bad_root, registry):
     from uniseg.data import SegDataset, TrainTransform
     from uniseg.data.faults import FAULTS, GuardedDataset

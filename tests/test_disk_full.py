@@ -199,6 +199,7 @@ def _commands(world: Path, checkpoint: Path, relations: Path, out: Path) -> dict
         "relations labels": ["relations", "labels", "--similarity", str(relations / "similarity.npz"), "--out", str(out)],
         "relations export": ["relations", "export", "--relations", str(relations), "-f", "graphml", "--out", str(out / "g.graphml")],
         "relations plot": ["relations", "plot", "--relations", str(relations), "--out", str(out / "rel")],
+        "models export": ["models", "export", "--checkpoint", str(checkpoint), "--out", str(out)],
     }
 
 
@@ -228,7 +229,8 @@ def test_a_full_disk_gives_one_line_naming_the_file_and_leaves_no_half_made_fold
         assert not out.exists(), sorted(out.rglob("*"))
 
 
-@pytest.mark.parametrize("command", ["labels union", "labels export", "relations labels", "relations export", "relations plot", "eval"])
+@pytest.mark.parametrize("command", ["labels union", "labels export", "relations labels", "relations export", "relations plot", "eval",
+                                     "predict", "data prepare", "models export"])
 def test_a_read_only_file_system_gives_one_line_before_any_work(
         command, small_world, checkpoint, relations, tmp_path, monkeypatch, capsys):
     from uniseg.engine import evaluate

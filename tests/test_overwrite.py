@@ -1,7 +1,8 @@
 """Outputs never replace what uniseg did not write, and a folder holds one run's outputs (the issue
 "nothing lost, nothing silently wrong", parts 5 and 6): a world made with other settings, a
 dataset's ground truth under predict's --out, a file remap did not write, two outputs with one
-name, two checkpoints' scores in one eval folder, predictions of two unions in one folder. Each is
+name, two checkpoints' scores in one eval folder, predictions of two unions in one folder, two
+unions' npy exports in one folder. Each is
 refused before anything is written, and ``--overwrite`` lets it go ahead."""
 
 from __future__ import annotations
@@ -97,6 +98,29 @@ def test_remap_refuses_to_replace_a_file_it_did_not_write(small_world, tmp_path,
     assert np.asarray(Image.open(mine)).ndim == 2
     res = cli(capsys, *args)  # a rerun resumes over its own outputs
     assert res.returncode == 0, res.stderr
+
+
+def test_an_npy_export_folder_holds_one_unions_export_and_refuses_files_it_did_not_write(tmp_path, capsys):
+    out = tmp_path / "npy"
+    export = ["labels", "export", "--to", "npy", "--out", str(out)]
+    assert cli(capsys, *export, "-u", "cityscapes,idd").returncode == 0
+    first = _bytes(out)
+    assert cli(capsys, *export, "-u", "cityscapes,idd").returncode == 0  # the same export again: allowed
+    line = _one_line_refusal(cli(capsys, *export, "-u", "kitti,camvid"))
+    assert str(out) in line and "another run" in line and "--overwrite" in line, line
+    assert _bytes(out) == first  # nothing of the other union's export mixed in
+    assert cli(capsys, *export, "-u", "kitti,camvid", "--overwrite").returncode == 0
+    names = {p.name for p in out.iterdir()}
+    assert "cityscapes.labelIds.npy" not in names and "kitti.labelIds.npy" in names, names  # no stale tables left beside
+    index = json.loads((out / "index.json").read_text())
+    assert {n for n in names if n.endswith(".npy")} == {*index["luts"], "null_mask.npy", "palette.npy"}
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "index.json").write_text("my own index")
+    line = _one_line_refusal(cli(capsys, "labels", "export", "-u", "cityscapes,idd", "--to", "npy", "--out", str(mine)))
+    assert str(mine / "index.json") in line and "uniseg did not write" in line, line
+    assert (mine / "index.json").read_text() == "my own index"
 
 
 def test_remap_resumes_over_outputs_a_killed_run_wrote_before_recording_them(small_world, tmp_path, capsys):

@@ -358,6 +358,7 @@ def export(
     union_spec: str = UnionOpt,
     to: str = typer.Option(..., "--to", "-t", help="csv, json, npy, mseg-tsv, mmseg, detectron2 or hf."),
     out: Path = typer.Option(..., "--out", "-o", help="File to write (a folder for npy)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="npy: replace a folder holding another export or files uniseg did not write."),
     registry: Optional[List[Path]] = RegistryOpt,
     fmt: Format = FormatOpt,
 ) -> None:
@@ -365,7 +366,7 @@ def export(
     from uniseg.unify.exports import EXPORTERS, export as do_export, left_out
 
     uni, spaces = parse_union(union_spec, registry_from(registry))
-    written = do_export(uni, list(spaces.values()), to, out)
+    written = do_export(uni, list(spaces.values()), to, out, overwrite=overwrite)
     skipped = left_out(uni, list(spaces.values()), to)
     data = {"format": to, "fingerprint": uni.fingerprint, "written": [str(p) for p in written], "left_out": skipped}
 

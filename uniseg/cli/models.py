@@ -15,9 +15,8 @@ from typing import Optional
 
 import typer
 
-from uniseg.cli.options import FormatOpt
+from uniseg.cli.options import FormatOpt, classes_from, parse_hw
 from uniseg.cli.render import Format, emit, err_console
-from uniseg.errors import UnisegError
 from uniseg.models.registry import HEADS
 
 app = typer.Typer(help="Segmentation networks: list them, count parameters and multiply-accumulates, export trained ones.", no_args_is_help=True)
@@ -33,27 +32,6 @@ SizeOpt = typer.Option(DEFAULT_SIZE, "--size", metavar="HxW", help="Input size f
 ClassesOpt = typer.Option(None, "--classes", "-k", metavar="K", help=f"Number of classes of the head (default {DEFAULT_CLASSES}, or the union's size with --union).")
 UnionOpt = typer.Option(None, "--union", "-u", metavar="DIR|NAMES", help="Take K from a union: a folder from 'labels union --out', or dataset names (a,b,c).")
 HeadOpt = typer.Option(Head.linear, "--head", help="Classifier: linear (1x1 conv + bias) or cosine (Appendix G).")
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"512x1024"`` -> (512, 1024); ``"512"`` -> (512, 512); anything else raises UnisegError."""
-    from uniseg.cli.options import parse_hw
-
-    return parse_hw(text, "--size")
-
-
-def _classes(classes: Optional[int], union: Optional[str]) -> int:
-    if classes is not None and union is not None:
-        raise UnisegError("give --classes or --union, not both (--union sets K to the union's size)")
-    if union is not None:
-        from uniseg.cli.options import parse_union, registry_from
-
-        return parse_union(union, registry_from(None))[0].num_classes
-    if classes is None:
-        return DEFAULT_CLASSES
-    if classes < 1:
-        raise UnisegError(f"--classes {classes}: the number of classes must be at least 1")
-    return classes
-
 
 def _busy(message: str):
     """A spinner on stderr while torch loads and counts (nothing when stderr is not a terminal)."""
@@ -75,8 +53,8 @@ def list_(
     """Registered networks with parameters and multiply-accumulates at --size."""
     from uniseg.models import list_models
 
-    hw = parse_size(size)
-    k = _classes(classes, union)
+    hw = parse_hw(size, "--size")
+    k = classes_from(classes, union, DEFAULT_CLASSES)
     from uniseg.models.facts import model_figures
 
     rows = [model_figures(name, k, head.value, hw, _busy)[0] for name in list_models()]
@@ -115,8 +93,8 @@ def info(
     from uniseg.models import get_spec
 
     get_spec(name)  # unknown names fail here, with suggestions, before anything is built
-    hw = parse_size(size)
-    k = _classes(classes, union)
+    hw = parse_hw(size, "--size")
+    k = classes_from(classes, union, DEFAULT_CLASSES)
     from uniseg.models.facts import model_figures
 
     data, c = model_figures(name, k, head.value, hw, _busy)

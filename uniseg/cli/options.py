@@ -68,6 +68,19 @@ def union_setting(text: str, registry: Registry) -> str | list[str]:
     return str(source) if isinstance(source, Path) else source
 
 
+def classes_from(classes: Optional[int], union: Optional[str], default: int) -> int:
+    """The head's class count from ``--classes K`` or ``--union DIR|NAMES`` (one of them), else ``default``."""
+    if classes is not None and union is not None:
+        raise UnisegError("give --classes or --union, not both (--union sets K to the union's size)")
+    if union is not None:
+        return parse_union(union, registry_from(None))[0].num_classes
+    if classes is None:
+        return default
+    if classes < 1:
+        raise UnisegError(f"--classes {classes}: the number of classes must be at least 1")
+    return classes
+
+
 def parse_union(text: str, registry: Registry) -> tuple[UnionSpace, dict[str, LabelSpace]]:
     """``(union, label spaces of its datasets)`` for a ``--union DIR|NAMES`` value."""
     from uniseg.unify.artifact import open_union

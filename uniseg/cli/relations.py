@@ -1,7 +1,7 @@
 """``uniseg relations``: mining (Eq. 7), the multi-label table of Eq. 6 and the class-relation graph.
 
-Thin layer: parse, call ``uniseg.engine.mining`` and ``uniseg.unify`` (similarity, multilabel,
-relations, graph, plots), render. No torch import at module level; torch, numpy, networkx and
+Thin layer: parse, call ``uniseg.engine.mining`` (the pass over a model) and ``uniseg.relations``
+(statistics, Eq. 6, the artifact, review, graph, diff, plots), render. No torch import at module level; torch, numpy, networkx and
 matplotlib are imported inside the commands.
 """
 
@@ -15,7 +15,7 @@ from rich.table import Table
 
 from uniseg.cli.options import (
     DATASET_EXTRA_ARGS, DatasetsOpt, DeviceOpt, FormatOpt, OnBadFileOpt, RegistryOpt, parse_datasets, parse_tau, parse_union,
-    progress_bar, progress_by_name, registry_from,
+    progress_bar, progress_by_name, registry_from, split_names,
 )
 from uniseg.cli.render import Format, console, emit
 from uniseg.errors import Interrupted, UnisegError
@@ -68,7 +68,7 @@ def mine(
     pairs = parse_datasets(datasets, ctx.args)
     if not pairs:
         raise UnisegError("no dataset to mine: give --datasets NAME=ROOT for the checkpoint's training datasets")
-    splits = [p.strip() for p in split.split(",") if p.strip()]
+    splits = split_names(split)
     if not splits:
         raise UnisegError(f"--split {split!r}: give a split name, e.g. --split train")
     reg = registry_from(registry)

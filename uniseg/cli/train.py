@@ -76,8 +76,9 @@ class CliEvents:
             self._say(text)
 
     def validation(self, r: dict) -> None:
-        per = ", ".join(f"{n} {100 * v:.1f}" for n, v in r["val"].items())
-        self._say(f"val @ {r['iteration']}: mean mIoU {100 * r['mean_miou']:.1f} ({per}){' - best so far' if r['best'] else ''}")
+        per = ", ".join(f"{n} {'n/a (no readable image)' if v is None else f'{100 * v:.1f}'}" for n, v in r["val"].items())
+        mean = "n/a" if r["mean_miou"] is None else f"{100 * r['mean_miou']:.1f}"
+        self._say(f"val @ {r['iteration']}: mean mIoU {mean} ({per}){' - best so far' if r['best'] else ''}")
 
     def message(self, text: str) -> None:
         self._say(text)
@@ -200,7 +201,8 @@ def _report(result, fmt: Format) -> None:
 
             listed = "; ".join(BadFile.line(b) for b in result.bad_files[:10])
             more = f" and {len(result.bad_files) - 10} more (metrics.jsonl lists all)" if len(result.bad_files) > 10 else ""
-            err_console.print(f"skipped {len(result.bad_files)} bad file(s), each sample replaced by a readable one: {listed}{more}",
+            err_console.print(f"skipped {len(result.bad_files)} bad file(s) (a training sample is replaced by a readable one, a validation "
+                              f"image left out of the score): {listed}{more}",
                               markup=False, highlight=False, soft_wrap=True)
         return
     emit({

@@ -92,7 +92,7 @@ def export_checkpoint(checkpoint: Union[str, Path], out: Union[str, Path]) -> Ex
         weights = write_safetensors(folder / SAFETENSORS_FILE, doc["model"], meta)
         atomic_write_text(config_path, dump_config_json(document))
     except OSError as exc:
-        raise UnisegError(f"--out {folder}: cannot write there ({(exc.strerror or type(exc).__name__).lower()})") from None
+        raise UnisegError(f"--out {folder}: cannot write there ({(exc.strerror or type(exc).__name__).lower()}); choose a folder you can write to") from None
     return ExportResult(folder, weights, config_path, document, len(doc["model"]))
 
 

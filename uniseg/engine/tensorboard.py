@@ -93,8 +93,10 @@ class TensorBoardLog:
         """Per-dataset mIoU, their mean, and the images of one validation."""
         step = int(record["iteration"])
         for name, miou in record["val"].items():
-            self.writer.add_scalar(f"val/miou/{name}", float(miou), step)
-        self.writer.add_scalar("val/mean_miou", float(record["mean_miou"]), step)
+            if miou is not None:  # None: every image of the set was a bad file (--on-bad-file skip)
+                self.writer.add_scalar(f"val/miou/{name}", float(miou), step)
+        if record["mean_miou"] is not None:
+            self.writer.add_scalar("val/mean_miou", float(record["mean_miou"]), step)
         for im in images:
             self.writer.add_image(f"val_images/{im.dataset}/{im.index}", im.panels, step, dataformats="HWC")
         self.writer.flush()

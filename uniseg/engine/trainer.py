@@ -503,16 +503,19 @@ class Trainer:
             images = self._validation_images()
         finally:
             self.net.train()
-        mean = sum(r.miou for r in results) / len(results)
-        improved = self.best is None or mean > float(self.best["miou"])
+        scored = [r for r in results if r.images > 0]  # a set whose every image was a bad file has no score
+        mean = sum(r.miou for r in scored) / len(scored) if scored else None
+        improved = mean is not None and (self.best is None or mean > float(self.best["miou"]))
         if improved:
             self.best = {"miou": mean, "iteration": self.iteration}
-        record = {"iteration": self.iteration, "type": "val", "val": {r.dataset: r.miou for r in results},
+        record = {"iteration": self.iteration, "type": "val", "val": {r.dataset: r.miou if r.images > 0 else None for r in results},
                   "mean_miou": mean, "best": improved}
         skipped = {r.dataset: r.bad_files for r in results if r.bad_files}
         if skipped:  # --on-bad-file skip: validation images left out of the score
             record["bad_files"] = skipped
+            self.bad.add(BadFile(b["file"], b["error"]) for files in skipped.values() for b in files)
         self.log.append(record)
+        self._log_bad_files()  # named once, with the run's other bad files, and listed at its end
         if self.tb is not None:
             self.tb.validation(record, images)
         self.events.validation(record)

@@ -67,7 +67,9 @@ def switched_on(score: np.ndarray, valid: np.ndarray, pixels: np.ndarray, tau: f
     score, valid, pixels = _check(score, valid, pixels)
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-    own = np.diagonal(score, axis1=1, axis2=2)  # D x K: s_{d,c}(c)
+    from uniseg.relations.stats import own_scores
+
+    own = own_scores(score)  # D x K: s_{d,c}(c)
     on = score > np.maximum(float(tau), own)[:, :, None]
     on &= measured_rows(valid, pixels, min_pixels)[:, :, None]
     if rule == "conflict":

@@ -309,8 +309,14 @@ EXPORTERS: Mapping[str, tuple[Callable[[UnionSpace, Sequence[LabelSpace]], Files
 }
 
 
-def export(union: UnionSpace, spaces: Sequence[LabelSpace], fmt: str, out: str | Path) -> list[Path]:
-    """Render ``fmt`` and write it to ``out`` (a file, or a folder for ``npy``); returns the paths."""
+EXPORT_COMMAND = "labels export"  # the command named in a folder export's record of outputs
+
+
+def export(union: UnionSpace, spaces: Sequence[LabelSpace], fmt: str, out: str | Path, *, overwrite: bool = False) -> list[Path]:
+    """Render ``fmt`` and write it to ``out`` (a file, or a folder for ``npy``); returns the paths.
+
+    A folder export records what it wrote (``.uniseg-outputs.json``): it refuses a folder holding
+    another union's or format's export, or files uniseg did not write, unless ``overwrite``."""
     if fmt not in EXPORTERS:
         import difflib
 
@@ -331,6 +337,12 @@ def export(union: UnionSpace, spaces: Sequence[LabelSpace], fmt: str, out: str |
         raise UnisegError(f"--out {out}: is a folder; format {fmt} writes one file (give a file path)")
     written = []
     with new_output(out):  # a folder (npy) made here goes again if a write fails: no half-made export
+        if folder:
+            from uniseg.io import claim_outputs, make_folder
+
+            make_folder(out, "--out")
+            claim_outputs(out, EXPORT_COMMAND, {"format": fmt, "union": union.fingerprint}, [out / n for n in files],
+                          overwrite=overwrite)
         for name, data in files.items():
             path = out / name if name else out
             atomic_write_bytes(path, data)
