@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from uniseg.cli.models import parse_size
+from uniseg.cli.options import parse_hw
 from uniseg.models import build_model, list_models
 from uniseg.models.complexity import count_macs
 
@@ -65,7 +65,7 @@ def main() -> None:
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu")
     amp = device.type == "cuda"
     batch = args.batch or (8 if device.type == "cuda" else 1)
-    size = parse_size(args.size)
+    size = parse_hw(args.size, "--size")
     names = args.models or list_models()
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"{where}; torch {torch.__version__}; {size[0]}x{size[1]}, batch {batch}, {'AMP float16' if amp else 'float32'}; forward + backward + SGD step")

@@ -44,7 +44,7 @@ class LookupTable:
     fingerprint: str
     bits: int = 8
 
-    _CACHED = ("table", "known", "_point_table")
+    _CACHED = ("table", "known", "_point_table", "_pair_table")
 
     def __getstate__(self) -> dict:
         """Pickle without the dense tables (2^24 entries for colours): receivers rebuild them lazily."""
@@ -90,13 +90,29 @@ class LookupTable:
     def _point_table(self) -> list[int]:
         return self.table.tolist()
 
+    @cached_property
+    def _pair_table(self) -> np.ndarray:
+        """uint16 [2^16]: two 8-bit raw ids read as one uint16 -> their two unified ids, byte for
+        byte (so it holds on either byte order). A 128 KiB table that halves the gathers."""
+        k = np.arange(1 << 16, dtype=np.uint32)
+        t = self.table.astype(np.uint16)
+        return t[k & 0xFF] | (t[k >> 8] << 8)
+
+    def _apply_pairs(self, keys: np.ndarray) -> np.ndarray:
+        """8-bit ids -> unified ids, two pixels per lookup (every uint8 key is in range: no bounds check)."""
+        flat = np.ascontiguousarray(keys).reshape(-1)
+        out = np.empty(flat.size, dtype=np.uint8)
+        even = flat.size - flat.size % 2
+        np.take(self._pair_table, flat[:even].view(np.uint16), out=out[:even].view(np.uint16), mode="wrap")
+        if even < flat.size:
+            out[-1] = self.table[flat[-1]]
+        return out.reshape(keys.shape)
+
     def apply(self, label: np.ndarray) -> np.ndarray:
         """Remap a label image (``H x W`` ids or ``H x W x 3`` colours) to unified uint8 ids."""
         keys = self.keys(label)
         if self.kind == "index" and keys.dtype == np.uint8 and self.bits == 8:
-            from PIL import Image
-
-            return np.array(Image.fromarray(keys, mode="L").point(self._point_table))
+            return self._apply_pairs(keys)
         if keys.size and int(keys.max()) >= self.table.size:
             raise ValueError(f"label values exceed {self.bits}-bit encoding {self.encoding!r} (max {int(keys.max())})")
         return self.table[keys]
