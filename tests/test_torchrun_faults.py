@@ -111,3 +111,55 @@ def test_mining_stops_every_process_and_goes_on_once_the_file_is_fixed(checkpoin
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["processes"] == 2 and doc["resumed_images"] > 0 and (tmp_path / "mine" / "similarity.npz").is_file()
+
+
+def test_skip_reports_every_process_bad_files(checkpoint, small_world, tmp_path):
+    """Under --on-bad-file skip, the report rank 0 prints lists the file process 1 left out (it used
+    to list rank 0's share only), and mining's resumed count is over both processes."""
+    root, label, _ = _with_truncated_label(small_world, tmp_path, "train", 1)  # process 1's first image
+    res = _torchrun("eval", "--checkpoint", str(checkpoint), "--datasets", f"cityscapes={root}", "--split", "train",
+                    "--workers", "0", "--on-bad-file", "skip", "-f", "json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    (row,) = doc["datasets"] if isinstance(doc, dict) else doc
+    assert [b["file"] for b in row["bad_files"]] == [str(label)], row["bad_files"]
+    res = _torchrun("relations", "mine", "--checkpoint", str(checkpoint), "--datasets", f"cityscapes={root}", "--short-side", "0",
+                    "--workers", "0", "--on-bad-file", "skip", "--out", str(tmp_path / "mine"), "-f", "json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert [b["file"] for b in doc["bad_files"]] == [str(label)] and doc["resumed_images"] == 0, doc
+
+
+def test_gather_records_puts_every_process_list_in_rank_order():
+    """The gather on three simulated processes (threads summing their tensors in lockstep)."""
+    import threading
+
+    import torch
+
+    from uniseg.engine.runtime import gather_records
+
+    world = 3
+    barrier = threading.Barrier(world)
+    deposits: list = [None] * world
+    results: list = [None] * world
+
+    def process(rank: int, records: list) -> None:
+        def all_reduce(t: torch.Tensor) -> torch.Tensor:
+            deposits[rank] = t.clone()
+            barrier.wait()
+            total = sum(deposits[1:], deposits[0].clone())
+            barrier.wait()
+            t.copy_(total)
+            return t
+
+        results[rank] = gather_records(records, all_reduce, rank, world)
+
+    lists = [[{"file": "a.png", "error": "truncated"}], [], [{"file": "b/ü.png", "error": "x"}, {"file": "c.png", "error": "y"}]]
+    threads = [threading.Thread(target=process, args=(r, lists[r])) for r in range(world)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    want = lists[0] + lists[1] + lists[2]
+    assert results == [want, want, want]
+    assert gather_records(lists[2], None, 0, 1) == lists[2]

@@ -25,6 +25,7 @@ from uniseg.engine.generalisation import FineScores, FineScoring
 from uniseg.engine.inference import InferenceSettings, predict_channels
 from uniseg.engine.inputs import EvalSet, sample_loader
 from uniseg.engine.metrics import confusion, scores
+from uniseg.engine.runtime import gather_records
 from uniseg.io import OutputRecord, atomic_write_text, claim_outputs, output_folder
 
 Progress = Callable[[str, int, int], None]
@@ -184,7 +185,8 @@ def evaluate_set(
         dataset=es.name, split=es.split, images=int(count.item()), classes=list(es.class_names), iou=s.iou,
         miou=s.miou, pixel_accuracy=s.pixel_accuracy, confusion=conf.cpu().numpy(),
         missing=list(es.eval_map.missing), scored=s.scored, absent_as_zero=absent_as_zero, fine=fine_result,
-        bad_files=bad.to_list(), unlabelled=list(getattr(es.dataset, "unlabelled", [])),
+        bad_files=gather_records(bad.to_list(), all_reduce, rank, world_size),  # every process's, not rank 0's alone
+        unlabelled=list(getattr(es.dataset, "unlabelled", [])),
     )
 
 

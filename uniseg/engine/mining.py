@@ -259,11 +259,11 @@ class MiningResult:
     classes: list[str]
     fingerprint: str
     images: dict[str, int]  # images of each mined dataset (all processes)
-    resumed: int = 0  # images this process (rank) took from saved partial sums
+    resumed: int = 0  # images taken from saved partial sums (over every process)
     mined: list[str] = field(default_factory=list)
     all_pixels: Optional[np.ndarray] = None  # D x K every labelled pixel (``pixels``: those summed over)
     interior: int = 0  # erosion radius the sums were taken with (0: plain mean)
-    bad_files: list[dict] = field(default_factory=list)  # --on-bad-file skip: {file, error} left out (this process's)
+    bad_files: list[dict] = field(default_factory=list)  # --on-bad-file skip: {file, error} left out (every process's)
 
     def similarity(self, union: UnionSpace):
         """The :class:`~uniseg.relations.stats.Similarity` of this pass over ``union``."""
@@ -439,12 +439,17 @@ def mine(
                 done[name] = start + items.consumed  # images left out at the end of the share count as done
     if state_path is not None and fresh:
         _save_state(state_path, key(), sums, done, bad.files)  # before the all-reduce: another process may still be stopped
+    bad_files = bad.to_list()
     if all_reduce is not None:
+        from uniseg.engine.runtime import gather_records
+
         sums.all_reduce(all_reduce)
+        resumed = int(all_reduce(torch.tensor([resumed], dtype=torch.int64)).item())  # the report speaks for every process
+        bad_files = gather_records(bad_files, all_reduce, rank, world_size)
     score, cosine, pixels = sums.means()
     return MiningResult(score, cosine, pixels, list(union.datasets), union.names, union.fingerprint,
                         {name: len(ds) for name, ds in sets}, resumed, [name for name, _ in sets],
-                        sums.all_pixels.cpu().numpy(), int(interior), bad.to_list())
+                        sums.all_pixels.cpu().numpy(), int(interior), bad_files)
 
 
 def in_step(items, stop, all_reduce: Optional[Callable[[torch.Tensor], torch.Tensor]]):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -106,6 +106,30 @@ class Runtime:
             if dist.is_initialized():
                 dist.destroy_process_group()
             self.owns_process_group = False
+
+
+def gather_records(records: list, all_reduce: Optional[Callable[[torch.Tensor], torch.Tensor]], rank: int, world_size: int) -> list:
+    """Every process's ``records`` (JSON-able), in rank order, in each process: two all-reduces of
+    CPU integer tensors (the lengths, then each process's bytes at its own offset), so that a report
+    rank 0 prints lists what the other processes met too. ``records`` itself in a single process."""
+    if all_reduce is None or world_size <= 1:
+        return list(records)
+    import json
+
+    mine = json.dumps(records, ensure_ascii=False).encode()
+    lengths = torch.zeros(world_size, dtype=torch.int64)
+    lengths[rank] = len(mine)
+    lengths = all_reduce(lengths).tolist()
+    buf = torch.zeros(sum(lengths), dtype=torch.int32)
+    start = sum(lengths[:rank])
+    if mine:
+        buf[start:start + len(mine)] = torch.frombuffer(bytearray(mine), dtype=torch.uint8).to(torch.int32)
+    data = all_reduce(buf).to(torch.uint8).numpy().tobytes()
+    out, at = [], 0
+    for n in lengths:
+        out += json.loads(data[at:at + n].decode()) if n else []
+        at += n
+    return out
 
 
 def resolve_device(spec: str = "auto", local_rank: int = 0) -> torch.device:
