@@ -9,6 +9,7 @@ import json
 import pytest
 import torch
 
+from inprocess import cli
 from conftest import run_cli
 from engine_fixtures import TRAIN, cosine_and_linear, small_world, tiny_args, tiny_config, write_relation_table  # noqa: F401  (fixture)
 
@@ -157,9 +158,9 @@ def test_union_compare_finds_merged_and_split_classes(tmp_path, registry):
         (["labels", "union", "cityscapes", "--compare", "{tmp}/junk.pt"], "neither a union (no union.yaml) nor a checkpoint"),
     ],
 )
-def test_compare_errors_are_one_line_with_exit_2(tmp_path, args, needle):
+def test_compare_errors_are_one_line_with_exit_2(tmp_path, args, needle, capsys):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    res = run_cli(*(a.format(tmp=tmp_path) for a in args))
+    res = cli(capsys, *(a.format(tmp=tmp_path) for a in args))
     assert res.returncode == 2 and needle.format(tmp=tmp_path) in res.stderr, res.stderr
     assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
 

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli
+from inprocess import cli
 from engine_fixtures import small_world, tiny_config  # noqa: F401  (fixture)
 
 TIMEOUT = 90  # seconds: the hang this file guards against shows as a timeout, not as a stuck test run
@@ -122,7 +123,7 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
-def test_skip_names_bad_validation_files_and_a_set_without_readable_images_has_no_score(small_world, tmp_path):
+def test_skip_names_bad_validation_files_and_a_set_without_readable_images_has_no_score(small_world, tmp_path, capsys):
     """Validation under skip: a bad val label is named on the console, in the val record, in the run's
     bad_files record and in the end-of-run list; a set whose every val label is bad scores n/a (not
     0.0), stays out of the mean, and a validation with no readable set never makes a best.pt."""
@@ -140,7 +141,8 @@ def test_skip_names_bad_validation_files_and_a_set_without_readable_images_has_n
         args = _train_args(roots["cityscapes"], out, 0, "--on-bad-file", "skip", "--val-every", "0")
         args[args.index("--datasets") + 1: args.index("--datasets") + 2] = [f"cityscapes={roots['cityscapes']}", f"idd={roots['idd']}"]
         args.remove("-q")
-        res = _run(*args)
+        args[args.index("--iterations") + 1] = "2"  # validation is what is tested here
+        res = cli(capsys, *args)  # in this process: the workers' side is the other tests' (workers 0 here)
         assert res.returncode == 0, res.stderr
         records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
         (val,) = [r for r in records if r["type"] == "val"]

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from inprocess import cli
 from conftest import run_cli
 from engine_fixtures import TRAIN, small_world, tiny_config  # noqa: F401  (fixture)
 
@@ -250,8 +251,8 @@ def _bad_input_cases(small_world, cache, tmp_path):
 
 @pytest.mark.parametrize("case", ["eval --out a file", "eval a dataset twice", "eval a prepare cache", "eval a split that is not there",
                                   "predict --out a file", "predict an unknown label space"])
-def test_eval_and_predict_refuse_bad_input_in_one_line(case, checkpoint, cityscapes_cache, small_world, tmp_path):
+def test_eval_and_predict_refuse_bad_input_in_one_line(case, checkpoint, cityscapes_cache, small_world, tmp_path, capsys):
     args, message = _bad_input_cases(small_world, cityscapes_cache, tmp_path)[case]
-    res = run_cli(args[0], "--checkpoint", str(checkpoint), *args[1:])
+    res = cli(capsys, args[0], "--checkpoint", str(checkpoint), *args[1:])
     assert res.returncode == 2, res.stderr
     assert message in res.stderr and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr

@@ -15,6 +15,7 @@ import torch
 import yaml
 
 from conftest import run_cli
+from inprocess import cli
 from engine_fixtures import TRAIN, poison_loss_at, small_world, tiny_args, tiny_config, write_relation_table  # noqa: F401  (fixture)
 
 
@@ -74,9 +75,9 @@ def test_config_yaml_reproduces_the_run_and_flags_override_it(finished_run, tmp_
     assert torch.load(tmp_path / "short" / "last.pt", weights_only=True)["iteration"] == 2
 
 
-def test_an_existing_run_folder_is_refused_with_the_resume_hint(finished_run, small_world):
+def test_an_existing_run_folder_is_refused_with_the_resume_hint(finished_run, small_world, capsys):
     out, _ = finished_run
-    res = run_cli(*tiny_args(small_world, out))
+    res = cli(capsys, *tiny_args(small_world, out))
     assert res.returncode == 2
     assert res.stderr.count("\n") == 1 and "--resume" in res.stderr and "Traceback" not in res.stderr
 
@@ -91,8 +92,9 @@ def test_an_existing_run_folder_is_refused_with_the_resume_hint(finished_run, sm
         (["train", "--resume", "/nowhere"], "no last.pt"),
     ],
 )
-def test_bad_flags_give_one_line_and_exit_2(args, message, tmp_path):
-    res = run_cli(*args, cwd=tmp_path)
+def test_bad_flags_give_one_line_and_exit_2(args, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    res = cli(capsys, *args)
     assert res.returncode == 2, res.stderr
     assert message in res.stderr and res.stderr.count("\n") == 1
 
@@ -141,8 +143,8 @@ def test_resume_may_change_workers_but_not_the_recipe(finished_run):
     assert res.returncode == 0, res.stderr
 
 
-def test_resume_of_a_folder_without_a_run_says_so(tmp_path):
-    res = run_cli("train", "--resume", str(tmp_path / "nothing"), "--iterations", "5")
+def test_resume_of_a_folder_without_a_run_says_so(tmp_path, capsys):
+    res = cli(capsys, "train", "--resume", str(tmp_path / "nothing"), "--iterations", "5")
     assert res.returncode == 2 and "no last.pt there" in res.stderr and "cannot change" not in res.stderr
 
 
