@@ -1,8 +1,8 @@
 """``uniseg relations``: mining (Eq. 7), the multi-label table of Eq. 6 and the class-relation graph.
 
 Thin layer: parse, call ``uniseg.engine.mining`` (the pass over a model) and ``uniseg.relations``
-(statistics, Eq. 6, the artifact, review, graph, diff, plots), render. No torch import at module level; torch, numpy, networkx and
-matplotlib are imported inside the commands.
+(statistics, Eq. 6, the artifact, review, graph, diff, plots), render. No torch import at module
+level; torch, numpy, networkx and matplotlib are imported inside the commands.
 """
 
 from __future__ import annotations
