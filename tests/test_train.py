@@ -132,14 +132,14 @@ def test_sigint_finishes_the_iteration_and_resume_is_bit_exact(small_world, tmp_
     assert its == list(range(1, 13))
 
 
-def test_resume_may_change_workers_but_not_the_recipe(finished_run):
+def test_resume_may_change_workers_but_not_the_recipe(finished_run, capsys):
     out, _ = finished_run
-    res = run_cli("train", "--resume", str(out), "--lr", "0.1")
+    res = cli(capsys, "train", "--resume", str(out), "--lr", "0.1")
     assert res.returncode == 2 and "--lr cannot change" in res.stderr
-    res = run_cli("train", "--resume", str(out), "--workers", "1", "--quiet")  # already complete: a no-op
+    res = cli(capsys, "train", "--resume", str(out), "--workers", "1", "--quiet")  # already complete: a no-op
     assert res.returncode == 0, res.stderr
     iterations = str(yaml.safe_load((out / "config.yaml").read_text())["iterations"])
-    res = run_cli("train", "--resume", str(out), "--iterations", iterations, "--quiet")  # the same value, typed again
+    res = cli(capsys, "train", "--resume", str(out), "--iterations", iterations, "--quiet")  # the same value, typed again
     assert res.returncode == 0, res.stderr
 
 
@@ -346,18 +346,18 @@ def test_torchrun_trains_with_two_cpu_processes(small_world, tmp_path):
     assert res.returncode != 0 and "holds a run already" in res.stderr
 
 
-def test_a_start_that_fails_on_its_input_leaves_nothing_that_blocks_the_next_try(small_world, tmp_path):
+def test_a_start_that_fails_on_its_input_leaves_nothing_that_blocks_the_next_try(small_world, tmp_path, capsys):
     out = tmp_path / "run"
     bad = tiny_args(small_world, out, iterations=1)
     bad[bad.index("--datasets") + 1] = f"cityscapes={tmp_path / 'nowhere'}"
-    res = run_cli(*bad)
+    res = cli(capsys, *bad)
     assert res.returncode == 2 and "nowhere" in res.stderr and res.stderr.count("\n") == 1
     assert not (out / "config.yaml").exists()
-    res = run_cli(*tiny_args(small_world, out, iterations=1), "--quiet")
+    res = cli(capsys, *tiny_args(small_world, out, iterations=1), "--quiet")
     assert res.returncode == 0, res.stderr
 
 
-def test_a_run_stopped_before_its_first_checkpoint_starts_afresh(small_world, tmp_path):
+def test_a_run_stopped_before_its_first_checkpoint_starts_afresh(small_world, tmp_path, capsys):
     from uniseg.engine.trainer import train
 
     out = tmp_path / "run"
@@ -365,7 +365,7 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_afresh(small_world, tm
     (out / "config.yaml").write_text("format: uniseg.train/v1\n")  # what a start killed before iteration 1000 leaves
     (out / "metrics.jsonl").write_text('{"iteration": 7, "type": "train", "loss": 1.0}\n')
     (out / "best.pt").write_bytes(b"stale")
-    res = run_cli("train", "--resume", str(out))
+    res = cli(capsys, "train", "--resume", str(out))
     assert res.returncode == 2 and "before its first checkpoint" in res.stderr and f"--config {out / 'config.yaml'}" in res.stderr
     train(tiny_config(small_world, iterations=2, val_split="none"), out)
     assert [r["iteration"] for r in _records(out)] == [1, 2]  # the old start's records are gone
@@ -382,11 +382,11 @@ def test_a_second_run_into_a_folder_in_use_is_refused(small_world, tmp_path):
             train(tiny_config(small_world, iterations=1), tmp_path / "busy")
 
 
-def test_a_crop_too_small_for_batch_norm_is_a_one_line_error(small_world, tmp_path):
+def test_a_crop_too_small_for_batch_norm_is_a_one_line_error(small_world, tmp_path, capsys):
     args = tiny_args(small_world, tmp_path / "r", iterations=1)
     args[args.index("--batch-size") + 1] = "1"
     args[args.index("--crop") + 1] = "32x32"
-    res = run_cli(*args)
+    res = cli(capsys, *args)
     assert res.returncode == 2 and "BatchNorm" in res.stderr and "--crop" in res.stderr and res.stderr.count("\n") == 1
 
 
