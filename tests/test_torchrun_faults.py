@@ -100,22 +100,24 @@ def test_eval_stops_every_process(checkpoint, small_world, tmp_path):
                           "--workers", "0"), label)
 
 
-def test_mining_stops_every_process_and_goes_on_once_the_file_is_fixed(checkpoint, small_world, tmp_path):
-    root, label, whole = _with_truncated_label(small_world, tmp_path, "train", 5)  # process 1's third image
+def test_mining_stops_every_process_and_goes_on_from_its_partial_sums(checkpoint, small_world, tmp_path):
+    """Stopped by process 1's bad file, the same command with --on-bad-file skip goes on from every
+    process's partial sums, and the report rank 0 prints lists process 1's file."""
+    root, label, _ = _with_truncated_label(small_world, tmp_path, "train", 5)  # process 1's third image
     args = ["relations", "mine", "--checkpoint", str(checkpoint), "--datasets", f"cityscapes={root}", "--short-side", "0",
             "--workers", "0", "--out", str(tmp_path / "mine"), "-f", "json"]
     named, _ = _both_lines(_torchrun(*args), label)
     assert "partial sums are kept" in named
-    label.write_bytes(whole)
-    res = _torchrun(*args)
+    res = _torchrun(*args, "--on-bad-file", "skip")
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
-    assert doc["processes"] == 2 and doc["resumed_images"] > 0 and (tmp_path / "mine" / "similarity.npz").is_file()
+    assert doc["processes"] == 2 and doc["resumed_images"] >= 3 and (tmp_path / "mine" / "similarity.npz").is_file()
+    assert [b["file"] for b in doc["bad_files"]] == [str(label)], doc["bad_files"]  # process 1's, in rank 0's report
 
 
-def test_skip_reports_every_process_bad_files(checkpoint, small_world, tmp_path):
-    """Under --on-bad-file skip, the report rank 0 prints lists the file process 1 left out (it used
-    to list rank 0's share only), and mining's resumed count is over both processes."""
+def test_eval_skip_reports_every_process_bad_files(checkpoint, small_world, tmp_path):
+    """Under --on-bad-file skip, the scores rank 0 prints list the file process 1 left out (they used
+    to list rank 0's share only)."""
     root, label, _ = _with_truncated_label(small_world, tmp_path, "train", 1)  # process 1's first image
     res = _torchrun("eval", "--checkpoint", str(checkpoint), "--datasets", f"cityscapes={root}", "--split", "train",
                     "--workers", "0", "--on-bad-file", "skip", "-f", "json")
@@ -123,11 +125,6 @@ def test_skip_reports_every_process_bad_files(checkpoint, small_world, tmp_path)
     doc = json.loads(res.stdout)
     (row,) = doc["datasets"] if isinstance(doc, dict) else doc
     assert [b["file"] for b in row["bad_files"]] == [str(label)], row["bad_files"]
-    res = _torchrun("relations", "mine", "--checkpoint", str(checkpoint), "--datasets", f"cityscapes={root}", "--short-side", "0",
-                    "--workers", "0", "--on-bad-file", "skip", "--out", str(tmp_path / "mine"), "-f", "json")
-    assert res.returncode == 0, res.stderr
-    doc = json.loads(res.stdout)
-    assert [b["file"] for b in doc["bad_files"]] == [str(label)] and doc["resumed_images"] == 0, doc
 
 
 def test_gather_records_puts_every_process_list_in_rank_order():
