@@ -70,6 +70,8 @@ def _train_args(root: Path, out: Path, *extra: str) -> list[str]:
 
 
 def test_training_stops_every_process_and_rank_0_writes_last_pt(small_world, tmp_path):
+    """Under --on-bad-file skip the sample is replaced, and metrics.jsonl (rank 0 writes it) lists
+    the file process 1 met; it used to list rank 0's alone."""
     import torch
 
     root, label, _ = _with_truncated_label(small_world, tmp_path, "train", 0)  # process 1's, with seed 0
@@ -80,6 +82,13 @@ def test_training_stops_every_process_and_rank_0_writes_last_pt(small_world, tmp
     wrote = f"wrote {out / 'last.pt'} (iteration {ckpt['iteration']})"
     assert f"rank 0 {wrote}" in named and wrote in other  # process 1 met it; rank 0 wrote
     assert f"--resume {out}" in named and f"--resume {out}" in other
+    skip = tmp_path / "skip"  # the same run with skip, to the step where process 1 met the file (process 0 has not)
+    res = _torchrun(*_train_args(root, skip, "--on-bad-file", "skip", "--iterations", str(ckpt["iteration"] + 1)))
+    assert res.returncode == 0, res.stderr
+    records = [json.loads(line) for line in (skip / "metrics.jsonl").read_text().splitlines()]
+    listed = [f["file"] for r in records if r.get("type") == "bad_files" for f in r["files"]]
+    assert listed == [str(label)], records
+    assert [r["bad_files"] for r in records if r.get("type") == "train"][-1] == 1
 
 
 def test_validation_stops_every_process_and_rank_0_writes_last_pt(small_world, tmp_path):

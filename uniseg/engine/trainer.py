@@ -39,7 +39,7 @@ from uniseg.engine.checkpoint import model_spec, read_checkpoint, rng_state, sav
 from uniseg.engine.config import TrainConfig, dump_config, recipe_changes
 from uniseg.engine.readback import StepOutcome, StepReadback
 from uniseg.engine.runlog import RunLog
-from uniseg.engine.runtime import Runtime, setup_runtime
+from uniseg.engine.runtime import Runtime, gather_records, setup_runtime
 from uniseg.engine.schedule import build_optimizer, poly_lr, set_lr
 from uniseg.errors import FingerprintMismatch, Interrupted, UnisegError
 from uniseg.io import WriteFault, atomic_write_text, output_folder
@@ -330,8 +330,9 @@ class Trainer:
         self.log = RunLog(out, enabled=runtime.is_main)
         self.tb = None  # TensorBoardLog on rank 0 with config.tensorboard
         self.warnings: list[str] = []
-        self.bad = BadFiles(config.on_bad_file)
-        self.bad_logged = 0  # of self.bad.files, those already in metrics.jsonl
+        self.bad = BadFiles(config.on_bad_file)  # this process's
+        self.bad_logged = 0  # of self.bad.files, those already gathered for metrics.jsonl
+        self.bad_run = BadFiles("skip")  # every process's, as metrics.jsonl lists them (each file once)
         ckpt = read_checkpoint(out / LAST) if resume else None
         if ckpt is None:
             check_run_folder(out)
@@ -373,6 +374,7 @@ class Trainer:
                 self.log.truncate_after(self.iteration)
                 self.bad = BadFiles(config.on_bad_file, earlier_bad_files(out))  # met before the checkpoint
                 self.bad_logged = len(self.bad)
+                self.bad_run = BadFiles("skip", list(self.bad.files))
             if config.tensorboard:
                 from uniseg.engine.tensorboard import TB_DIR, TensorBoardLog
 
@@ -611,12 +613,17 @@ class Trainer:
         return BadFileError(f"{exc.reason}; {where}: {advice}", bad=exc.bad, reason=exc.reason)
 
     def _log_bad_files(self) -> None:
-        """One ``metrics.jsonl`` record for the files met since the last one (--on-bad-file skip)."""
-        new = self.bad.files[self.bad_logged:]
+        """One ``metrics.jsonl`` record for the files met since the last one (--on-bad-file skip).
+        Under torchrun every process calls it at the same step and the record lists the files each
+        of them replaced (``gather_records``), each once (validation's are already every process's)."""
+        records = [b.to_dict() for b in self.bad.files[self.bad_logged:]]
+        self.bad_logged = len(self.bad)
+        if self.rt.distributed:
+            records = gather_records(records, self.rt.all_reduce_, self.rt.rank, self.rt.world_size)
+        new = self.bad_run.add((r["file"], r["error"]) for r in records)
         if new:
             self.log.append({"iteration": self.iteration, "type": "bad_files", "files": [b.to_dict() for b in new],
-                             "total": len(self.bad)})
-            self.bad_logged = len(self.bad)
+                             "total": len(self.bad_run)})
             for b in new:
                 self.events.message(f"skipped a bad file (--on-bad-file skip): {b.error}")
 
@@ -682,7 +689,7 @@ class Trainer:
         elapsed = max(time.perf_counter() - w.start, 1e-9)
         record = {"iteration": it, "type": "train", "epoch": round(it * self.input.per_rank_batch / self.input.epoch_keys, 4),
                   "loss": w.loss / max(w.steps, 1), "lr": w.lr, "images_per_s": w.steps * self.config.batch_size / elapsed,
-                  "data_wait": w.wait / elapsed, "seconds": round(self.seconds(), 3), "bad_files": len(self.bad)}
+                  "data_wait": w.wait / elapsed, "seconds": round(self.seconds(), 3), "bad_files": len(self.bad_run)}
         self.log.append(record)
         if self.tb is not None:
             self.tb.train(record)
@@ -701,7 +708,7 @@ class Trainer:
     def _result(self, seconds: float) -> TrainResult:
         best = self.out / BEST
         return TrainResult(self.out, self.iteration, self.out / LAST, best if best.exists() else None,
-                           None if self.best is None else float(self.best["miou"]), seconds, self.bad.to_list())
+                           None if self.best is None else float(self.best["miou"]), seconds, self.bad_run.to_list())
 
     def _info(self) -> RunInfo:
         return RunInfo(
