@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,7 +63,13 @@ def test_export_writes_safetensors_and_a_config_and_gives_the_same_logits(run, t
     assert cfg["union_fingerprint"] == ckpt["union_fingerprint"] and cfg["datasets"] == ckpt["union"]["datasets"]
     assert [c["name"] for c in cfg["classes"]] == [c["name"] for c in ckpt["union"]["classes"]]  # union order
     assert [c["colour"] for c in cfg["classes"]] == [list(c["colour"]) for c in ckpt["union"]["classes"]]
-    assert cfg["recipe"] == ckpt["config"] and cfg["iteration"] == 2 and cfg["activation"] == "sigmoid"
+    assert cfg["iteration"] == 2 and cfg["activation"] == "sigmoid"
+    # the recipe, with no path of this machine: each root, file and folder by its last component
+    recipe = ckpt["config"]
+    assert {k: v for k, v in cfg["recipe"].items() if k != "datasets"} == {k: v for k, v in recipe.items() if k != "datasets"}
+    assert cfg["recipe"]["datasets"] == [{"name": d["name"], "root": Path(d["root"]).name} for d in recipe["datasets"]]
+    assert all(Path(d["root"]).is_absolute() for d in recipe["datasets"])  # the test means something
+    assert str(tmp_path.parent) not in (folder / "config.json").read_text() and cfg["source"] == "last.pt"
 
     tensors = load_file(str(folder / "model.safetensors"))  # plain safetensors reads it
     assert tensors.keys() == ckpt["model"].keys() and all(torch.equal(tensors[k], v) for k, v in ckpt["model"].items())
@@ -182,3 +189,17 @@ def test_export_errors_are_one_line(run, tmp_path, capsys):
     (tmp_path / "file").write_text("")
     code, _, err = cli(capsys, "models", "export", "--checkpoint", str(run / "last.pt"), "--out", str(tmp_path / "file"))
     assert code == 2 and err.count("\n") == 1 and "is a file, not a folder" in err
+
+
+def test_a_shared_recipe_names_files_and_folders_by_their_last_component():
+    from uniseg.engine.export import shareable_recipe
+
+    recipe = {"datasets": [{"name": "cityscapes", "root": "/home/ana/data/cityscapes/"}, {"name": "idd", "root": "rel/idd_prep"}],
+              "union": "/home/ana/unions/cbim", "relations": "/home/ana/runs/mine/relations.yaml",
+              "pretrained": "/home/ana/weights/hrnet_w18.pth", "init": None, "lr": 0.01, "crop": [713, 713]}
+    shared = shareable_recipe(recipe)
+    assert shared == {"datasets": [{"name": "cityscapes", "root": "cityscapes"}, {"name": "idd", "root": "idd_prep"}],
+                      "union": "cbim", "relations": "relations.yaml", "pretrained": "hrnet_w18.pth", "init": None,
+                      "lr": 0.01, "crop": [713, 713]}
+    assert recipe["union"] == "/home/ana/unions/cbim"  # the run's own record is not touched
+    assert shareable_recipe({"union": ["cityscapes", "idd"]})["union"] == ["cityscapes", "idd"]  # names, not a folder

@@ -8,7 +8,9 @@ read it wherever they take a checkpoint (:func:`uniseg.engine.checkpoint.read_ch
     variant, head, num_classes, align_corners, cosine_scale   the network
     datasets, classes                                        the union, classes in union order with colours and members
     union_fingerprint, relations_fingerprint                 what it was trained for
-    loss, activation, recipe, iteration, source              how it was trained
+    loss, activation, recipe, iteration, source              how it was trained (no local path: the
+                                                             recipe's folders and files, and source, by
+                                                             their last component)
 
 The union is checked against its fingerprint on reading, as for a ``.pt``, and the safetensors
 header repeats variant and fingerprint, so weights and a ``config.json`` of two exports never mix.
@@ -46,7 +48,7 @@ def export_document(doc: Mapping[str, Any]) -> dict:
     from uniseg import __version__
 
     spec = doc["model_spec"]
-    recipe = dict(doc.get("config") or {})
+    recipe = shareable_recipe(doc.get("config") or {})
     loss = str(recipe.get("loss", "ce"))
     union = doc["union"]
     return {
@@ -65,9 +67,34 @@ def export_document(doc: Mapping[str, Any]) -> dict:
         "activation": "softmax" if loss == "ce" else "sigmoid",
         "iteration": int(doc.get("iteration", 0)),
         "recipe": recipe,
-        "source": str(doc.get("path", "")),
+        "source": _last_part(str(doc.get("path", ""))),
         "uniseg_version": __version__,
     }
+
+
+#: Recipe settings that hold a path on the training machine (``datasets`` holds one per dataset).
+_PATH_SETTINGS = ("relations", "pretrained", "init")
+
+
+def _last_part(path: str) -> str:
+    """The last component of a path (``/data/cs/`` -> ``cs``), or the text as given."""
+    return Path(path.rstrip("/\\")).name or path
+
+
+def shareable_recipe(recipe: Mapping[str, Any]) -> dict:
+    """The run's settings with every local path cut to its last component (dataset roots, the
+    union folder, relations, pretrained and init files): an export is shared, and the folders of
+    the machine it was trained on say nothing to whoever loads it (and should not travel)."""
+    out = dict(recipe)
+    if isinstance(out.get("datasets"), list):
+        out["datasets"] = [{**d, "root": _last_part(str(d["root"]))} if isinstance(d, Mapping) and d.get("root") else d
+                           for d in out["datasets"]]
+    if isinstance(out.get("union"), str):
+        out["union"] = _last_part(out["union"])
+    for key in _PATH_SETTINGS:
+        if isinstance(out.get(key), str) and out[key]:
+            out[key] = _last_part(out[key])
+    return out
 
 
 def export_checkpoint(checkpoint: Union[str, Path], out: Union[str, Path]) -> ExportResult:
