@@ -44,11 +44,11 @@ def _with_truncated_label(small_world: Path, tmp_path: Path, split: str, which: 
     return root, label, whole
 
 
-def _torchrun(*args: str) -> subprocess.CompletedProcess:
+def _torchrun(*args: str, preexec_fn=None) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
     env.pop("UNISEG_DEBUG", None)
     try:
-        return subprocess.run([*TORCHRUN, *args], capture_output=True, text=True, env=env, timeout=TIMEOUT)
+        return subprocess.run([*TORCHRUN, *args], capture_output=True, text=True, env=env, timeout=TIMEOUT, preexec_fn=preexec_fn)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"torchrun still running after {TIMEOUT} s (a process waits for one that left): {exc.stderr!r}")
 
@@ -89,6 +89,30 @@ def test_training_stops_every_process_and_rank_0_writes_last_pt(small_world, tmp
     listed = [f["file"] for r in records if r.get("type") == "bad_files" for f in r["files"]]
     assert listed == [str(label)], records
     assert [r["bad_files"] for r in records if r.get("type") == "train"][-1] == 1
+
+
+def test_a_checkpoint_rank_0_cannot_write_stops_every_process_with_one_line_each(small_world, tmp_path):
+    """A file size limit (RLIMIT_FSIZE: the kernel refuses the checkpoint with EFBIG) under torchrun:
+    rank 0 names the file and the fix, the other process says rank 0 could not write it, both exit
+    2 at the same step. Before, the other process ran on into the next step's all-reduce after rank
+    0 had left, and died on gloo's "connection closed" with a traceback."""
+    import resource
+
+    limit = 1 << 20  # hrnet_tiny's checkpoint is over 2 MB; the run's other files are far smaller
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    out = tmp_path / "run"
+    res = _torchrun(*_train_args(small_world / "cityscapes", out, "--checkpoint-every", "4"), preexec_fn=small_files)
+    assert res.returncode != 0
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and "RuntimeError" not in res.stderr, res.stderr  # not gloo's "connection closed"
+    assert not any('File "' in line and f"{os.sep}uniseg{os.sep}" in line for line in res.stderr.splitlines()), res.stderr  # no worker traceback (torchrun's own summary is one)
+    own, other = sorted(errors, key=lambda line: line.startswith("error: rank 0 could not write"))
+    assert own.startswith("error: file too large for ") and "ulimit -f" in own, own
+    assert other.startswith(f"error: rank 0 could not write {out / 'last.pt'} (its own line says why)"), other
+    assert not (out / "last.pt").exists()
 
 
 def test_validation_stops_every_process_and_rank_0_writes_last_pt(small_world, tmp_path):

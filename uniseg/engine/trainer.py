@@ -467,12 +467,21 @@ class Trainer:
         }
 
     def save(self, name: str = LAST) -> Path:
+        """Rank 0 writes ``name``. Under torchrun every process calls it at the same step and learns
+        whether the write was made (one all-reduce of a CPU integer): on a refused write (a full
+        disk) all stop together, rank 0 naming the file and the fix, the others pointing at it,
+        instead of the others running on into a collective rank 0 has left."""
         path = self.out / name
+        failed: Optional[WriteFault] = None
         if self.rt.is_main:
             try:
                 save_checkpoint(path, self._payload())
             except WriteFault as exc:  # the previous checkpoint is whole: say where the run can go on from
-                raise WriteFault(f"{exc}; {self._last_good()}", exc.path, exc.errno) from None
+                failed = WriteFault(f"{exc}; {self._last_good()}", exc.path, exc.errno)
+        if self.rt.any_(failed is not None):
+            if failed is not None:
+                raise failed
+            raise WriteFault(f"rank 0 could not write {path} (its own line says why); {self._last_good()}", path)
         if name == LAST:
             self.last_saved = self.iteration
         return path
@@ -594,18 +603,15 @@ class Trainer:
     def _stopped_at_bad_file(self, exc: BadFileError, readback: StepReadback) -> BadFileError:
         """Write ``last.pt`` (the steps before the bad sample are good) and say how to go on."""
         self._account(readback.drain())  # a non-finite loss still pending is reported instead, nothing saved
-        failed: Optional[WriteFault] = None
         if self.last_saved != self.iteration:
             self._log_bad_files()
             try:
-                self.save(LAST)
-            except WriteFault as fault:
-                failed = fault
-        if self.rt.any_(failed is not None):  # the others wait for rank 0's write and learn whether it was made
-            if failed is not None:
-                raise failed
-            raise BadFileError(f"{exc.reason}; rank 0 could not write {self.out / LAST} (its own line says why)", bad=exc.bad,
-                               reason=exc.reason)
+                self.save(LAST)  # the others wait for rank 0's write and learn whether it was made
+            except WriteFault:
+                if self.rt.is_main:
+                    raise
+                raise BadFileError(f"{exc.reason}; rank 0 could not write {self.out / LAST} (its own line says why)", bad=exc.bad,
+                                   reason=exc.reason) from None
         where = f"{'' if self.rt.is_main else 'rank 0 '}wrote {self.out / LAST} (iteration {self.iteration})"
         resume = f"resume with 'uniseg train --resume {self.out}'"
         advice = (f"fix the dataset and {resume}" if self.config.on_bad_file == "skip" else
