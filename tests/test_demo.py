@@ -352,3 +352,17 @@ def test_every_plan_is_a_valid_recipe_and_the_gpu_plans_network_takes_its_crop(t
     assert logits.shape == (2, 70, *gpu.crop)
     logits.float().mean().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_the_long_plan_is_the_full_plan_with_four_times_the_first_stage():
+    """docs/demo.md reports the long plan as the full one (same world, model and crop) with the
+    first stage at 2000 iterations and the second at 800: a change to either plan that breaks this
+    makes that section's comparison wrong."""
+    from dataclasses import asdict
+
+    from uniseg.engine.demo.plan import PLANS
+
+    full, long = asdict(PLANS["full"]), asdict(PLANS["long"])
+    differ = {k for k in full if full[k] != long[k]}
+    assert differ == {"name", "stage1_iterations", "stage2_iterations"}
+    assert (long["stage1_iterations"], long["stage2_iterations"]) == (4 * full["stage1_iterations"], 4 * full["stage2_iterations"])

@@ -18,7 +18,7 @@ SHOW_RELATIONS = 12
 
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", metavar="DIR", help="Folder for every artifact (rerun to resume)."),
-    plan_name: str = typer.Option("full", "--plan", metavar="full|quick|gpu", help="full: about 9.5 minutes on 2 CPU cores; quick: under a minute of training (CI, a first look); gpu: a larger world, hrnet_w18_small_v2 and thousands of iterations, sized for one GPU."),
+    plan_name: str = typer.Option("full", "--plan", metavar="full|quick|long|gpu", help="full: about 9.5 minutes on 2 CPU cores; quick: under a minute of training (CI, a first look); long: the full plan with four times the first stage, about 36 minutes on 2 CPU cores; gpu: a larger world, hrnet_w18_small_v2 and thousands of iterations, sized for one GPU."),
     quick: bool = typer.Option(False, "--quick", help="The same as --plan quick."),
     seed: int = typer.Option(0, "--seed", min=0, help="Training seed (the world is always built with seed 0)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, help="DataLoader worker processes (default: the plan's, at most the CPU cores beyond two: 0 on a 2-core machine)."),
