@@ -61,3 +61,18 @@ def test_the_check_sees_a_moved_name(tmp_path):
     script = tmp_path / "old.py"
     script.write_text("def main():\n    from uniseg.cli.models import parse_size\n    from uniseg.cli.options import parse_hw\n")
     assert _unresolved(script, tmp_path) == ["old.py:2: from uniseg.cli.models import parse_size"]
+
+
+def test_the_gpu_demo_script_parses_and_names_a_plan_the_demo_has():
+    """``tools/gpu_demo.sh`` is run on a lent GPU machine only (never here): bash must parse it,
+    and the plan it runs by default must be one ``uniseg demo --plan`` takes."""
+    import re
+    import subprocess
+
+    from uniseg.engine.demo.plan import PLANS
+
+    script = ROOT / "tools" / "gpu_demo.sh"
+    res = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    default = re.search(r'plan=\$\{PLAN:-([a-z]+)\}', script.read_text()).group(1)
+    assert default == "gpu" and default in PLANS
