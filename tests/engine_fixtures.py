@@ -89,3 +89,15 @@ def poison_loss_at(monkeypatch, step: int) -> None:
         return Poisoned(), fp
 
     monkeypatch.setattr(crit_mod, "build_criterion", poisoned)
+
+
+def file_size_limit(limit: int):
+    """A ``preexec_fn`` capping every file the child process writes at ``limit`` bytes
+    (RLIMIT_FSIZE): the kernel then refuses a larger write with EFBIG, no root needed."""
+
+    def apply() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply

@@ -22,7 +22,7 @@ import torch
 
 from conftest import REPO
 from inprocess import cli as run_in_process
-from engine_fixtures import small_world, tiny_args, tiny_config  # noqa: F401  (fixture)
+from engine_fixtures import file_size_limit, small_world, tiny_args, tiny_config  # noqa: F401  (fixture)
 
 FULL = Path("/dev/full")
 pytestmark = pytest.mark.skipif(not (FULL.exists() and Path("/proc/self/fd").is_dir()), reason="needs Linux's /dev/full")
@@ -149,14 +149,8 @@ def test_a_full_disk_at_a_checkpoint_names_the_device_and_keeps_the_last_good_on
 
 def test_a_file_size_limit_ends_train_with_one_line_and_exit_2(small_world, tmp_path):
     """The kernel's own refusal (RLIMIT_FSIZE, EFBIG) in a real ``uniseg train``: no torch message."""
-    import resource
-
     out = tmp_path / "run"
-    limit = 1 << 20  # the first checkpoint of hrnet_tiny is over 2 MB
-
-    def small_files():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
+    small_files = file_size_limit(1 << 20)  # the first checkpoint of hrnet_tiny is over 2 MB
     env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(REPO)}
     env.pop("UNISEG_DEBUG", None)
     res = subprocess.run([sys.executable, "-m", "uniseg.cli.main", *tiny_args(small_world, out, iterations=1), "--quiet"],

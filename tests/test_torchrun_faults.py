@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_fixtures import small_world, tiny_config  # noqa: F401  (fixture)
+from engine_fixtures import file_size_limit, small_world, tiny_config  # noqa: F401  (fixture)
 
 TIMEOUT = 90  # seconds: a process left waiting shows as a timeout, not as a stuck test run
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "uniseg"]
@@ -96,13 +96,7 @@ def test_a_checkpoint_rank_0_cannot_write_stops_every_process_with_one_line_each
     rank 0 names the file and the fix, the other process says rank 0 could not write it, both exit
     2 at the same step. Before, the other process ran on into the next step's all-reduce after rank
     0 had left, and died on gloo's "connection closed" with a traceback."""
-    import resource
-
-    limit = 1 << 20  # hrnet_tiny's checkpoint is over 2 MB; the run's other files are far smaller
-
-    def small_files():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
+    small_files = file_size_limit(1 << 20)  # hrnet_tiny's checkpoint is over 2 MB; the run's other files are far smaller
     out = tmp_path / "run"
     res = _torchrun(*_train_args(small_world / "cityscapes", out, "--checkpoint-every", "4"), preexec_fn=small_files)
     assert res.returncode != 0
